@@ -1,0 +1,133 @@
+// The embedded store: a state directory that needs no server.
+//   processes/<name>.json   one record per managed process (atomic writes)
+//   logs/<name>.log         default stdout+stderr of each process
+//   audit.jsonl             append-only audit log, one JSON object per line
+//   lock                    held by the pm command that is acting
+import { mkdir, readdir, readFile, unlink, open } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { writeFileAtomic, fsyncDir } from './atomic.js';
+import { acquireLock, type StateLock } from './lock.js';
+import type { AuditEntry, ProcessRecord } from './records.js';
+import { PmError } from '../errors.js';
+
+/** --state-dir, else $PM_STATE_DIR, else $XDG_STATE_HOME/pm, else ~/.local/state/pm. */
+export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.PM_STATE_DIR) return resolve(env.PM_STATE_DIR);
+  const base = env.XDG_STATE_HOME ? resolve(env.XDG_STATE_HOME) : join(homedir(), '.local', 'state');
+  return join(base, 'pm');
+}
+
+export class FileStore {
+  readonly dir: string;
+  readonly logsDir: string;
+  private readonly processesDir: string;
+  private readonly auditPath: string;
+
+  private constructor(dir: string) {
+    this.dir = dir;
+    this.logsDir = join(dir, 'logs');
+    this.processesDir = join(dir, 'processes');
+    this.auditPath = join(dir, 'audit.jsonl');
+  }
+
+  /** Opens (and creates, mode 0700) the state directory. */
+  static async open(dir: string): Promise<FileStore> {
+    const store = new FileStore(resolve(dir));
+    try {
+      await mkdir(store.processesDir, { recursive: true, mode: 0o700 });
+      await mkdir(store.logsDir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new PmError('E_STATE_DIR', `cannot use state directory ${store.dir}: ${(error as Error).message}`, {
+        hint: 'pass --state-dir or set PM_STATE_DIR to a folder you can write',
+        cause: error,
+      });
+    }
+    return store;
+  }
+
+  lock(command: string): Promise<StateLock> {
+    return acquireLock(join(this.dir, 'lock'), command);
+  }
+
+  defaultLogPath(name: string): string {
+    return join(this.logsDir, `${name}.log`);
+  }
+
+  async listRecords(): Promise<Map<string, ProcessRecord>> {
+    const files = (await readdir(this.processesDir)).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
+    const records = await Promise.all(files.map((f) => this.readRecordFile(join(this.processesDir, f))));
+    return new Map(records.map((r) => [r.name, r]));
+  }
+
+  async getRecord(name: string): Promise<ProcessRecord | undefined> {
+    try {
+      return await this.readRecordFile(this.recordPath(name));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async putRecord(record: ProcessRecord): Promise<void> {
+    await writeFileAtomic(this.recordPath(record.name), `${JSON.stringify(record, null, 2)}\n`);
+  }
+
+  async deleteRecord(name: string): Promise<void> {
+    await unlink(this.recordPath(name)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+    await fsyncDir(this.processesDir);
+  }
+
+  /** Appends one line and fsyncs: an audit record survives a crash right after the action. */
+  async appendAudit(entries: AuditEntry | AuditEntry[]): Promise<void> {
+    const list = Array.isArray(entries) ? entries : [entries];
+    if (list.length === 0) return;
+    const file = await open(this.auditPath, 'a', 0o600);
+    try {
+      await file.write(list.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  }
+
+  async readAudit(): Promise<AuditEntry[]> {
+    let text: string;
+    try {
+      text = await readFile(this.auditPath, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    // A torn last line (crash mid-append) is skipped rather than failing the whole read.
+    return text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as AuditEntry];
+        } catch {
+          return [];
+        }
+      });
+  }
+
+  private recordPath(name: string): string {
+    // Names are DNS-1123 labels (validated), so they are safe file names.
+    return join(this.processesDir, `${name}.json`);
+  }
+
+  private async readRecordFile(path: string): Promise<ProcessRecord> {
+    const text = await readFile(path, 'utf8');
+    try {
+      return JSON.parse(text) as ProcessRecord;
+    } catch (error) {
+      throw new PmError('E_STATE_CORRUPT', `state file ${path} is not valid JSON`, {
+        hint: 'move the file away and run pm apply again to re-adopt the process',
+        cause: error,
+      });
+    }
+  }
+}
