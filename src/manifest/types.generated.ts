@@ -65,7 +65,7 @@ export interface ExecSpec {
    */
   cwd?: string;
   /**
-   * Environment variables. A value is a literal, or {fromEnv: VAR} to take it from pm's own environment, or {fromFile: path} to read it from a file (secrets). The process does not inherit pm's environment except PATH, HOME, LANG and TZ.
+   * Environment variables. A value is a literal, or {fromEnv: VAR} to take it from pm's own environment, or {fromFile: path} to read it from a file (secrets). The process does not inherit pm's environment except PATH, HOME, LANG, LC_ALL and TZ.
    */
   env: {
     [k: string]: EnvValue;

@@ -1,7 +1,7 @@
 // Builds fully-defaulted manifests for planner tests, through the real schema, so tests never
 // restate the defaults.
 import { readFileSync } from 'node:fs';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import type { ProcessManifest, Dependency } from '../../src/manifest/types.js';
 
 const schema = JSON.parse(readFileSync(new URL('../../schemas/process.schema.json', import.meta.url), 'utf8')) as object;

@@ -1,0 +1,117 @@
+// Load + validate + plan for generated sets of processes with a random DAG.
+// Usage: npm run bench:plan -- [--sizes 1000,10000] [--runs 7] [--files 100]
+// Each run loads the YAML files from disk (parse, schema, semantic checks, normalization) and plans
+// against an empty state (everything to start: the largest plan) and against a converged state
+// where one process changed (the common case). Prints medians; docs/benchmarks.md keeps results.
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir, cpus } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { performance } from 'node:perf_hooks';
+import { loadDesiredSet } from '../src/manifest/index.js';
+import { plan } from '../src/plan/planner.js';
+import type { Observation } from '../src/drivers/driver.js';
+import type { ProcessRecord } from '../src/store/records.js';
+
+const { values } = parseArgs({
+  options: { sizes: { type: 'string', default: '1000,10000' }, runs: { type: 'string', default: '7' }, files: { type: 'string', default: '100' } },
+});
+const sizes = values.sizes.split(',').map(Number);
+const runs = Number(values.runs);
+const fileCount = Number(values.files);
+
+/** Mulberry32: a seeded generator, so every run benchmarks the same graph. */
+function random(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function manifestYaml(i: number, deps: number[]): string {
+  const dependsOn = deps.length === 0 ? '' : `  dependsOn:\n${deps.map((d) => `    - name: p${d}\n      condition: ready\n`).join('')}`;
+  return `apiVersion: pm.dev/v1alpha1
+kind: Process
+metadata:
+  name: p${i}
+  labels: {bench: "true", shard: "s${i % 10}"}
+spec:
+  exec:
+    command: [node, server.js, --id, "${i}"]
+    env: {PORT: ${20000 + i}, MODE: bench}
+  ports: [{name: http, port: ${20000 + (i % 40000)}}]
+${dependsOn}  probes:
+    readiness:
+      http: {port: http, path: /ready}
+      periodSeconds: 1
+`;
+}
+
+async function generate(dir: string, n: number): Promise<void> {
+  const next = random(42 + n);
+  const docs: string[][] = Array.from({ length: fileCount }, () => []);
+  for (let i = 0; i < n; i++) {
+    // Edges only point to lower indices: a DAG by construction, 0-3 dependencies each.
+    const deps = new Set<number>();
+    const count = i === 0 ? 0 : Math.floor(next() * 4);
+    for (let k = 0; k < count; k++) deps.add(Math.floor(next() * i));
+    docs[i % fileCount]?.push(manifestYaml(i, [...deps]));
+  }
+  await mkdir(dir, { recursive: true });
+  await Promise.all(docs.map((d, f) => writeFile(join(dir, `shard-${f}.yaml`), d.join('---\n'))));
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+const root = await mkdtemp(join(tmpdir(), 'pm-bench-plan-'));
+try {
+  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown cpu'}, node ${process.version}; ${runs} runs per size, ${fileCount} files`);
+  console.log('processes   load+validate ms   plan (all new) ms   plan (one changed) ms   total ms   total µs/process');
+  const results: { n: number; total: number }[] = [];
+  for (const n of sizes) {
+    const dir = join(root, String(n));
+    await generate(dir, n);
+    const load: number[] = [];
+    const planNew: number[] = [];
+    const planOne: number[] = [];
+    for (let r = 0; r < runs + 1; r++) {
+      const t0 = performance.now();
+      const desired = await loadDesiredSet([dir]);
+      const t1 = performance.now();
+      plan({ desired, observed: new Map(), records: new Map(), now: 0 });
+      const t2 = performance.now();
+      const records = new Map<string, ProcessRecord>();
+      const observed = new Map<string, Observation>();
+      for (const p of desired.processes.values()) {
+        records.set(p.name, { name: p.name, manifest: p.manifest, source: p.source, appliedAt: '', handle: { driver: 'exec', pid: 1, pgid: 1, startTime: '1', bootId: 'b' }, startedAt: '', starts: 1 });
+        observed.set(p.name, { state: 'running', pid: 1 });
+      }
+      const changed = records.get('p0') as ProcessRecord;
+      records.set('p0', { ...changed, manifest: { ...changed.manifest, spec: { ...changed.manifest.spec, exec: { ...changed.manifest.spec.exec, command: ['node', 'old.js'] } } } });
+      const t3 = performance.now();
+      plan({ desired, observed, records, now: 0 });
+      const t4 = performance.now();
+      if (r === 0) continue; // warm-up
+      load.push(t1 - t0);
+      planNew.push(t2 - t1);
+      planOne.push(t4 - t3);
+    }
+    const total = median(load) + median(planNew);
+    results.push({ n, total });
+    console.log(
+      `${String(n).padStart(9)}   ${median(load).toFixed(1).padStart(16)}   ${median(planNew).toFixed(1).padStart(17)}   ${median(planOne).toFixed(1).padStart(21)}   ${total.toFixed(1).padStart(8)}   ${((total * 1000) / n).toFixed(1).padStart(16)}`,
+    );
+  }
+  if (results.length >= 2) {
+    const [a, b] = [results[0], results[results.length - 1]] as [{ n: number; total: number }, { n: number; total: number }];
+    console.log(`scaling: ${b.n / a.n}× the processes took ${(b.total / a.total).toFixed(1)}× the time (1.0 per 1× would be linear)`);
+  }
+} finally {
+  await rm(root, { recursive: true, force: true });
+}

@@ -1,0 +1,89 @@
+// Generates docs/manifest.md, the field reference, from schemas/process.schema.json so the docs
+// cannot drift from the format. `--check` fails when the checked-in file is stale (npm test).
+import { readFile, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const schemaPath = `${root}schemas/process.schema.json`;
+const outPath = `${root}docs/manifest.md`;
+
+interface Node {
+  $ref?: string;
+  type?: string | string[];
+  enum?: unknown[];
+  const?: unknown;
+  default?: unknown;
+  description?: string;
+  properties?: Record<string, Node>;
+  required?: string[];
+  items?: Node;
+  additionalProperties?: Node | boolean;
+  anyOf?: Node[];
+  minimum?: number;
+  maximum?: number;
+  exclusiveMinimum?: number;
+  pattern?: string;
+  title?: string;
+}
+
+const schema = JSON.parse(await readFile(schemaPath, 'utf8')) as Node & { definitions: Record<string, Node> };
+const resolve = (node: Node): Node => (node.$ref ? (schema.definitions[node.$ref.split('/').pop() as string] as Node) : node);
+
+function typeOf(node: Node): string {
+  const n = resolve(node);
+  if (n.const !== undefined) return `\`${JSON.stringify(n.const)}\``;
+  if (n.enum) return n.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
+  if (n.anyOf) return n.anyOf.map(typeOf).join(' or ');
+  if (n.type === 'array' && n.items) return `list of ${typeOf(n.items)}`;
+  if (n.type === 'object' && !n.properties && n.additionalProperties && typeof n.additionalProperties === 'object') return `map of ${typeOf(n.additionalProperties)}`;
+  if (n.properties) return n.title ? `object (${n.title})` : 'object';
+  const base = Array.isArray(n.type) ? n.type.join(' or ') : (n.type ?? 'any');
+  const range: string[] = [];
+  if (n.minimum !== undefined) range.push(`≥ ${n.minimum}`);
+  if (n.exclusiveMinimum !== undefined) range.push(`> ${n.exclusiveMinimum}`);
+  if (n.maximum !== undefined) range.push(`≤ ${n.maximum}`);
+  return range.length ? `${base} (${range.join(', ')})` : base;
+}
+
+const lines: string[] = [
+  '# Manifest reference',
+  '',
+  `Generated from [schemas/process.schema.json](../schemas/process.schema.json) by \`scripts/gen-docs.ts\`; do not edit by hand.`,
+  '',
+  schema.description ?? '',
+  '',
+  '| field | type | default | description |',
+  '| --- | --- | --- | --- |',
+];
+
+function walk(node: Node, path: string, depth: number): void {
+  const n = resolve(node);
+  const props = n.properties ?? {};
+  for (const [key, child] of Object.entries(props)) {
+    const c = resolve(child);
+    const full = path ? `${path}.${key}` : key;
+    const required = (n.required ?? []).includes(key) ? ' **(required)**' : '';
+    const fallback = child.default ?? c.default;
+    const shownDefault = fallback === undefined || (typeof fallback === 'object' && Object.keys(fallback as object).length === 0) ? '' : `\`${JSON.stringify(fallback)}\``;
+    const description = (child.description ?? c.description ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
+    lines.push(`| \`${full}\`${required} | ${typeOf(child)} | ${shownDefault} | ${description} |`);
+    if (depth < 8) {
+      if (c.properties) walk(c, full, depth + 1);
+      else if (c.type === 'array' && c.items && resolve(c.items).properties) walk(resolve(c.items), `${full}[]`, depth + 1);
+    }
+  }
+}
+walk(schema, '', 0);
+lines.push('', 'A probe (`spec.probes.startup`, `.readiness`, `.liveness`) takes exactly one of `exec`, `http`, `tcp`.', '');
+const generated = lines.join('\n');
+
+if (process.argv.includes('--check')) {
+  const current = await readFile(outPath, 'utf8').catch(() => '');
+  if (current !== generated) {
+    console.error(`${outPath} is stale: run \`npm run gen:docs\` and commit the result.`);
+    process.exit(1);
+  }
+} else {
+  await writeFile(outPath, generated);
+  console.log(`wrote ${outPath}`);
+}

@@ -1,0 +1,46 @@
+// The environment a process starts with. Resolved before anything is touched, so a missing secret
+// fails the whole apply instead of half of it.
+import { readFile } from 'node:fs/promises';
+import { parseEnv } from 'node:util';
+import type { ProcessManifest } from '../manifest/types.js';
+import { StartError } from '../errors.js';
+
+/** The only variables a process inherits from pm: enough to find programs and format text. */
+const INHERITED = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'] as const;
+
+export async function resolveEnvironment(name: string, manifest: ProcessManifest, pmEnv: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+  const env: Record<string, string> = {};
+  for (const key of INHERITED) {
+    const value = pmEnv[key];
+    if (value !== undefined) env[key] = value;
+  }
+  const exec = manifest.spec.exec;
+  for (const file of exec.envFiles) {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      throw new StartError(name, `cannot read env file ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, 'create the file or remove it from spec.exec.envFiles', error);
+    }
+    Object.assign(env, parseEnv(text));
+  }
+  for (const [key, value] of Object.entries(exec.env)) {
+    if (typeof value !== 'object') {
+      env[key] = String(value);
+    } else if ('fromEnv' in value) {
+      const found = pmEnv[value.fromEnv];
+      if (found === undefined) {
+        throw new StartError(name, `env ${key}: pm's environment has no variable ${value.fromEnv}`, `export ${value.fromEnv} before running pm, or change spec.exec.env.${key}`);
+      }
+      env[key] = found;
+    } else {
+      try {
+        // A trailing newline is an artefact of how secret files are written, not part of the value.
+        env[key] = (await readFile(value.fromFile, 'utf8')).replace(/\r?\n$/, '');
+      } catch (error) {
+        throw new StartError(name, `env ${key}: cannot read ${value.fromFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, `create the file or change spec.exec.env.${key}`, error);
+      }
+    }
+  }
+  return env;
+}

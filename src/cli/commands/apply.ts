@@ -1,0 +1,86 @@
+import { loadDesiredSet } from '../../manifest/index.js';
+import { plan } from '../../plan/planner.js';
+import { ExitCode, UsageError } from '../../errors.js';
+import { parseDuration } from '../../util/duration.js';
+import { listOption, stringOption, type Command, type Values } from '../command.js';
+import { observeAll, openState, parseSelector } from '../state.js';
+import { renderPlan } from '../output/plan-render.js';
+import { runPlan } from '../run-plan.js';
+
+export function parseParallel(values: Values): number {
+  const text = stringOption(values, 'parallel') ?? '8';
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--parallel: "${text}" is not a whole number of at least 1`);
+  return n;
+}
+
+export const applyCommand: Command = {
+  name: 'apply',
+  summary: 'Make what runs match the manifests.',
+  usage: 'pm apply -f PATH [--dry-run] [--prune [-l SELECTOR]] [--timeout DURATION] [--parallel N]',
+  description: [
+    'Validates the whole set (nothing is touched if any manifest is invalid), plans the minimal actions,',
+    'prints them with their reasons, then carries them out: stops in reverse dependency order, then',
+    'starts in dependency order, each start waiting for its dependencies to be started, ready or',
+    'completed as declared. Waits until every started process is ready (or, for one-shot jobs,',
+    'completed), and fails naming what did not get there and why.',
+    '',
+    'Pruning: without --prune nothing is ever deleted; processes no manifest declares are listed as',
+    'kept. With --prune, pm deletes only processes it manages that were applied from under the same',
+    '-f paths (and match -l, when given); processes applied from elsewhere are never pruned.',
+    '',
+    'Exit codes: 0 converged, 1 an action failed or timed out, 2 invalid manifests or flags, 3 another',
+    'pm command holds the state lock.',
+  ].join('\n'),
+  examples: [
+    'pm apply -f manifests/',
+    'pm apply -f manifests/ --dry-run',
+    'pm apply -f manifests/ --prune --timeout 2m',
+    'pm apply -f api.yaml -f worker.yaml --parallel 4',
+  ],
+  options: {
+    filename: { type: 'string', short: 'f', multiple: true },
+    'dry-run': { type: 'boolean' },
+    prune: { type: 'boolean' },
+    selector: { type: 'string', short: 'l' },
+    timeout: { type: 'string' },
+    parallel: { type: 'string' },
+  },
+  optionHelp: [
+    ['-f, --filename PATH', 'manifest file, folder, or - for stdin (repeatable)'],
+    ['--dry-run', 'print the plan and stop'],
+    ['--prune', 'delete managed processes these paths no longer declare'],
+    ['-l, --selector K=V', 'with --prune: only prune processes with these labels'],
+    ['--timeout DURATION', 'how long to wait for convergence (default 5m)'],
+    ['--parallel N', 'most actions of a wave at once (default 8)'],
+  ],
+  async run(values, _positionals, cli) {
+    const paths = listOption(values, 'filename');
+    if (paths.length === 0) throw new UsageError('pm apply needs -f PATH', 'e.g. pm apply -f manifests/');
+    const selectorText = stringOption(values, 'selector');
+    const selector = parseSelector(selectorText);
+    if (selectorText !== undefined && !selector) throw new UsageError('-l: write the selector as key=value[,key=value]');
+    const timeoutMs = parseDuration(stringOption(values, 'timeout') ?? '5m', '--timeout');
+    const parallel = parseParallel(values);
+
+    const desired = await loadDesiredSet(paths, { cwd: cli.cwd, stdin: cli.stdin });
+    const state = await openState(cli);
+    if (values['dry-run'] === true) {
+      const records = await state.store.listRecords();
+      const observed = await observeAll(state.driver, records);
+      const result = plan({ desired, observed, records, now: Date.now(), prune: values.prune === true, pruneSelector: selector });
+      cli.stdout.write(renderPlan(result, cli.style));
+      cli.stdout.write('(dry run: nothing was changed)\n');
+      return ExitCode.ok;
+    }
+    const lock = await state.store.lock('apply');
+    try {
+      const records = await state.store.listRecords();
+      const observed = await observeAll(state.driver, records);
+      const result = plan({ desired, observed, records, now: Date.now(), prune: values.prune === true, pruneSelector: selector });
+      return await runPlan(cli, state, { command: 'apply', plan: result, desired, records, observed, parallel, timeoutMs, showPlan: true });
+    } finally {
+      await lock.release();
+    }
+  },
+};

@@ -1,0 +1,122 @@
+import { stringify } from 'yaml';
+import type { Observation } from '../../drivers/driver.js';
+import type { ProcessRecord } from '../../store/records.js';
+import { runProbe } from '../../probes/runners.js';
+import { describeExit } from '../../plan/explain.js';
+import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
+import { formatAge } from '../../util/duration.js';
+import { limitConcurrency } from '../../util/limit.js';
+import { stringOption, type Command } from '../command.js';
+import { matchesSelector, observeAll, openState, parseSelector } from '../state.js';
+import { formatTable } from '../output/table.js';
+
+interface Status {
+  name: string;
+  driver: string;
+  state: string;
+  /** true/false from one readiness check now; null when not running or there is no probe to ask. */
+  ready: boolean | null;
+  readyDetail: string;
+  restarts: number;
+  pid: number | null;
+  startedAt: string | null;
+  lastExit: string | null;
+  source: string;
+  labels: Record<string, string>;
+  command: string[];
+}
+
+export const getCommand: Command = {
+  name: 'get',
+  summary: 'List managed processes and their state.',
+  usage: 'pm get [NAME ...] [-l SELECTOR] [-o wide|json|yaml]',
+  description: [
+    'Shows each process pm manages: NAME DRIVER STATE READY RESTARTS AGE (wide adds PID, LAST EXIT,',
+    'SOURCE and COMMAND). STATE comes from the driver now; READY from one readiness probe now (- when',
+    'the process declares none). Reads the state without taking the lock, so it works while an apply runs.',
+  ].join('\n'),
+  examples: ['pm get', 'pm get api -o yaml', 'pm get -l tier=backend -o wide', 'pm get -o json | jq .[].state'],
+  options: { output: { type: 'string', short: 'o' }, selector: { type: 'string', short: 'l' } },
+  optionHelp: [
+    ['-o, --output FORMAT', 'wide, json or yaml (default: a table)'],
+    ['-l, --selector K=V', 'only processes with these labels'],
+  ],
+  async run(values, positionals, cli) {
+    const format = stringOption(values, 'output') ?? 'table';
+    if (!['table', 'wide', 'json', 'yaml'].includes(format)) throw new UsageError(`-o: unknown format "${format}"`, 'use wide, json or yaml');
+    const selectorText = stringOption(values, 'selector');
+    const selector = parseSelector(selectorText);
+    if (selectorText !== undefined && !selector) throw new UsageError('-l: write the selector as key=value[,key=value]');
+
+    const state = await openState(cli);
+    const all = await state.store.listRecords();
+    for (const name of positionals) if (!all.has(name)) throw new NotFoundError(name);
+    const chosen = [...all.values()].filter((r) => (positionals.length === 0 || positionals.includes(r.name)) && matchesSelector(r.manifest.metadata.labels, selector));
+    const records = new Map(chosen.map((r) => [r.name, r]));
+    const observed = await observeAll(state.driver, records);
+    const now = Date.now();
+    const limit = limitConcurrency(16);
+    const statuses = await Promise.all(chosen.map((r) => limit(() => statusOf(r, observed.get(r.name) ?? { state: 'missing' }, cli.env))));
+
+    if (format === 'json') {
+      cli.stdout.write(`${JSON.stringify(positionals.length === 1 ? statuses[0] : statuses, null, 2)}\n`);
+    } else if (format === 'yaml') {
+      cli.stdout.write(stringify(positionals.length === 1 ? statuses[0] : statuses));
+    } else if (statuses.length === 0) {
+      cli.stderr.write(`no processes managed in ${state.store.dir}${selector ? ' match the selector' : ''}\n`);
+    } else {
+      const wide = format === 'wide';
+      const header = ['NAME', 'DRIVER', 'STATE', 'READY', 'RESTARTS', 'AGE', ...(wide ? ['PID', 'LAST EXIT', 'SOURCE', 'COMMAND'] : [])];
+      const rows = statuses.map((s) => [
+        s.name,
+        s.driver,
+        s.state,
+        s.ready === null ? '-' : s.ready ? 'yes' : 'no',
+        String(s.restarts),
+        s.startedAt ? formatAge(now - Date.parse(s.startedAt)) : '-',
+        ...(wide ? [s.pid === null ? '-' : String(s.pid), s.lastExit ?? '-', s.source, s.command.join(' ')] : []),
+      ]);
+      cli.stdout.write(formatTable(header, rows));
+    }
+    return ExitCode.ok;
+  },
+};
+
+async function statusOf(record: ProcessRecord, observation: Observation, env: NodeJS.ProcessEnv): Promise<Status> {
+  const spec = record.manifest.spec;
+  let stateText: string;
+  let ready: boolean | null = null;
+  let readyDetail = '';
+  if (observation.state === 'running') {
+    stateText = 'Running';
+    const probe = spec.probes.readiness;
+    if (probe) {
+      const result = await runProbe(probe, { ports: spec.ports, cwd: spec.exec.cwd, env: { PATH: env.PATH ?? '' } });
+      ready = result.ok;
+      readyDetail = result.message;
+    } else {
+      ready = true;
+      readyDetail = 'no readiness probe';
+    }
+  } else if (observation.state === 'exited') {
+    const exit = observation.exit.known ? observation.exit : (record.lastExit ?? observation.exit);
+    stateText = exit.known && exit.code === 0 ? 'Completed' : exit.known ? (exit.signal ? `Killed (${exit.signal})` : `Failed (exit ${exit.code})`) : 'Exited';
+  } else {
+    stateText = record.handle ? 'Missing' : 'NotStarted';
+  }
+  const lastExit = observation.state === 'exited' ? observation.exit : record.lastExit;
+  return {
+    name: record.name,
+    driver: spec.driver,
+    state: stateText,
+    ready,
+    readyDetail,
+    restarts: Math.max(0, record.starts - 1),
+    pid: observation.state === 'running' ? observation.pid : null,
+    startedAt: record.startedAt ?? null,
+    lastExit: lastExit ? describeExit(lastExit) : null,
+    source: record.source.file,
+    labels: record.manifest.metadata.labels,
+    command: spec.exec.command,
+  };
+}

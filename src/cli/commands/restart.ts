@@ -1,0 +1,53 @@
+import { plan, desiredFromRecords } from '../../plan/planner.js';
+import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
+import { parseDuration } from '../../util/duration.js';
+import { stringOption, type Command } from '../command.js';
+import { observeAll, openState } from '../state.js';
+import { runPlan } from '../run-plan.js';
+import { parseParallel } from './apply.js';
+
+export const restartCommand: Command = {
+  name: 'restart',
+  summary: 'Restart processes by name.',
+  usage: 'pm restart NAME [NAME ...] [--later] [--timeout DURATION]',
+  description: [
+    'Records a restart request for each NAME (like kubectl rollout restart), then honours it at once',
+    "using the last-applied manifests: stop, start, wait until ready. Dependents that declare",
+    '`restart: true` on a restarted dependency restart too. With --later the request is only recorded',
+    'and the next pm apply honours it.',
+  ].join('\n'),
+  examples: ['pm restart api', 'pm restart api worker --timeout 1m', 'pm restart api --later'],
+  options: { later: { type: 'boolean' }, timeout: { type: 'string' }, parallel: { type: 'string' } },
+  optionHelp: [
+    ['--later', 'only record the request; the next pm apply restarts it'],
+    ['--timeout DURATION', 'how long to wait for the restarted processes to be ready (default 5m)'],
+    ['--parallel N', 'most actions of a wave at once (default 8)'],
+  ],
+  async run(values, positionals, cli) {
+    if (positionals.length === 0) throw new UsageError('pm restart needs the NAME of a process', 'e.g. pm restart api; pm get lists them');
+    const timeoutMs = parseDuration(stringOption(values, 'timeout') ?? '5m', '--timeout');
+    const parallel = parseParallel(values);
+    const state = await openState(cli);
+    const lock = await state.store.lock('restart');
+    try {
+      const records = await state.store.listRecords();
+      for (const name of positionals) if (!records.has(name)) throw new NotFoundError(name);
+      const requestedAt = new Date().toISOString();
+      for (const name of positionals) {
+        const record = { ...(records.get(name) as NonNullable<ReturnType<typeof records.get>>), restartRequestedAt: requestedAt };
+        await state.store.putRecord(record);
+        records.set(name, record);
+      }
+      if (values.later === true) {
+        cli.stdout.write(`restart requested for ${positionals.join(', ')}; the next pm apply honours it\n`);
+        return ExitCode.ok;
+      }
+      const desired = desiredFromRecords(records);
+      const observed = await observeAll(state.driver, records);
+      const result = plan({ desired, observed, records, now: Date.now(), only: new Set(positionals) });
+      return await runPlan(cli, state, { command: 'restart', plan: result, desired, records, observed, parallel, timeoutMs, showPlan: true });
+    } finally {
+      await lock.release();
+    }
+  },
+};

@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// pm's entry point: picks the command, turns every error into one clear message and an exit code.
+import { readFileSync } from 'node:fs';
+import { ExitCode, ManifestError, PmError, formatManifestIssue } from '../errors.js';
+import { defaultStateDir } from '../store/file-store.js';
+import { commandHelp, parseCommandArgs, styles, stringOption, type Cli, type Command } from './command.js';
+import { validateCommand } from './commands/validate.js';
+import { diffCommand } from './commands/diff.js';
+import { applyCommand } from './commands/apply.js';
+import { getCommand } from './commands/get.js';
+import { deleteCommand } from './commands/delete.js';
+import { logsCommand } from './commands/logs.js';
+import { restartCommand } from './commands/restart.js';
+
+const commands: Command[] = [validateCommand, diffCommand, applyCommand, getCommand, deleteCommand, logsCommand, restartCommand];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function mainHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'pm: a declarative process manager. Describe processes in YAML manifests; pm makes what runs match.',
+    '',
+    'Usage: pm COMMAND [options]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}   ${c.summary}`),
+    '',
+    'Run `pm COMMAND --help` for a command\'s options and examples.',
+    '',
+    'Exit codes: 0 success (diff: no changes), 1 failure (diff: changes), 2 invalid input, 3 state locked.',
+    '',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
+    process.stdout.write(topic ? commandHelp(topic) : mainHelp());
+    return ExitCode.ok;
+  }
+  if (name === '--version' || name === 'version') {
+    process.stdout.write(`pm ${version()}\n`);
+    return ExitCode.ok;
+  }
+  const command = commands.find((c) => c.name === name);
+  const { errStyle } = styles(process.stdout, process.stderr, process.env, argv.includes('--no-color'));
+  if (!command) {
+    process.stderr.write(`${errStyle.red('error')}: unknown command "${name}"\n  hint: run pm --help to list the commands\n`);
+    return ExitCode.invalid;
+  }
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    // First signal: stop waiting, release the lock, exit cleanly. A second one: leave at once.
+    if (++interrupts > 1) process.exit(130);
+    controller.abort(new Error(`received ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const { values, positionals } = parseCommandArgs(command, rest);
+    if (values.help === true) {
+      process.stdout.write(commandHelp(command));
+      return ExitCode.ok;
+    }
+    const cli: Cli = {
+      stdout: process.stdout,
+      stderr: process.stderr,
+      stdin: process.stdin,
+      env: process.env,
+      cwd: process.cwd(),
+      ...styles(process.stdout, process.stderr, process.env, values['no-color'] === true),
+      stateDir: stringOption(values, 'state-dir') ?? defaultStateDir(process.env),
+      signal: controller.signal,
+    };
+    return await command.run(values, positionals, cli);
+  } catch (error) {
+    return report(error, errStyle);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function report(error: unknown, style: ReturnType<typeof styles>['errStyle']): number {
+  if (error instanceof ManifestError) {
+    for (const issue of error.issues) process.stderr.write(`${style.red('error')}: ${formatManifestIssue(issue)}\n`);
+    process.stderr.write(`${error.message}\n`);
+    return error.exitCode;
+  }
+  if (error instanceof PmError) {
+    process.stderr.write(`${style.red('error')}: ${error.message}\n${error.hint ? `  hint: ${error.hint}\n` : ''}`);
+    return error.exitCode;
+  }
+  process.stderr.write(`${style.red('internal error')}: ${(error as Error)?.stack ?? String(error)}\n  please report this as a bug\n`);
+  return ExitCode.failed;
+}
+
+const code = await main(process.argv.slice(2));
+// Let stdout drain before exiting; children were unref'd, so nothing else keeps pm alive.
+process.exitCode = code;

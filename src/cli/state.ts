@@ -1,0 +1,58 @@
+// What commands share: the store, the driver, and a fresh observation of every managed process.
+import type { Driver, Observation } from '../drivers/driver.js';
+import { ExecDriver } from '../drivers/exec/index.js';
+import { FileStore } from '../store/file-store.js';
+import type { ProcessRecord } from '../store/records.js';
+import { limitConcurrency } from '../util/limit.js';
+import type { Cli } from './command.js';
+
+export interface State {
+  store: FileStore;
+  driver: Driver;
+}
+
+export async function openState(cli: Cli): Promise<State> {
+  return { store: await FileStore.open(cli.stateDir), driver: new ExecDriver() };
+}
+
+/** Asks the driver about every record at once (bounded), so `pm get` with many processes stays quick. */
+export async function observeAll(driver: Driver, records: ReadonlyMap<string, ProcessRecord>): Promise<Map<string, Observation>> {
+  const limit = limitConcurrency(64);
+  const entries = await Promise.all(
+    [...records.values()].map((record) =>
+      limit(async (): Promise<[string, Observation]> => {
+        if (!record.handle) return [record.name, { state: 'missing' }];
+        return [record.name, withRecordedExit(await driver.inspect(record.handle), record)];
+      }),
+    ),
+  );
+  return new Map(entries);
+}
+
+/**
+ * A driver that did not start a process cannot learn how it ended; an earlier pm command that was
+ * its parent may have, and recorded it. Prefer that record when it belongs to this instance.
+ */
+export function withRecordedExit(observation: Observation, record: ProcessRecord): Observation {
+  if (observation.state !== 'exited' || observation.exit.known) return observation;
+  const recorded = record.lastExit;
+  const startedAt = record.startedAt ? Date.parse(record.startedAt) : Number.NaN;
+  if (recorded?.known && recorded.at >= startedAt) return { state: 'exited', exit: recorded };
+  return observation;
+}
+
+/** Parses `-l key=value,key2=value2` (kubectl's equality selector). */
+export function parseSelector(text: string | undefined): Record<string, string> | undefined {
+  if (text === undefined) return undefined;
+  const selector: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const [key, value, ...rest] = part.split('=');
+    if (!key || value === undefined || rest.length > 0) return undefined;
+    selector[key.trim()] = value.trim();
+  }
+  return selector;
+}
+
+export function matchesSelector(labels: Readonly<Record<string, string>>, selector: Record<string, string> | undefined): boolean {
+  return !selector || Object.entries(selector).every(([k, v]) => labels[k] === v);
+}

@@ -1,0 +1,74 @@
+// The driver contract: how a process runs. The planner never knows which driver it talks to.
+// Shaped after Nomad's driver plugin: a small core (start, inspect, stop) plus an opaque handle
+// that is stored so a process can be found again by a later pm command.
+import type { ProcessManifest } from '../manifest/types.js';
+
+/** Enough to find a process again, and to be sure it is still ours. Stored as JSON. */
+export interface ExecHandle {
+  driver: 'exec';
+  pid: number;
+  /** Process group id (the process leads its own group and session). */
+  pgid: number;
+  /**
+   * The kernel's start time of the process (clock ticks since boot, from /proc/PID/stat), as a
+   * string. A PID whose start time differs is another program that reused the number.
+   */
+  startTime: string;
+  /** /proc/sys/kernel/random/boot_id at start: after a reboot no old PID is ours. */
+  bootId: string;
+}
+export type ProcessHandle = ExecHandle;
+
+export interface ExitStatus {
+  /** Exit code, or null when killed by a signal or when pm was not there to learn it. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Epoch ms; when pm was not the parent, the moment pm noticed. */
+  at: number;
+  /** False when the process ended while no pm process was its parent: code and signal are unknown. */
+  known: boolean;
+}
+
+export type Observation =
+  | { state: 'running'; pid: number }
+  | { state: 'exited'; exit: ExitStatus }
+  /** No handle, or the handle's process is gone and nothing is known of how it ended. */
+  | { state: 'missing' };
+
+export interface StartRequest {
+  name: string;
+  manifest: ProcessManifest;
+  /** The complete environment for the child, already resolved (secrets included). */
+  env: Record<string, string>;
+  /** Absolute paths; equal when stdout and stderr share one file. */
+  logs: { stdout: string; stderr: string };
+  uid?: number;
+  gid?: number;
+}
+
+export interface StopOptions {
+  signal: NodeJS.Signals;
+  gracePeriodMs: number;
+}
+
+export interface StopResult {
+  /** True when the grace period ran out and the group was sent SIGKILL. */
+  forced: boolean;
+  /** False when the process was already gone. */
+  wasRunning: boolean;
+  exit?: ExitStatus;
+}
+
+export interface Driver {
+  /** Spawns the process; resolves once it is running (the spawn succeeded), rejects with StartError otherwise. */
+  start(request: StartRequest): Promise<ProcessHandle>;
+  /** What the process is doing now. Never throws for a process that is gone: that is `exited` or `missing`. */
+  inspect(handle: ProcessHandle): Promise<Observation>;
+  /** Signals the whole group, then SIGKILL after the grace period. Safe to call on a process that is gone. */
+  stop(handle: ProcessHandle, options: StopOptions): Promise<StopResult>;
+  /**
+   * Resolves when the process exits. Exit code and signal are known when this pm process started
+   * it; otherwise the driver polls and reports `known: false`. `signal` stops the wait.
+   */
+  waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus>;
+}
