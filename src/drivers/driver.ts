@@ -32,7 +32,7 @@ export interface ExitStatus {
 export type Observation =
   | { state: 'running'; pid: number }
   | { state: 'exited'; exit: ExitStatus }
-  /** No handle, or the handle's process is gone and nothing is known of how it ended. */
+  /** Nothing to look at: pm holds no handle (the process was never started). */
   | { state: 'missing' };
 
 export interface StartRequest {
@@ -62,7 +62,7 @@ export interface StopResult {
 export interface Driver {
   /** Spawns the process; resolves once it is running (the spawn succeeded), rejects with StartError otherwise. */
   start(request: StartRequest): Promise<ProcessHandle>;
-  /** What the process is doing now. Never throws for a process that is gone: that is `exited` or `missing`. */
+  /** What the process is doing now. A process that is gone is `exited` (with `known: false` when this pm did not see it end); never throws for it. */
   inspect(handle: ProcessHandle): Promise<Observation>;
   /** Signals the whole group, then SIGKILL after the grace period. Safe to call on a process that is gone. */
   stop(handle: ProcessHandle, options: StopOptions): Promise<StopResult>;

@@ -3,7 +3,7 @@
 // stale (its holder is gone or its PID now belongs to another program) and taken over.
 import { open, readFile, unlink } from 'node:fs/promises';
 import { LockBusyError } from '../errors.js';
-import { readProcessStartTime } from './proc-start.js';
+import { readProcessIdentity, isLiveState } from '../drivers/exec/proc.js';
 
 interface LockOwner {
   pid: number;
@@ -19,7 +19,7 @@ export interface StateLock {
 export async function acquireLock(path: string, command: string): Promise<StateLock> {
   const owner: LockOwner = {
     pid: process.pid,
-    startTime: await readProcessStartTime(process.pid),
+    startTime: (await readProcessIdentity(process.pid))?.startTime ?? null,
     command,
     since: new Date().toISOString(),
   };
@@ -69,7 +69,7 @@ async function readOwner(path: string): Promise<LockOwner | undefined> {
 }
 
 async function isAlive(owner: LockOwner): Promise<boolean> {
-  const startTime = await readProcessStartTime(owner.pid);
-  if (startTime === null) return false;
-  return owner.startTime === null || owner.startTime === startTime;
+  const identity = await readProcessIdentity(owner.pid);
+  if (!identity || !isLiveState(identity.state)) return false;
+  return owner.startTime === null || owner.startTime === identity.startTime;
 }

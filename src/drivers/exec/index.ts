@@ -1,0 +1,163 @@
+// The exec driver: pm spawns the process itself, in its own session and process group, and finds
+// it again later through a stored handle (PID + kernel start time + boot id).
+//
+// Exit codes are known only for children this pm process spawned (it is their parent). A later
+// pm command sees the process through /proc and learns only *that* it ended (`known: false`).
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PmError } from '../../errors.js';
+import type { Driver, ExecHandle, ExitStatus, Observation, StartRequest, StopOptions, StopResult } from '../driver.js';
+import { GroupWatch, signalGroup } from './group.js';
+import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
+import { spawnProcess, type SpawnedChild } from './spawn.js';
+
+export { readBootId, readProcessIdentity, parseProcStat, type ProcessIdentity } from './proc.js';
+
+/** How often stop() looks at the group while waiting for it to end. There is no pidfd in Node. */
+const STOP_POLL_MS = 15;
+/** How often waitExit() looks for a process this pm did not spawn. */
+const WAIT_POLL_MS = 50;
+/** After SIGKILL a group ends within moments unless a member is stuck in the kernel (state D). */
+const KILL_WAIT_MS = 5000;
+
+export class ExecDriver implements Driver {
+  /** Children this pm process spawned, by `pid:startTime`. */
+  readonly #children = new Map<string, SpawnedChild>();
+  /** How many waitExit calls wait on each own child. */
+  readonly #waiters = new Map<SpawnedChild, number>();
+
+  async start(request: StartRequest): Promise<ExecHandle> {
+    const spawned = await spawnProcess(request);
+    this.#children.set(childKey(spawned.pid, spawned.startTime), spawned);
+    return {
+      driver: 'exec',
+      pid: spawned.pid,
+      pgid: spawned.pid,
+      startTime: spawned.startTime,
+      bootId: await readBootId(),
+    };
+  }
+
+  async inspect(handle: ExecHandle): Promise<Observation> {
+    const own = this.#own(handle);
+    if (own) return own.exit ? { state: 'exited', exit: own.exit } : { state: 'running', pid: own.pid };
+    if (await isRunning(handle)) return { state: 'running', pid: handle.pid };
+    return { state: 'exited', exit: unknownExit() };
+  }
+
+  async stop(handle: ExecHandle, options: StopOptions): Promise<StopResult> {
+    const own = this.#own(handle);
+    // Identity first: a PID (and its group id) reused by another program is never signalled. The
+    // exec driver's processes lead their own group, so a handle whose pgid differs is not ours.
+    if (!isPlausiblePid(handle.pid) || handle.pgid !== handle.pid || handle.bootId !== (await readBootId())) {
+      return { forced: false, wasRunning: false };
+    }
+    const identity = await readProcessIdentity(handle.pid);
+    if (identity !== undefined && identity.startTime !== handle.startTime) {
+      return { forced: false, wasRunning: false, ...(own?.exit && { exit: own.exit }) };
+    }
+    const leaderRunning = own ? own.exit === undefined : identity !== undefined && isLiveState(identity.state);
+    // The leader may be gone while processes it forked still run in its group. The group id
+    // cannot have been reused while that group exists, so those are ours to stop as well.
+    const group = new GroupWatch(handle.pgid);
+    if (!leaderRunning && !(await group.alive())) {
+      return { forced: false, wasRunning: false, ...(own?.exit && { exit: own.exit }) };
+    }
+
+    if (signalGroup(handle.pgid, options.signal) === 'denied') throw permissionDenied(handle, options.signal);
+    let forced = false;
+    if (!(await waitGone(group, own, Date.now() + Math.max(0, options.gracePeriodMs)))) {
+      forced = true;
+      if (signalGroup(handle.pgid, 'SIGKILL') === 'denied') throw permissionDenied(handle, 'SIGKILL');
+      if (!(await waitGone(group, own, Date.now() + KILL_WAIT_MS))) {
+        throw new PmError('E_STOP', `process group ${handle.pgid} still has live members ${KILL_WAIT_MS} ms after SIGKILL`, {
+          hint: `a member may be stuck in the kernel (state D): look with \`ps -o pid,stat,wchan,cmd -g ${handle.pgid}\``,
+        });
+      }
+    }
+    return { forced, wasRunning: true, exit: own ? await own.exited : unknownExit() };
+  }
+
+  async waitExit(handle: ExecHandle, signal?: AbortSignal): Promise<ExitStatus> {
+    signal?.throwIfAborted();
+    const own = this.#own(handle);
+    if (own) return own.exit ?? this.#waitOwn(own, signal);
+    while (await isRunning(handle)) {
+      try {
+        await sleep(WAIT_POLL_MS, undefined, { signal });
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        throw err;
+      }
+    }
+    return unknownExit();
+  }
+
+  /** Drops what this driver remembers about a child it spawned (call once its exit is recorded). */
+  forget(handle: ExecHandle): void {
+    this.#children.delete(childKey(handle.pid, handle.startTime));
+  }
+
+  /**
+   * Waits for the exit event of an own child. Children are unref'd so pm can exit while they run;
+   * while someone waits for one, it holds the event loop open again.
+   */
+  async #waitOwn(own: SpawnedChild, signal: AbortSignal | undefined): Promise<ExitStatus> {
+    const waiters = (this.#waiters.get(own) ?? 0) + 1;
+    this.#waiters.set(own, waiters);
+    if (waiters === 1) own.child.ref();
+    try {
+      return await abortable(own.exited, signal);
+    } finally {
+      const left = (this.#waiters.get(own) ?? 1) - 1;
+      if (left > 0) this.#waiters.set(own, left);
+      else {
+        this.#waiters.delete(own);
+        own.child.unref();
+      }
+    }
+  }
+
+  #own(handle: ExecHandle): SpawnedChild | undefined {
+    return this.#children.get(childKey(handle.pid, handle.startTime));
+  }
+}
+
+function childKey(pid: number, startTime: string): string {
+  return `${pid}:${startTime}`;
+}
+
+/** Running iff the PID exists with the recorded start time, in this boot, and is not a zombie. */
+async function isRunning(handle: ExecHandle): Promise<boolean> {
+  if (!isPlausiblePid(handle.pid) || handle.bootId !== (await readBootId())) return false;
+  const identity = await readProcessIdentity(handle.pid);
+  return identity !== undefined && identity.startTime === handle.startTime && isLiveState(identity.state);
+}
+
+/** Polls until the group has no live member and (for an own child) its exit event has arrived. */
+async function waitGone(group: GroupWatch, own: SpawnedChild | undefined, deadline: number): Promise<boolean> {
+  while (true) {
+    if ((own === undefined || own.exit !== undefined) && !(await group.alive())) return true;
+    const left = deadline - Date.now();
+    if (left <= 0) return false;
+    await sleep(Math.min(STOP_POLL_MS, left));
+  }
+}
+
+function unknownExit(): ExitStatus {
+  return { code: null, signal: null, known: false, at: Date.now() };
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+function permissionDenied(handle: ExecHandle, signal: NodeJS.Signals): PmError {
+  return new PmError('E_STOP', `cannot send ${signal} to process group ${handle.pgid}: permission denied`, {
+    hint: 'run pm as the user that started the process, or as root',
+  });
+}

@@ -1,0 +1,182 @@
+// Spawning one supervised process: no shell, its own session and process group, output to log
+// files by descriptor, and every way it can fail turned into a StartError a user can act on.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { StartError } from '../../errors.js';
+import type { ExitStatus, StartRequest } from '../driver.js';
+import { openLogFiles } from './logs.js';
+import { readProcessIdentity, readProcStatSync } from './proc.js';
+
+/** A child this pm process spawned: its exit is learned with code and signal. */
+export interface SpawnedChild {
+  child: ChildProcess;
+  pid: number;
+  startTime: string;
+  /** Set when the child has exited. */
+  exit: ExitStatus | undefined;
+  /** Resolves when the child exits; never rejects. */
+  exited: Promise<ExitStatus>;
+}
+
+/** Spawns the request's command; resolves after the 'spawn' event, rejects with StartError. */
+export async function spawnProcess(request: StartRequest): Promise<SpawnedChild> {
+  const { name, env } = request;
+  const { command, cwd } = request.manifest.spec.exec;
+  const [file, ...args] = command;
+  if (cwd !== undefined) await checkCwd(name, cwd);
+
+  let fds;
+  try {
+    fds = await openLogFiles(request.logs);
+  } catch (err) {
+    throw new StartError(name, `cannot open log file: ${errorText(err)}`, 'check spec.exec.logs and the permissions of its folder', err);
+  }
+
+  let child: ChildProcess;
+  let startTime: string | undefined;
+  /** Resolves with the spawn error, or undefined once the child runs. Never rejects (it may settle unobserved). */
+  let spawned: Promise<Error | undefined>;
+  let exitTracker: ReturnType<typeof trackExit>;
+  try {
+    child = spawn(file, args, {
+      shell: false,
+      // Own session and process group: the group can be signalled as a whole, and the process
+      // outlives the pm command that started it.
+      detached: true,
+      cwd,
+      env,
+      uid: request.uid,
+      gid: request.gid,
+      stdio: ['ignore', fds.stdout, fds.stderr],
+      windowsHide: true,
+    });
+    // Read the start time now, synchronously: the child cannot have been reaped yet, even if it
+    // has already exited (it is at worst a zombie until the event loop runs).
+    if (child.pid !== undefined) startTime = readProcStatSync(child.pid)?.startTime;
+    // Listen now: 'spawn', 'error' and even 'exit' may fire while the log files are closed below.
+    exitTracker = trackExit(child);
+    spawned = new Promise<Error | undefined>((resolve) => {
+      child.once('spawn', () => resolve(undefined));
+      child.once('error', resolve);
+    });
+    // After 'spawn', later 'error' events (e.g. a failed kill) must not crash pm.
+    child.on('error', () => undefined);
+  } catch (err) {
+    // Bad arguments (a NUL byte, an invalid uid) throw synchronously.
+    throw new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
+  } finally {
+    await fds.close();
+  }
+
+  const spawnError = await spawned;
+  if (spawnError !== undefined) throw describeSpawnError(request, spawnError);
+  child.unref();
+
+  const pid = child.pid!;
+  startTime ??= (await readProcessIdentity(pid))?.startTime;
+  if (startTime === undefined) {
+    // Only reachable off Linux, when the child exited before `ps` could see it.
+    startTime = 'unknown';
+  }
+  return {
+    child,
+    pid,
+    startTime,
+    get exit() {
+      return exitTracker.exit;
+    },
+    exited: exitTracker.exited,
+  };
+}
+
+function trackExit(child: ChildProcess): { readonly exit: ExitStatus | undefined; exited: Promise<ExitStatus> } {
+  const tracker: { exit: ExitStatus | undefined; exited: Promise<ExitStatus> } = {
+    exit: undefined,
+    exited: new Promise<ExitStatus>((resolve) => {
+      child.once('exit', (code, signal) => {
+        tracker.exit = { code, signal, at: Date.now(), known: true };
+        resolve(tracker.exit);
+      });
+    }),
+  };
+  return tracker;
+}
+
+async function checkCwd(name: string, cwd: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(cwd);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new StartError(name, `cwd ${cwd} does not exist`, 'create the folder or fix spec.exec.cwd', err);
+    }
+    throw new StartError(name, `cwd ${cwd} cannot be read: ${errorText(err)}`, 'check spec.exec.cwd and its permissions', err);
+  }
+  if (!info.isDirectory()) {
+    throw new StartError(name, `cwd ${cwd} is not a directory`, 'point spec.exec.cwd at a folder');
+  }
+}
+
+/** Turns a spawn 'error' event into a message that names what failed. */
+function describeSpawnError(request: StartRequest, err: unknown): StartError {
+  const { name, env } = request;
+  const { command, cwd } = request.manifest.spec.exec;
+  const file = command[0];
+  const code = (err as NodeJS.ErrnoException).code;
+  // libuv reports a failed chdir with the same codes as a failed exec: look at the cwd again.
+  const cwdProblem = cwd === undefined ? undefined : cwdStateNow(cwd);
+  if (cwdProblem !== undefined && cwd !== undefined) {
+    return new StartError(name, `cwd ${cwd} ${cwdProblem}`, 'create the folder or fix spec.exec.cwd', err);
+  }
+  switch (code) {
+    case 'ENOENT':
+      if (file.includes('/')) {
+        return new StartError(name, `command "${file}" not found`, 'check the path in spec.exec.command', err);
+      }
+      return new StartError(
+        name,
+        `command "${file}" not found in PATH`,
+        env.PATH === undefined
+          ? 'the process has no PATH: give an absolute path in spec.exec.command or set PATH in spec.exec.env'
+          : `PATH is ${env.PATH}; give an absolute path in spec.exec.command or fix PATH in spec.exec.env`,
+        err,
+      );
+    case 'EACCES':
+      return new StartError(
+        name,
+        `command "${file}" cannot be executed: permission denied`,
+        'make it executable (chmod +x), check its folder permissions and that it is not on a noexec mount',
+        err,
+      );
+    case 'EPERM':
+      return new StartError(
+        name,
+        `cannot run "${file}" as uid ${request.uid ?? '-'} gid ${request.gid ?? '-'}: operation not permitted`,
+        'pm must run as root to start a process as another user',
+        err,
+      );
+    case 'ENOEXEC':
+      return new StartError(name, `command "${file}" is not a program the system can run`, 'scripts need a #! line, or run them through their interpreter', err);
+    default:
+      return new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command', err);
+  }
+}
+
+function cwdStateNow(cwd: string): string | undefined {
+  try {
+    if (!statSync(cwd).isDirectory()) return 'is not a directory';
+    accessSync(cwd, constants.X_OK);
+    return undefined;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return 'does not exist';
+    if (code === 'EACCES') return 'cannot be entered: permission denied';
+    return undefined;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

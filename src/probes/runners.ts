@@ -1,0 +1,39 @@
+// Stateless probe runners (kubelet prober style): run one probe once and report the outcome.
+// Thresholds and scheduling live in worker.ts.
+import type { Port, Probe } from '../manifest/types.js';
+import { runExecProbe } from './exec.js';
+import { runHttpProbe } from './http.js';
+import { resolvePort } from './port.js';
+import type { ProbeResult } from './result.js';
+import { runTcpProbe } from './tcp.js';
+
+export type { ProbeResult } from './result.js';
+
+export interface ProbeContext {
+  /** The process's declared ports, for probes that name one. */
+  ports: readonly Port[];
+  /** Working directory and environment for exec probes (those of the probed process). */
+  cwd?: string;
+  env?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Runs the probe once. Never rejects: every failure, timeout and abort is a result with ok: false. */
+export async function runProbe(probe: Probe, context: ProbeContext): Promise<ProbeResult> {
+  const { timeoutSeconds } = probe;
+  if (probe.exec) {
+    return runExecProbe({ command: probe.exec.command, cwd: context.cwd, env: context.env }, timeoutSeconds, context.signal);
+  }
+  if (probe.http) {
+    const resolved = resolvePort(probe.http.port, context.ports);
+    if ('error' in resolved) return { ok: false, message: resolved.error, durationMs: 0 };
+    const { scheme, host, path, headers } = probe.http;
+    return runHttpProbe({ scheme, host, port: resolved.port, path, headers }, timeoutSeconds, context.signal);
+  }
+  if (probe.tcp) {
+    const resolved = resolvePort(probe.tcp.port, context.ports);
+    if ('error' in resolved) return { ok: false, message: resolved.error, durationMs: 0 };
+    return runTcpProbe({ host: probe.tcp.host, port: resolved.port }, timeoutSeconds, context.signal);
+  }
+  return { ok: false, message: 'probe has none of exec, http, tcp', durationMs: 0 };
+}
