@@ -278,10 +278,12 @@ class Execution {
     const signal = this.abort.signal;
 
     const deps = proc.manifest.spec.dependsOn;
-    if (deps.length > 0) {
-      tracker.set('waiting', `for ${deps.map((d) => `${d.name} (${d.condition})`).join(', ')}`);
+    const trackerOf = (name: string): ProcessTracker => this.trackers.get(name) as ProcessTracker;
+    const unmet = deps.filter((d) => !trackerOf(d.name).holds(d.condition));
+    if (unmet.length > 0) {
+      tracker.set('waiting', `for ${unmet.map((d) => `${d.name} (${d.condition})`).join(', ')}`);
       try {
-        await Promise.all(deps.map((d) => (this.trackers.get(d.name) as ProcessTracker).until(d.condition, signal)));
+        await Promise.all(unmet.map((d) => trackerOf(d.name).until(d.condition, signal)));
       } catch (error) {
         if (error instanceof ConditionUnmet) {
           tracker.set('skipped', `dependency ${error.process} is not ${error.condition}: ${error.why}`);

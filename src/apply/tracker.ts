@@ -68,6 +68,10 @@ export class ProcessTracker {
     this.onChange(this);
   }
 
+  holds(condition: Condition): boolean {
+    return this.reached[condition];
+  }
+
   /** Resolves when `condition` holds; rejects with ConditionUnmet once it never can, or on abort. */
   until(condition: Condition, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {

@@ -13,8 +13,8 @@ export function makeProgress(stream: NodeJS.WriteStream, live: boolean, style: S
   return live ? new LiveProgress(stream, style) : new LineProgress(stream, style);
 }
 
-function paintState(tracker: ProcessTracker, style: Style): string {
-  const text = tracker.state;
+function paintState(tracker: ProcessTracker, style: Style, width = 0): string {
+  const text = tracker.state.padEnd(width);
   if (tracker.state === 'ready' || tracker.state === 'completed') return style.green(text);
   if (tracker.state === 'failed' || tracker.state === 'skipped') return style.red(text);
   return style.yellow(text);
@@ -53,7 +53,7 @@ class LiveProgress implements Progress {
     const width = Math.max(0, ...[...this.rows.keys()].map((n) => n.length));
     const columns = this.stream.columns || 120;
     const lines = [...this.rows.values()].map((t) => {
-      const line = `  ${t.name.padEnd(width)}   ${paintState(t, this.style)}${t.detail ? `  ${this.style.dim(t.detail)}` : ''}`;
+      const line = `  ${t.name.padEnd(width)}   ${paintState(t, this.style, 9)}${t.detail ? `  ${this.style.dim(t.detail)}` : ''}`;
       return line.length > columns + 20 ? line.slice(0, columns + 20) : line;
     });
     let out = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
