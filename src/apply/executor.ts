@@ -260,13 +260,18 @@ class Execution {
         if (conditions.has('ready')) {
           void followProbes(proc, observation.pid, tracker, this.abort.signal, { PATH: this.ctx.env.PATH ?? '' }).catch(() => undefined);
         }
+        // A job still running from an earlier, interrupted apply: its end releases (or fails) its dependents.
+        const handle = this.records.get(name)?.handle;
+        if (handle) {
+          void this.ctx.driver.waitExit(handle, this.abort.signal).then(
+            (exit) => tracker.set(completedOrFailed(exit, proc.manifest.spec.restartPolicy.policy), describeExit(exit)),
+            () => undefined,
+          );
+        }
       } else {
         const exit = observation.state === 'exited' ? observation.exit : this.records.get(name)?.lastExit;
-        if (exit && exit.known && exit.code === 0 && proc.manifest.spec.restartPolicy.policy !== 'always') {
-          tracker.set('completed', 'completed earlier');
-        } else {
-          tracker.set('failed', exit ? describeExit(exit) : 'not running');
-        }
+        if (exit && completedOrFailed(exit, proc.manifest.spec.restartPolicy.policy) === 'completed') tracker.set('completed', 'completed earlier');
+        else tracker.set('failed', exit ? describeExit(exit) : 'not running');
       }
     }
   }
@@ -296,6 +301,7 @@ class Execution {
 
     const begin = this.ctx.now();
     const previous = this.records.get(action.name);
+    if (action.kind === 'start' && previous?.handle) await this.reapLeftovers(action, previous);
     let handle;
     try {
       handle = await this.limit(async () => {
@@ -341,14 +347,30 @@ class Execution {
         record = { ...record, lastExit: exit };
         await this.ctx.store.putRecord(record);
         this.records.set(proc.name, record);
-        if (exit.known && exit.code === 0 && policy !== 'always') tracker.set('completed', 'exited with code 0');
-        else tracker.set('failed', `${describeExit(exit)}; see pm logs ${proc.name}`);
+        const outcome = completedOrFailed(exit, policy);
+        tracker.set(outcome, outcome === 'completed' ? describeExit(exit) : `${describeExit(exit)}; see pm logs ${proc.name}`);
       },
       () => undefined,
     );
     const probing = followProbes(proc, handle.pid, tracker, signal, prepared.env).catch(() => undefined);
     // Wait until the process has converged, failed, or the apply stops waiting.
     await Promise.race([exited, probing.then(() => (tracker.final ? undefined : exited))]);
+  }
+
+  /**
+   * The leader of an exited instance may have left children in its process group. Stopping the
+   * old handle ends them (the driver checks identity, so nothing that is not ours is signalled);
+   * otherwise they would outlive the handle pm is about to replace, out of its reach.
+   */
+  private async reapLeftovers(action: Action, previous: ProcessRecord): Promise<void> {
+    if (!previous.handle) return;
+    const stop = previous.manifest.spec.stop;
+    try {
+      const result = await this.ctx.driver.stop(previous.handle, { signal: stop.signal, gracePeriodMs: stop.gracePeriodSeconds * 1000 });
+      if (result.wasRunning) await this.audit('stop', action, 'ok', this.ctx.now());
+    } catch (error) {
+      await this.audit('stop', action, 'failed', this.ctx.now(), error);
+    }
   }
 
   private async audit(what: string, action: Action, result: AuditEntry['result'], begin: number, error?: unknown): Promise<void> {
@@ -365,6 +387,12 @@ class Execution {
     if (error !== undefined) entry.error = (error as Error).message;
     await this.ctx.store.appendAudit(entry);
   }
+}
+
+/** How a process that ended during apply counts for `completed` dependencies and convergence. */
+function completedOrFailed(exit: ExitStatus, policy: 'always' | 'on-failure' | 'never'): 'completed' | 'failed' {
+  // An exit nobody witnessed may have been a failure; a job reaches `completed` only with a known 0.
+  return exit.known && exit.code === 0 && policy !== 'always' ? 'completed' : 'failed';
 }
 
 function safeUser(): string {

@@ -36,6 +36,14 @@ function mainHelp(): string {
   ].join('\n');
 }
 
+// `pm get | head -1` closes the pipe early: that is the reader's choice, not an error, and must not
+// abort an apply halfway through.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {

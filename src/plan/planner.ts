@@ -45,8 +45,10 @@ export function plan(input: PlanInput): Plan {
   const orphans: Plan['orphans'] = [];
   for (const record of records.values()) {
     if (desired.processes.has(record.name) || input.only) continue;
-    if (!inPruneScope(record, desired.roots, input.pruneSelector)) {
+    if (!underRoots(record, desired.roots)) {
       orphans.push({ name: record.name, source: record.source.file, whyKept: 'out-of-scope' });
+    } else if (input.prune && !matchesLabels(record, input.pruneSelector)) {
+      orphans.push({ name: record.name, source: record.source.file, whyKept: 'selector' });
     } else if (!input.prune) {
       orphans.push({ name: record.name, source: record.source.file, whyKept: 'no-prune' });
     } else {
@@ -135,13 +137,15 @@ function propagatesRestart(action: Action | undefined): boolean {
   return action.kind === 'start' && (action.reason.code === 'SpecChanged' || action.reason.code === 'RestartRequested');
 }
 
-function inPruneScope(record: ProcessRecord, roots: readonly string[], selector: Readonly<Record<string, string>> | undefined): boolean {
+/** Pruning is scoped to what was applied from under the same -f paths. */
+function underRoots(record: ProcessRecord, roots: readonly string[]): boolean {
   const file = record.source.file;
-  const underRoot = roots.some((root) => file === root || (root !== '-' && file.startsWith(root.endsWith('/') ? root : `${root}/`)));
-  if (!underRoot) return false;
-  if (!selector) return true;
+  return roots.some((root) => file === root || (root !== '-' && file.startsWith(root.endsWith('/') ? root : `${root}/`)));
+}
+
+function matchesLabels(record: ProcessRecord, selector: Readonly<Record<string, string>> | undefined): boolean {
   const labels = record.manifest.metadata.labels;
-  return Object.entries(selector).every(([k, v]) => labels[k] === v);
+  return !selector || Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
 function dependencyNames(manifest: ProcessManifest | undefined): string[] {

@@ -45,7 +45,7 @@ export interface Plan {
   /** Declared processes that need nothing. */
   unchanged: string[];
   /** Processes pm manages that no manifest in scope declares, left alone (no --prune, or out of scope). */
-  orphans: { name: string; source: string; whyKept: 'no-prune' | 'out-of-scope' }[];
+  orphans: { name: string; source: string; whyKept: 'no-prune' | 'out-of-scope' | 'selector' }[];
 }
 
 export function isEmptyPlan(plan: Plan): boolean {

@@ -14,7 +14,7 @@ interface Status {
   name: string;
   driver: string;
   state: string;
-  /** true/false from one readiness check now; null when not running or there is no probe to ask. */
+  /** One readiness check now (true without a probe, as in Kubernetes); null when not running. */
   ready: boolean | null;
   readyDetail: string;
   restarts: number;
@@ -32,8 +32,9 @@ export const getCommand: Command = {
   usage: 'pm get [NAME ...] [-l SELECTOR] [-o wide|json|yaml]',
   description: [
     'Shows each process pm manages: NAME DRIVER STATE READY RESTARTS AGE (wide adds PID, LAST EXIT,',
-    'SOURCE and COMMAND). STATE comes from the driver now; READY from one readiness probe now (- when',
-    'the process declares none). Reads the state without taking the lock, so it works while an apply runs.',
+    'SOURCE and COMMAND). STATE comes from the driver now; READY from one readiness probe run now (a',
+    'running process without a readiness probe counts as ready, as in Kubernetes; - when not running).',
+    'Reads the state without taking the lock, so it works while an apply runs.',
   ].join('\n'),
   examples: ['pm get', 'pm get api -o yaml', 'pm get -l tier=backend -o wide', 'pm get -o json | jq .[].state'],
   options: { output: { type: 'string', short: 'o' }, selector: { type: 'string', short: 'l' } },

@@ -1,5 +1,5 @@
 import { open, stat } from 'node:fs/promises';
-import { watch } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
 import { stringOption, type Command } from '../command.js';
 import { openState } from '../state.js';
@@ -46,11 +46,28 @@ export const logsCommand: Command = {
           busy = false;
         }
       };
-      const watcher = watch(path, () => void pump());
-      // fs.watch can miss appends on some file systems; a slow poll backs it up.
-      const poll = setInterval(() => void pump(), 500);
+      // fs.watch gives prompt updates but fails on a file that does not exist (yet, or after
+      // rotation) and can miss appends on some file systems: a slow poll backs it up.
+      let watcher: FSWatcher | undefined;
+      const rewatch = (): void => {
+        if (watcher) return;
+        try {
+          watcher = watch(path, () => void pump());
+          watcher.on('error', () => {
+            watcher?.close();
+            watcher = undefined;
+          });
+        } catch {
+          watcher = undefined;
+        }
+      };
+      rewatch();
+      const poll = setInterval(() => {
+        rewatch();
+        void pump();
+      }, 500);
       cli.signal.addEventListener('abort', () => {
-        watcher.close();
+        watcher?.close();
         clearInterval(poll);
         resolve();
       });

@@ -23,10 +23,11 @@ export function renderPlan(plan: Plan, style: Style): string {
     }
   }
   for (const orphan of plan.orphans) {
-    const why =
-      orphan.whyKept === 'no-prune'
-        ? 'no manifest here declares it any more; pass --prune to delete it'
-        : `applied from ${orphan.source}, outside the -f paths given; left alone`;
+    const why = {
+      'no-prune': 'no manifest here declares it any more; pass --prune to delete it',
+      selector: 'no manifest here declares it any more, but its labels do not match -l; left alone',
+      'out-of-scope': `applied from ${orphan.source}, outside the -f paths given; left alone`,
+    }[orphan.whyKept];
     lines.push(`  ${style.cyan('! keep   ')} ${style.bold(orphan.name.padEnd(width))}   ${why}`);
   }
   if (plan.stopWaves.length > 0 || plan.startWaves.length > 0) {
