@@ -55,7 +55,7 @@ export interface ProcessSpec {
 }
 export interface ExecSpec {
   /**
-   * The program and its arguments, as a list. No shell is involved: write [sh, -c, '...'] yourself if you want one.
+   * The program and its arguments, as a list. No shell is involved: write [sh, -c, '...'] yourself if you want one. The program is looked up in PATH unless it contains a '/'.
    *
    * @minItems 1
    */
@@ -65,7 +65,7 @@ export interface ExecSpec {
    */
   cwd?: string;
   /**
-   * Environment variables. A value is a literal, or {fromEnv: VAR} to take it from pm's own environment, or {fromFile: path} to read it from a file (secrets). The process does not inherit pm's environment except PATH, HOME, LANG, LC_ALL and TZ.
+   * Environment variables. A value is a literal, or {fromEnv: VAR} to take it from pm's own environment, or {fromFile: path} to read it from a file (secrets). The process does not inherit pm's environment except PATH, HOME, LANG, LC_ALL and TZ. Numbers and booleans become strings as YAML reads them (1.10 becomes 1.1): quote values that must stay exact.
    */
   env: {
     [k: string]: EnvValue;
@@ -148,6 +148,9 @@ export interface HttpProbe {
   host: string;
   path: string;
   scheme: 'http' | 'https';
+  /**
+   * Extra request headers.
+   */
   headers: {
     [k: string]: string;
   };

@@ -1,0 +1,30 @@
+// Turns validated documents into the DesiredSet: relative paths resolved against the manifest
+// file's folder (stdin: the working directory), so two manifests that mean the same thing compare
+// equal. Files named here (env files, secrets, logs) are not read or created: that happens at start.
+import path from 'node:path';
+import type { DesiredProcess, DesiredSet, ProcessManifest } from './types.js';
+import type { ValidDocument } from './semantic.js';
+
+export function normalizeManifest(manifest: ProcessManifest, dir: string): ProcessManifest {
+  const { exec } = manifest.spec;
+  const resolve = (p: string): string => path.resolve(dir, p);
+  exec.cwd = resolve(exec.cwd ?? '.');
+  exec.envFiles = exec.envFiles.map(resolve);
+  if (exec.logs?.stdout !== undefined) exec.logs.stdout = resolve(exec.logs.stdout);
+  if (exec.logs?.stderr !== undefined) exec.logs.stderr = resolve(exec.logs.stderr);
+  for (const value of Object.values(exec.env)) {
+    if (value !== null && typeof value === 'object' && 'fromFile' in value) value.fromFile = resolve(value.fromFile);
+  }
+  return manifest;
+}
+
+/** Builds the set from valid documents with unique names; `roots` are the resolved -f arguments. */
+export function buildDesiredSet(valid: readonly ValidDocument[], roots: readonly string[]): DesiredSet {
+  const processes: DesiredProcess[] = valid.map(({ doc, manifest }) => ({
+    name: manifest.metadata.name,
+    manifest: normalizeManifest(manifest, doc.source.dir),
+    source: { file: doc.source.path, line: doc.line },
+  }));
+  processes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { processes: new Map(processes.map((p) => [p.name, p])), roots: [...roots] };
+}
