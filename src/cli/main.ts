@@ -4,22 +4,24 @@ import { readFileSync } from 'node:fs';
 import { ExitCode, ManifestError, PmError, formatManifestIssue } from '../errors.js';
 import { defaultStateDir } from '../store/file-store.js';
 import { commandHelp, parseCommandArgs, styles, stringOption, type Cli, type Command } from './command.js';
-import { validateCommand } from './commands/validate.js';
-import { diffCommand } from './commands/diff.js';
-import { applyCommand } from './commands/apply.js';
-import { getCommand } from './commands/get.js';
-import { deleteCommand } from './commands/delete.js';
-import { logsCommand } from './commands/logs.js';
-import { restartCommand } from './commands/restart.js';
-
-const commands: Command[] = [validateCommand, diffCommand, applyCommand, getCommand, deleteCommand, logsCommand, restartCommand];
+// Commands load on demand: `pm get` should not pay for the manifest validator it never uses.
+const commandLoaders: Record<string, () => Promise<Command>> = {
+  validate: async () => (await import('./commands/validate.js')).validateCommand,
+  diff: async () => (await import('./commands/diff.js')).diffCommand,
+  apply: async () => (await import('./commands/apply.js')).applyCommand,
+  get: async () => (await import('./commands/get.js')).getCommand,
+  delete: async () => (await import('./commands/delete.js')).deleteCommand,
+  logs: async () => (await import('./commands/logs.js')).logsCommand,
+  restart: async () => (await import('./commands/restart.js')).restartCommand,
+};
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 
-function mainHelp(): string {
+async function mainHelp(): Promise<string> {
+  const commands = await Promise.all(Object.values(commandLoaders).map((load) => load()));
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'pm: a declarative process manager. Describe processes in YAML manifests; pm makes what runs match.',
@@ -47,17 +49,17 @@ for (const stream of [process.stdout, process.stderr]) {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const topic = name === 'help' ? commands.find((c) => c.name === rest[0]) : undefined;
-    process.stdout.write(topic ? commandHelp(topic) : mainHelp());
+    const topic = name === 'help' && rest[0] ? commandLoaders[rest[0]] : undefined;
+    process.stdout.write(topic ? commandHelp(await topic()) : await mainHelp());
     return ExitCode.ok;
   }
   if (name === '--version' || name === 'version') {
     process.stdout.write(`pm ${version()}\n`);
     return ExitCode.ok;
   }
-  const command = commands.find((c) => c.name === name);
+  const load = Object.hasOwn(commandLoaders, name) ? commandLoaders[name] : undefined;
   const { errStyle } = styles(process.stdout, process.stderr, process.env, argv.includes('--no-color'));
-  if (!command) {
+  if (!load) {
     process.stderr.write(`${errStyle.red('error')}: unknown command "${name}"\n  hint: run pm --help to list the commands\n`);
     return ExitCode.invalid;
   }
@@ -72,6 +74,7 @@ export async function main(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    const command = await load();
     const { values, positionals } = parseCommandArgs(command, rest);
     if (values.help === true) {
       process.stdout.write(commandHelp(command));

@@ -1,4 +1,3 @@
-import { stringify } from 'yaml';
 import type { Observation } from '../../drivers/driver.js';
 import type { ProcessRecord } from '../../store/records.js';
 import { runProbe } from '../../probes/runners.js';
@@ -62,6 +61,7 @@ export const getCommand: Command = {
     if (format === 'json') {
       cli.stdout.write(`${JSON.stringify(positionals.length === 1 ? statuses[0] : statuses, null, 2)}\n`);
     } else if (format === 'yaml') {
+      const { stringify } = await import('yaml');
       cli.stdout.write(stringify(positionals.length === 1 ? statuses[0] : statuses));
     } else if (statuses.length === 0) {
       cli.stderr.write(`no processes managed in ${state.store.dir}${selector ? ' match the selector' : ''}\n`);
