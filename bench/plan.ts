@@ -8,6 +8,8 @@ import { tmpdir, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { loadDesiredSet } from '../src/manifest/index.js';
 import { plan } from '../src/plan/planner.js';
 import type { Observation } from '../src/drivers/driver.js';
@@ -110,7 +112,23 @@ try {
   }
   if (results.length >= 2) {
     const [a, b] = [results[0], results[results.length - 1]] as [{ n: number; total: number }, { n: number; total: number }];
-    console.log(`scaling: ${b.n / a.n}× the processes took ${(b.total / a.total).toFixed(1)}× the time (1.0 per 1× would be linear)`);
+    console.log(`scaling: ${b.n / a.n}× the processes took ${(b.total / a.total).toFixed(1)}× the time (linear would be ${b.n / a.n}×)`);
+  }
+
+  // The same work as a user meets it: a fresh `pm diff` process (Node start-up, module loading and
+  // the validator's compilation included) against an empty state directory.
+  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  console.log('\ncold CLI: `pm diff -f DIR` in a new process, empty state (npm run build first)');
+  console.log('processes   median ms   min-max ms');
+  for (const n of sizes) {
+    const times: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      const t0 = performance.now();
+      const result = spawnSync(process.execPath, [cli, 'diff', '-f', join(root, String(n)), '--state-dir', join(root, `state-${n}`)], { encoding: 'utf8' });
+      times.push(performance.now() - t0);
+      if (result.status !== 1) throw new Error(`pm diff exited ${result.status}: ${result.stderr}`);
+    }
+    console.log(`${String(n).padStart(9)}   ${median(times).toFixed(0).padStart(9)}   ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)}`);
   }
 } finally {
   await rm(root, { recursive: true, force: true });
