@@ -21,6 +21,8 @@ export function describeReason(reason: Reason, changes: readonly FieldChange[] =
       return `restart requested at ${reason.requestedAt}`;
     case 'DependencyRestarted':
       return `dependency ${reason.dependency} restarts and this process declares dependsOn ${reason.dependency} with restart: true`;
+    case 'CompletionUnknown':
+      return `${reason.dependent} needs it completed, and it ended while no pm was watching (exit code unknown): run it again`;
     case 'ConfigChanged':
       return `changed without restart: ${changes.map((c) => c.path).join(', ')}`;
     case 'Pruned':

@@ -39,6 +39,7 @@ export function plan(input: PlanInput): Plan {
   }
 
   cascadeRestarts(desired, observed, records, byName);
+  rerunUnknownCompletions(desired, observed, byName);
   const acting = new Set(byName.keys());
   const stillUnchanged = unchanged.filter((name) => !acting.has(name));
 
@@ -93,9 +94,10 @@ function planDeclared(proc: DesiredProcess, record: ProcessRecord | undefined, s
   if (observation.state !== 'running') {
     const policy = proc.manifest.spec.restartPolicy.policy;
     const exit = observation.state === 'exited' ? observation.exit : record.lastExit;
-    // An exit pm did not witness (it happened while no pm was running) counts as a failure.
-    const succeeded = exit !== undefined && exit.known && exit.code === 0;
-    if (policy === 'always' || (policy === 'on-failure' && !succeeded)) {
+    // An exit no pm witnessed may have been a success: on-failure leaves it alone rather than
+    // re-running a job that finished (completedNeeded below re-runs one a start depends on).
+    const failed = exit !== undefined && exit.known && exit.code !== 0;
+    if (policy === 'always' || (policy === 'on-failure' && failed)) {
       const lastExit = exit ?? { code: null, signal: null, at: 0, known: false };
       return { kind: 'start', name: proc.name, reason: { code: 'Exited', exit: lastExit, policy }, changes };
     }
@@ -127,6 +129,25 @@ function cascadeRestarts(
       const record = records.get(name);
       const changes: FieldChange[] = existing?.changes ?? (record ? diffManifests(record.manifest, proc.manifest) : []);
       byName.set(name, { kind: 'restart', name, reason: { code: 'DependencyRestarted', dependency: trigger.name }, changes });
+    }
+  }
+}
+
+/**
+ * A process about to start that waits for a dependency to be `completed` needs to know that it
+ * did. When the dependency ended while no pm was watching, its exit code is unknown: run it again
+ * (jobs such as migrations are written to be re-run) rather than start on a guess or wait forever.
+ */
+function rerunUnknownCompletions(desired: DesiredSet, observed: ReadonlyMap<string, Observation>, byName: Map<string, Action>): void {
+  const queue = [...byName.values()].filter((a) => a.kind === 'start' || a.kind === 'restart').map((a) => a.name);
+  while (queue.length > 0) {
+    const name = queue.pop() as string;
+    for (const dep of desired.processes.get(name)?.manifest.spec.dependsOn ?? []) {
+      if (dep.condition !== 'completed' || byName.has(dep.name)) continue;
+      const seen = observed.get(dep.name);
+      if (seen?.state !== 'exited' || seen.exit.known) continue;
+      byName.set(dep.name, { kind: 'start', name: dep.name, reason: { code: 'CompletionUnknown', dependent: name }, changes: [] });
+      queue.push(dep.name);
     }
   }
 }

@@ -19,6 +19,7 @@ export type Reason =
   | { code: 'SpecChanged' }
   | { code: 'RestartRequested'; requestedAt: string }
   | { code: 'DependencyRestarted'; dependency: string }
+  | { code: 'CompletionUnknown'; dependent: string }
   | { code: 'ConfigChanged' }
   | { code: 'Pruned'; source: string }
   | { code: 'DeleteRequested' };

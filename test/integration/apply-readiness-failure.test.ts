@@ -72,5 +72,12 @@ test(
     assert.doesNotMatch(ended.stderr, /did not converge within/, 'the apply noticed that the job ended');
     assert.equal(ended.code, 1, `the job's exit code is unknown to this apply, so api cannot start:\n${ended.stdout}\n${ended.stderr}`);
     assert.match(ended.stderr, /api: .*job .*exit/);
+
+    // 3. The apply after that runs the job again, since api needs it completed, and then starts api.
+    const third = await sandbox.pm(['apply', '-f', 'manifests/', '--timeout', '30s']);
+    assert.equal(third.code, 0, third.stderr);
+    assert.match(third.stdout, /start\s+job\s+api needs it completed/);
+    assert.equal((await sandbox.status('job')).state, 'Completed');
+    assert.equal((await sandbox.status('api')).state, 'Running');
   },
 );

@@ -119,7 +119,7 @@ test('exited processes follow their restart policy', () => {
     ['always', exited(1), 'Exited'],
     ['on-failure', exited(0), undefined],
     ['on-failure', exited(2), 'Exited'],
-    ['on-failure', exited(null, false), 'Exited'],
+    ['on-failure', exited(null, false), undefined],
     ['never', exited(1), undefined],
     ['never', exited(0), undefined],
   ];
@@ -191,4 +191,23 @@ test('the planner is deterministic: the same input gives the same plan', () => {
   const a = plan({ desired: desiredOf(stack), observed, records, now: 0 });
   const b = plan({ desired: desiredOf([...stack].reverse()), observed, records, now: 0 });
   assert.deepEqual(a, b);
+});
+
+test('a job whose completion nobody witnessed runs again when a start waits for it', () => {
+  const records = new Map(stack.map((s) => [s.name, recordOf(s)]));
+  const observed = new Map<string, Observation>([
+    ['migrate', exited(null, false)],
+    ['api', exited(1)],
+    ['worker', running()],
+    ['cron', running()],
+  ]);
+  const result = plan({ desired: desiredOf(stack), observed, records, now: 0 });
+  assert.deepEqual(result.actions.map((a) => [a.name, a.kind, a.reason.code]), [
+    ['api', 'start', 'Exited'],
+    ['migrate', 'start', 'CompletionUnknown'],
+  ]);
+  assert.deepEqual(result.startWaves, [['migrate'], ['api']]);
+  // Nothing waits for it: an unwitnessed end of an on-failure job is left alone.
+  observed.set('api', running());
+  assert.deepEqual(plan({ desired: desiredOf(stack), observed, records, now: 0 }).actions, []);
 });
