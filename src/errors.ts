@@ -75,9 +75,18 @@ export class NotFoundError extends PmError {
 
 /** Starting a process failed before it ran (bad command, cwd, user, missing secret). */
 export class StartError extends PmError {
-  constructor(process: string, message: string, hint?: string, cause?: unknown) {
-    super('E_START', `${process}: ${message}`, { hint, cause });
+  /** What went wrong, without the process name (for places that already show it). */
+  readonly problem: string;
+  constructor(process: string, problem: string, hint?: string, cause?: unknown) {
+    super('E_START', `${process}: ${problem}`, { hint, cause });
+    this.problem = problem;
   }
+}
+
+/** `problem (hint)` for a start failure, shown next to the process's name. */
+export function describeStartFailure(error: unknown): string {
+  if (error instanceof StartError) return error.hint ? `${error.problem} (${error.hint})` : error.problem;
+  return (error as Error).message;
 }
 
 export function formatManifestIssue(issue: ManifestIssue): string {

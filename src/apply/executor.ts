@@ -13,7 +13,7 @@ import type { FileStore } from '../store/file-store.js';
 import type { AuditEntry, ProcessRecord } from '../store/records.js';
 import type { Action, Plan } from '../plan/types.js';
 import { describeAction, describeExit } from '../plan/explain.js';
-import { PmError, ExitCode } from '../errors.js';
+import { PmError, ExitCode, describeStartFailure } from '../errors.js';
 import { limitConcurrency } from '../util/limit.js';
 import { resolveEnvironment } from './environment.js';
 import { resolveRunAs, type RunAs } from './identity.js';
@@ -81,7 +81,9 @@ async function preflight(plan: Plan, ctx: ExecuteContext): Promise<Map<string, P
         try {
           const env = await resolveEnvironment(proc.name, proc.manifest, ctx.env);
           const runAs = await resolveRunAs(proc.name, proc.manifest);
-          prepared.set(proc.name, { env, runAs, logs: logPaths(proc, ctx.store) });
+          const request = { env, ...runAs, logs: logPaths(proc, ctx.store) };
+          await ctx.driver.check({ name: proc.name, manifest: proc.manifest, ...request });
+          prepared.set(proc.name, { env, runAs, logs: request.logs });
         } catch (error) {
           problems.push(error instanceof PmError && error.hint ? `${error.message} (${error.hint})` : (error as Error).message);
         }
@@ -309,13 +311,14 @@ class Execution {
         return this.ctx.driver.start({ name: proc.name, manifest: proc.manifest, ...prepared, ...prepared.runAs });
       });
     } catch (error) {
-      tracker.set('failed', (error as Error).message);
+      tracker.set('failed', describeStartFailure(error));
       const record: ProcessRecord = {
         name: proc.name,
         manifest: proc.manifest,
         source: proc.source,
         appliedAt: new Date(begin).toISOString(),
         starts: previous?.starts ?? 0,
+        lastError: describeStartFailure(error),
         ...(previous?.lastExit ? { lastExit: previous.lastExit } : {}),
         ...(previous?.restartRequestedAt ? { restartRequestedAt: previous.restartRequestedAt } : {}),
       };

@@ -60,6 +60,11 @@ export interface StopResult {
 }
 
 export interface Driver {
+  /**
+   * Rejects with StartError when `request` cannot start (missing program or folder). Called before
+   * apply changes anything, so a bad command never costs the version that is running.
+   */
+  check(request: StartRequest): Promise<void>;
   /** Spawns the process; resolves once it is running (the spawn succeeded), rejects with StartError otherwise. */
   start(request: StartRequest): Promise<ProcessHandle>;
   /** What the process is doing now. A process that is gone is `exited` (with `known: false` when this pm did not see it end); never throws for it. */

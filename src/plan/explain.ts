@@ -12,7 +12,7 @@ export function describeExit(exit: ExitStatus): string {
 export function describeReason(reason: Reason, changes: readonly FieldChange[] = []): string {
   switch (reason.code) {
     case 'NotStarted':
-      return 'declared but not running yet';
+      return reason.lastError ? `its last start failed: ${reason.lastError}` : 'declared but not running yet';
     case 'Exited':
       return `${describeExit(reason.exit)}; restartPolicy ${reason.policy}`;
     case 'SpecChanged':

@@ -86,7 +86,10 @@ function planDeclared(proc: DesiredProcess, record: ProcessRecord | undefined, s
   const running = observation.state === 'running';
   const act = (reason: Reason): Action => ({ kind: running ? 'restart' : 'start', name: proc.name, reason, changes });
 
-  if (!record?.handle) return { kind: 'start', name: proc.name, reason: { code: 'NotStarted' }, changes };
+  if (!record?.handle) {
+    const reason: Reason = record?.lastError ? { code: 'NotStarted', lastError: record.lastError } : { code: 'NotStarted' };
+    return { kind: 'start', name: proc.name, reason, changes };
+  }
   if (changes.some((c) => c.needsRestart)) return act({ code: 'SpecChanged' });
   if (record.restartRequestedAt && (!record.startedAt || record.restartRequestedAt > record.startedAt)) {
     return act({ code: 'RestartRequested', requestedAt: record.restartRequestedAt });

@@ -14,7 +14,7 @@ export type ActionKind =
   | 'delete';
 
 export type Reason =
-  | { code: 'NotStarted' }
+  | { code: 'NotStarted'; lastError?: string }
   | { code: 'Exited'; exit: ExitStatus; policy: 'always' | 'on-failure' }
   | { code: 'SpecChanged' }
   | { code: 'RestartRequested'; requestedAt: string }

@@ -18,6 +18,8 @@ export interface ProcessRecord {
   lastExit?: ExitStatus;
   /** Successful starts so far; restarts = starts - 1. */
   starts: number;
+  /** Why the last start failed before the process ran (bad command, cwd, user); cleared by a successful start. */
+  lastError?: string;
   /** ISO time of the newest `pm restart` request; honoured when newer than startedAt. */
   restartRequestedAt?: string;
 }

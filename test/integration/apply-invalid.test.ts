@@ -58,3 +58,27 @@ test('a dependency cycle and a dependency on an unknown process: exit 2 with the
   assert.equal(validate.code, 2);
   assert.match(validate.stderr, /dependency cycle: (x -> y -> x|y -> x -> y)/);
 });
+
+test('a changed command that cannot run, or a missing secret: exit 2 before the running version is stopped', async (t) => {
+  const sandbox = await createSandbox(t);
+  await sandbox.write('manifests/alpha.yaml', sandbox.manifest({ name: 'alpha', program: 'idle' }));
+  await sandbox.write('manifests/beta.yaml', sandbox.manifest({ name: 'beta', program: 'idle' }));
+  const converge = await sandbox.pm(['apply', '-f', 'manifests/']);
+  assert.equal(converge.code, 0, `apply failed:\n${converge.stdout}\n${converge.stderr}`);
+  const before = pids(await sandbox.get());
+
+  const broken = (sandbox.manifest({ name: 'alpha', program: 'idle' })).replace(process.execPath, '/nonexistent/bin/node');
+  await sandbox.write('manifests/alpha.yaml', broken);
+  const noProgram = await sandbox.pm(['apply', '-f', 'manifests/']);
+  assert.equal(noProgram.code, 2, `apply exits 2:\n${noProgram.stdout}\n${noProgram.stderr}`);
+  assert.match(noProgram.stderr, /nothing was changed/);
+  assert.match(noProgram.stderr, /alpha: command "\/nonexistent\/bin\/node" is not an executable file/);
+
+  await sandbox.write('manifests/alpha.yaml', sandbox.manifest({ name: 'alpha', program: 'idle' }));
+  await sandbox.write('manifests/beta.yaml', sandbox.manifest({ name: 'beta', program: 'idle', env: { TOKEN: { fromEnv: 'PM_TEST_SURELY_UNSET' } } }));
+  const noSecret = await sandbox.pm(['apply', '-f', 'manifests/']);
+  assert.equal(noSecret.code, 2, `apply exits 2:\n${noSecret.stdout}\n${noSecret.stderr}`);
+  assert.match(noSecret.stderr, /beta: env TOKEN: pm's environment has no variable PM_TEST_SURELY_UNSET/);
+
+  assert.deepEqual(pids(await sandbox.get()), before, 'both kept running, untouched');
+});

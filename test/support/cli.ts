@@ -66,7 +66,7 @@ export interface ProcessSpec {
   name: string;
   program: FixtureProgram;
   args?: string[];
-  env?: Record<string, string | number>;
+  env?: Record<string, string | number | { fromEnv: string } | { fromFile: string }>;
   labels?: Record<string, string>;
   ports?: { name: string; port: number }[];
   dependsOn?: { name: string; condition?: 'started' | 'ready' | 'completed'; restart?: boolean }[];

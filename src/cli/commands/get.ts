@@ -20,6 +20,8 @@ interface Status {
   pid: number | null;
   startedAt: string | null;
   lastExit: string | null;
+  /** Why the last start failed, when it did. */
+  lastError: string | null;
   source: string;
   labels: Record<string, string>;
   command: string[];
@@ -67,7 +69,7 @@ export const getCommand: Command = {
       cli.stderr.write(`no processes managed in ${state.store.dir}${selector ? ' match the selector' : ''}\n`);
     } else {
       const wide = format === 'wide';
-      const header = ['NAME', 'DRIVER', 'STATE', 'READY', 'RESTARTS', 'AGE', ...(wide ? ['PID', 'LAST EXIT', 'SOURCE', 'COMMAND'] : [])];
+      const header = ['NAME', 'DRIVER', 'STATE', 'READY', 'RESTARTS', 'AGE', ...(wide ? ['PID', 'LAST EXIT / ERROR', 'SOURCE', 'COMMAND'] : [])];
       const rows = statuses.map((s) => [
         s.name,
         s.driver,
@@ -75,7 +77,7 @@ export const getCommand: Command = {
         s.ready === null ? '-' : s.ready ? 'yes' : 'no',
         String(s.restarts),
         s.startedAt ? formatAge(now - Date.parse(s.startedAt)) : '-',
-        ...(wide ? [s.pid === null ? '-' : String(s.pid), s.lastExit ?? '-', s.source, s.command.join(' ')] : []),
+        ...(wide ? [s.pid === null ? '-' : String(s.pid), s.lastError ?? s.lastExit ?? '-', s.source, s.command.join(' ')] : []),
       ]);
       cli.stdout.write(formatTable(header, rows));
     }
@@ -103,7 +105,7 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     const exit = observation.exit.known ? observation.exit : (record.lastExit ?? observation.exit);
     stateText = exit.known && exit.code === 0 ? 'Completed' : exit.known ? (exit.signal ? `Killed (${exit.signal})` : `Failed (exit ${exit.code})`) : 'Exited';
   } else {
-    stateText = record.handle ? 'Missing' : 'NotStarted';
+    stateText = record.handle ? 'Missing' : record.lastError ? 'StartFailed' : 'NotStarted';
   }
   const lastExit = observation.state === 'exited' ? observation.exit : record.lastExit;
   return {
@@ -116,6 +118,7 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     pid: observation.state === 'running' ? observation.pid : null,
     startedAt: record.startedAt ?? null,
     lastExit: lastExit ? describeExit(lastExit) : null,
+    lastError: record.lastError ?? null,
     source: record.source.file,
     labels: record.manifest.metadata.labels,
     command: spec.exec.command,

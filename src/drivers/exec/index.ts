@@ -9,6 +9,7 @@ import type { Driver, ExecHandle, ExitStatus, Observation, StartRequest, StopOpt
 import { GroupWatch, signalGroup } from './group.js';
 import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
 import { spawnProcess, type SpawnedChild } from './spawn.js';
+import { checkStartable } from './preflight.js';
 
 export { readBootId, readProcessIdentity, parseProcStat, type ProcessIdentity } from './proc.js';
 
@@ -24,6 +25,10 @@ export class ExecDriver implements Driver {
   readonly #children = new Map<string, SpawnedChild>();
   /** How many waitExit calls wait on each own child. */
   readonly #waiters = new Map<SpawnedChild, number>();
+
+  check(request: StartRequest): Promise<void> {
+    return checkStartable(request);
+  }
 
   async start(request: StartRequest): Promise<ExecHandle> {
     const spawned = await spawnProcess(request);

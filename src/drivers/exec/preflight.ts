@@ -1,0 +1,41 @@
+// Checks that a start can succeed — the working directory exists and the program is found and
+// executable — before apply stops anything, so a typo in a command never costs a running version.
+import { access, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { StartError } from '../../errors.js';
+import type { StartRequest } from '../driver.js';
+
+export async function checkStartable(request: StartRequest): Promise<void> {
+  const { name, env } = request;
+  const { command, cwd } = request.manifest.spec.exec;
+  const workDir = cwd ?? process.cwd();
+  const info = await stat(workDir).catch(() => undefined);
+  if (!info?.isDirectory()) {
+    throw new StartError(name, `cwd ${workDir} ${info ? 'is not a directory' : 'does not exist'}`, 'create the folder or fix spec.exec.cwd');
+  }
+  const program = command[0];
+  if (program.includes('/')) {
+    const path = isAbsolute(program) ? program : resolve(workDir, program);
+    if (!(await isExecutableFile(path))) {
+      throw new StartError(name, `command "${program}" is not an executable file (looked at ${path})`, 'check the path in spec.exec.command and that the file is executable');
+    }
+    return;
+  }
+  const searchPath = env.PATH ?? process.env.PATH ?? '';
+  for (const dir of searchPath.split(delimiter)) {
+    if (dir !== '' && (await isExecutableFile(join(dir, program)))) return;
+  }
+  throw new StartError(name, `command "${program}" not found in PATH`, `PATH is ${searchPath || '(empty)'}; give an absolute path in spec.exec.command or set PATH in spec.exec.env`);
+}
+
+async function isExecutableFile(path: string): Promise<boolean> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) return false;
+    await access(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
