@@ -4,15 +4,26 @@ import { readFile } from 'node:fs/promises';
 import { parseEnv } from 'node:util';
 import type { ProcessManifest } from '../manifest/types.js';
 import { StartError } from '../errors.js';
+import type { RunAs } from './identity.js';
 
 /** The only variables a process inherits from pm: enough to find programs and format text. */
 const INHERITED = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ'] as const;
 
-export async function resolveEnvironment(name: string, manifest: ProcessManifest, pmEnv: NodeJS.ProcessEnv): Promise<Record<string, string>> {
+/**
+ * The inherited variables, then the user's HOME, USER and LOGNAME when the process runs as another
+ * user (`runAs` from resolveRunAs: pm's own HOME must not leak to it), then env files, then env.
+ */
+export async function resolveEnvironment(name: string, manifest: ProcessManifest, pmEnv: NodeJS.ProcessEnv, runAs: RunAs = {}): Promise<Record<string, string>> {
   const env: Record<string, string> = {};
   for (const key of INHERITED) {
     const value = pmEnv[key];
     if (value !== undefined) env[key] = value;
+  }
+  if (runAs.identityEnv) {
+    const { HOME, USER, LOGNAME } = runAs.identityEnv;
+    env.HOME = HOME;
+    if (USER !== undefined) env.USER = USER;
+    if (LOGNAME !== undefined) env.LOGNAME = LOGNAME;
   }
   const exec = manifest.spec.exec;
   for (const file of exec.envFiles) {

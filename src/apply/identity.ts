@@ -7,12 +7,26 @@ import { StartError } from '../errors.js';
 export interface RunAs {
   uid?: number;
   gid?: number;
+  /**
+   * Set when spec.exec.user is given: HOME, USER and LOGNAME of that user, from /etc/passwd (a
+   * numeric user with no entry gets HOME=/ and no names). resolveEnvironment applies them in place
+   * of the HOME inherited from pm; the manifest's env can still override them.
+   */
+  identityEnv?: IdentityEnv;
+}
+
+export interface IdentityEnv {
+  HOME: string;
+  USER?: string;
+  LOGNAME?: string;
 }
 
 interface Entry {
   name: string;
   id: number;
+  /** /etc/passwd only: the primary group and home folder. */
   primaryGid?: number;
+  home?: string;
 }
 
 async function readDatabase(path: string): Promise<Entry[]> {
@@ -21,11 +35,20 @@ async function readDatabase(path: string): Promise<Entry[]> {
     .split('\n')
     .filter((line) => line && !line.startsWith('#'))
     .map((line) => line.split(':'))
-    .map((f) => ({ name: f[0] ?? '', id: Number(f[2]), primaryGid: f[3] === undefined ? undefined : Number(f[3]) }));
+    .flatMap((f) => {
+      const id = toId(f[2]);
+      if (!f[0] || id === undefined) return [];
+      return [{ name: f[0], id, primaryGid: toId(f[3]), home: f[5] || undefined }];
+    });
 }
 
+function toId(field: string | undefined): number | undefined {
+  return field !== undefined && /^\d+$/.test(field) ? Number(field) : undefined;
+}
+
+/** The entry named `nameOrId`, or for a number, the entry with that id. */
 function lookup(entries: Entry[], nameOrId: string): Entry | undefined {
-  if (/^\d+$/.test(nameOrId)) return entries.find((e) => e.id === Number(nameOrId)) ?? { name: nameOrId, id: Number(nameOrId) };
+  if (/^\d+$/.test(nameOrId)) return entries.find((e) => e.id === Number(nameOrId));
   return entries.find((e) => e.name === nameOrId);
 }
 
@@ -35,14 +58,33 @@ export async function resolveRunAs(name: string, manifest: ProcessManifest): Pro
   const runAs: RunAs = {};
   if (user !== undefined) {
     const entry = lookup(await readDatabase('/etc/passwd'), user);
-    if (!entry) throw new StartError(name, `user "${user}" does not exist`, 'create the user or change spec.exec.user');
-    runAs.uid = entry.id;
-    runAs.gid = entry.primaryGid;
+    if (entry) {
+      runAs.uid = entry.id;
+      runAs.gid = entry.primaryGid;
+      runAs.identityEnv = { HOME: entry.home ?? '/', USER: entry.name, LOGNAME: entry.name };
+    } else if (/^\d+$/.test(user)) {
+      // A uid nobody registered has no primary group: without `group:` it would keep pm's (root).
+      if (group === undefined) {
+        throw new StartError(
+          name,
+          `user ${user} has no entry in /etc/passwd, so it has no primary group (the process would run with pm's group, gid ${process.getgid?.() ?? '?'})`,
+          `add spec.exec.group (e.g. group: "${user}"), or create the user`,
+        );
+      }
+      runAs.uid = Number(user);
+      runAs.identityEnv = { HOME: '/' };
+    } else {
+      throw new StartError(name, `user "${user}" does not exist`, 'create the user or change spec.exec.user');
+    }
   }
   if (group !== undefined) {
     const entry = lookup(await readDatabase('/etc/group'), group);
-    if (!entry) throw new StartError(name, `group "${group}" does not exist`, 'create the group or change spec.exec.group');
-    runAs.gid = entry.id;
+    if (entry) runAs.gid = entry.id;
+    else if (/^\d+$/.test(group)) runAs.gid = Number(group);
+    else throw new StartError(name, `group "${group}" does not exist`, 'create the group or change spec.exec.group');
+  }
+  if (runAs.uid !== undefined && runAs.gid === undefined) {
+    throw new StartError(name, `user "${user}" has no primary group in /etc/passwd`, 'add spec.exec.group, or fix the entry in /etc/passwd');
   }
   const myUid = process.getuid?.();
   const myGid = process.getgid?.();

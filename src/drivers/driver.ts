@@ -16,6 +16,13 @@ export interface ExecHandle {
   startTime: string;
   /** /proc/sys/kernel/random/boot_id at start: after a reboot no old PID is ours. */
   bootId: string;
+  /**
+   * The instance marker: 128 random bits in hex, given to the process (and inherited by all it
+   * forks) as PM_INSTANCE in its environment. Once the leader is gone, only group members whose
+   * /proc/PID/environ holds this exact marker are signalled. Absent in handles recorded before
+   * markers existed: for those nothing is signalled once the leader is gone.
+   */
+  instance?: string;
 }
 export type ProcessHandle = ExecHandle;
 
@@ -69,7 +76,10 @@ export interface Driver {
   start(request: StartRequest): Promise<ProcessHandle>;
   /** What the process is doing now. A process that is gone is `exited` (with `known: false` when this pm did not see it end); never throws for it. */
   inspect(handle: ProcessHandle): Promise<Observation>;
-  /** Signals the whole group, then SIGKILL after the grace period. Safe to call on a process that is gone. */
+  /**
+   * Signals the whole group while its leader lives (once the leader is gone, only members that carry
+   * the instance marker), then SIGKILL after the grace period. Safe to call on a process that is gone.
+   */
   stop(handle: ProcessHandle, options: StopOptions): Promise<StopResult>;
   /**
    * Resolves when the process exits. Exit code and signal are known when this pm process started

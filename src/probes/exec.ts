@@ -1,5 +1,7 @@
-// Exec probe: runs a command without a shell, in its own process group; exit code 0 is success.
-// On timeout or abort the whole group is killed, so a hung check never lingers.
+// Exec probe: runs a command without a shell, as the probed process's user, in its own process
+// group; exit code 0 is success. Nothing it started outlives it: the group is killed when the
+// command exits (a background child holding its stdout would otherwise keep the probe open until
+// the timeout, and then survive it), and on timeout or abort.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { attempt, errorMessage, type ProbeResult } from './result.js';
@@ -11,6 +13,9 @@ export interface ExecTarget {
   command: readonly [string, ...string[]];
   cwd?: string;
   env?: Record<string, string>;
+  /** The user and group to run as (those of the probed process); pm's own when absent. */
+  uid?: number;
+  gid?: number;
 }
 
 export function runExecProbe(target: ExecTarget, timeoutSeconds: number, signal?: AbortSignal): Promise<ProbeResult> {
@@ -21,11 +26,16 @@ export function runExecProbe(target: ExecTarget, timeoutSeconds: number, signal?
       detached: true,
       cwd: target.cwd,
       env: target.env,
+      uid: target.uid,
+      gid: target.gid,
       stdio: ['ignore', 'pipe', 'pipe'],
       windowsHide: true,
     });
     const stdout = capture(child.stdout);
     const stderr = capture(child.stderr);
+    // The 'exit' event comes right after Node reaped the command, before anything else runs: the
+    // last moment its PID is sure to still name its own group. Whatever it left running goes now.
+    child.once('exit', () => killGroup(child.pid));
     child.on('error', (err: NodeJS.ErrnoException) => {
       settle(false, err.code === 'ENOENT' ? `command "${file}" not found` : errorMessage(err));
     });
@@ -41,18 +51,28 @@ export function runExecProbe(target: ExecTarget, timeoutSeconds: number, signal?
   });
 }
 
-/** Kills the probe's group if it is still running and waits for the exit, so no handle remains. */
+/**
+ * Kills the probe's whole group and waits for the command's exit, so no process or handle remains.
+ * Once the command has exited its group was killed then (see the 'exit' listener), and its PID may
+ * since name another program's group, so it is not signalled again.
+ */
 async function killAndReap(child: ChildProcess): Promise<void> {
   child.stdout?.destroy();
   child.stderr?.destroy();
   if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
   const exited = once(child, 'exit');
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // ESRCH: it ended on its own in the meantime.
-  }
+  killGroup(child.pid);
   await exited;
+}
+
+function killGroup(pid: number | undefined): void {
+  // kill(-0) and kill(-1) would reach pm's own group or every process it may signal.
+  if (pid === undefined || pid <= 1) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // ESRCH: nothing is left in the group.
+  }
 }
 
 function capture(stream: NodeJS.ReadableStream | null): () => string {

@@ -15,6 +15,9 @@ export interface ProbeContext {
   /** Working directory and environment for exec probes (those of the probed process). */
   cwd?: string;
   env?: Record<string, string>;
+  /** The process's user and group: exec probes run as them (pm's own when absent). */
+  uid?: number;
+  gid?: number;
   signal?: AbortSignal;
 }
 
@@ -22,7 +25,8 @@ export interface ProbeContext {
 export async function runProbe(probe: Probe, context: ProbeContext): Promise<ProbeResult> {
   const { timeoutSeconds } = probe;
   if (probe.exec) {
-    return runExecProbe({ command: probe.exec.command, cwd: context.cwd, env: context.env }, timeoutSeconds, context.signal);
+    const { cwd, env, uid, gid } = context;
+    return runExecProbe({ command: probe.exec.command, cwd, env, uid, gid }, timeoutSeconds, context.signal);
   }
   if (probe.http) {
     const resolved = resolvePort(probe.http.port, context.ports);

@@ -56,17 +56,13 @@ export class FileStore {
 
   async listRecords(): Promise<Map<string, ProcessRecord>> {
     const files = (await readdir(this.processesDir)).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
-    const records = await Promise.all(files.map((f) => this.readRecordFile(join(this.processesDir, f))));
-    return new Map(records.map((r) => [r.name, r]));
+    // A record deleted between readdir and readFile (`pm get` racing `pm delete`) is simply gone.
+    const records = await Promise.all(files.map((f) => this.readRecordFile(join(this.processesDir, f)).catch(absentIfMissing)));
+    return new Map(records.filter((r) => r !== undefined).map((r) => [r.name, r]));
   }
 
   async getRecord(name: string): Promise<ProcessRecord | undefined> {
-    try {
-      return await this.readRecordFile(this.recordPath(name));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
+    return this.readRecordFile(this.recordPath(name)).catch(absentIfMissing);
   }
 
   async putRecord(record: ProcessRecord): Promise<void> {
@@ -124,10 +120,32 @@ export class FileStore {
     try {
       return JSON.parse(text) as ProcessRecord;
     } catch (error) {
-      throw new PmError('E_STATE_CORRUPT', `state file ${path} is not valid JSON`, {
-        hint: 'move the file away and run pm apply again to re-adopt the process',
-        cause: error,
-      });
+      throw corruptRecord(path, text, error);
     }
   }
+}
+
+function absentIfMissing(error: unknown): undefined {
+  if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+  throw error;
+}
+
+/**
+ * A record pm cannot read describes a process that may still be running. Forgetting it (or moving
+ * it away and applying again) would start a second instance beside it, so every command that reads
+ * the records stops here until someone has looked: the hint says how to find and stop the process.
+ */
+function corruptRecord(path: string, text: string, cause: unknown): PmError {
+  // The PID and group are near the end of the record; a torn or damaged file may still show them.
+  const pid = /"pid"\s*:\s*(\d+)/.exec(text)?.[1];
+  const pgid = /"pgid"\s*:\s*(\d+)/.exec(text)?.[1] ?? pid;
+  const find =
+    pid === undefined
+      ? `find it with \`ps -eo pid,pgid,lstart,args\` (its command is in the manifest)`
+      : `the file names PID ${pid}: check it is that process with \`ps -o pid,pgid,lstart,args -g ${pgid}\``;
+  const stop = pgid === undefined ? 'stop it (`kill -TERM -- -PGID` stops its whole group)' : `stop it with \`kill -TERM -- -${pgid}\``;
+  return new PmError('E_STATE_CORRUPT', `state file ${path} is not valid JSON; pm get, diff, apply, delete and restart refuse to run until it is dealt with, rather than forget a process that may still be running`, {
+    hint: `the process it describes may still be running: ${find}, ${stop}, then remove ${path} (the next pm apply starts the process again)`,
+    cause,
+  });
 }

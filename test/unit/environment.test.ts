@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { resolveEnvironment } from '../../src/apply/environment.js';
 import { resolveRunAs } from '../../src/apply/identity.js';
@@ -41,4 +42,54 @@ test('user: unknown users are refused; switching is refused unless pm runs as ro
   assert.equal(self.uid, uid);
   if (uid !== 0) await assert.rejects(resolveRunAs('api', withExec({ user: '0' })), /cannot switch/);
   else assert.equal((await resolveRunAs('api', withExec({ user: 'nobody' }))).uid !== undefined, true);
+});
+
+/** A uid that /etc/passwd does not list. */
+async function unlistedUid(): Promise<number> {
+  const ids = new Set((await readFile('/etc/passwd', 'utf8')).split('\n').map((line) => Number(line.split(':')[2])));
+  let uid = 4_242_424;
+  while (ids.has(uid)) uid++;
+  return uid;
+}
+
+test('user: a numeric user with no /etc/passwd entry needs group:, or it would keep gid 0', async () => {
+  const uid = await unlistedUid();
+  await assert.rejects(
+    resolveRunAs('api', withExec({ user: String(uid) })),
+    (error) =>
+      error instanceof StartError &&
+      error.message.includes(`user ${uid} has no entry in /etc/passwd, so it has no primary group`) &&
+      /add spec\.exec\.group/.test(error.hint ?? ''),
+  );
+  const withGroup = resolveRunAs('api', withExec({ user: String(uid), group: String(uid) }));
+  if (process.getuid?.() === 0) {
+    // No passwd entry: no home and no name, so HOME is / (as Docker does), never pm's own.
+    assert.deepEqual(await withGroup, { uid, gid: uid, identityEnv: { HOME: '/' } });
+  } else {
+    await assert.rejects(withGroup, /cannot switch/);
+  }
+});
+
+test('user: HOME, USER and LOGNAME come from the passwd entry and replace what pm would pass on', async () => {
+  const me = userInfo();
+  // Our own user works without root; as root, switch to nobody as well.
+  const cases: [string, { uid: number; name: string; home: string }][] = [[String(me.uid), { uid: me.uid, name: me.username, home: me.homedir }]];
+  if (me.uid === 0) {
+    const nobody = (await readFile('/etc/passwd', 'utf8')).split('\n').find((line) => line.startsWith('nobody:'))?.split(':');
+    if (nobody) cases.push(['nobody', { uid: Number(nobody[2]), name: 'nobody', home: nobody[5] ?? '' }]);
+  }
+  for (const [user, want] of cases) {
+    const runAs = await resolveRunAs('api', withExec({ user }));
+    assert.equal(runAs.uid, want.uid, user);
+    assert.deepEqual(runAs.identityEnv, { HOME: want.home, USER: want.name, LOGNAME: want.name }, user);
+
+    const pmEnv = { PATH: '/bin', HOME: '/pm/own/home', USER: 'pm-user' };
+    const env = await resolveEnvironment('api', withExec({ user }), pmEnv, runAs);
+    assert.deepEqual(env, { PATH: '/bin', HOME: want.home, USER: want.name, LOGNAME: want.name }, user);
+    const declared = await resolveEnvironment('api', withExec({ user, env: { HOME: '/srv/app' } }), pmEnv, runAs);
+    assert.equal(declared.HOME, '/srv/app', 'the manifest still has the last word');
+  }
+  // Without spec.exec.user nothing changes: HOME is inherited as before.
+  assert.deepEqual(await resolveRunAs('api', withExec({})), {});
+  assert.equal((await resolveEnvironment('api', withExec({}), { HOME: '/pm/own/home' }, {})).HOME, '/pm/own/home');
 });

@@ -7,10 +7,12 @@ import { readFile } from 'node:fs/promises';
 import { test, type TestContext } from 'node:test';
 import type { ExecHandle, StartRequest } from '../../src/drivers/driver.js';
 import { ExecDriver, readBootId, readProcessIdentity } from '../../src/drivers/exec/index.js';
+import { environHas } from '../../src/drivers/exec/instance.js';
+import { readProcStat } from '../../src/drivers/exec/proc.js';
 import { nodeScript } from '../support/exec-fixtures.js';
 import { isAlive, killGroupAfter } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
-import { waitForValue } from '../support/wait.js';
+import { waitFor, waitForValue } from '../support/wait.js';
 
 const FOREVER = 'setInterval(() => {}, 1000);';
 const TRAP_TERM = "process.on('SIGTERM', () => console.log('SIGTERM ignored'));";
@@ -107,6 +109,84 @@ test('stop: members left in the group after the leader exited are stopped too', 
     assert.deepEqual({ wasRunning: result.wasRunning, forced: result.forced }, { wasRunning: true, forced: false }, `later: ${later}`);
     assert.equal(isAlive(grandchildPid), false, `later: ${later}`);
   }
+});
+
+test('stop: a leaderless group that is not ours is never signalled, whatever the handle says', async (t) => {
+  // A double-forking daemon: setsid makes sh lead a new session and group, sh puts sleep in the
+  // background and exits. The group lives on without its leader, under sh's former PID.
+  const daemon = spawn('setsid', ['sh', '-c', 'sleep 4242 </dev/null >/dev/null 2>&1 & echo $!; exit 0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let output = '';
+  daemon.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  await once(daemon, 'close');
+  const sleepPid = Number(output.trim());
+  assert.ok(sleepPid > 1, `sleep's PID: ${JSON.stringify(output)}`);
+  t.after(() => {
+    if (isAlive(sleepPid)) process.kill(sleepPid, 'SIGKILL');
+  });
+  const stat = await readProcStat(sleepPid);
+  assert.ok(stat);
+  const pgid = stat.pgrp;
+  assert.notEqual(pgid, sleepPid);
+  assert.equal(await readProcessIdentity(pgid), undefined, 'the group has no leader');
+
+  // A handle pointing at that group: its leader is gone, as if pm's process had exited and the
+  // number had since been taken by the daemon's group.
+  const stale: ExecHandle = { driver: 'exec', pid: pgid, pgid, startTime: '1', bootId: await readBootId() };
+  for (const handle of [stale, { ...stale, instance: '0123456789abcdef0123456789abcdef' }]) {
+    for (const driver of [new ExecDriver(), new ExecDriver()]) {
+      const result = await driver.stop(handle, { signal: 'SIGKILL', gracePeriodMs: 0 });
+      assert.deepEqual({ wasRunning: result.wasRunning, forced: result.forced }, { wasRunning: false, forced: false }, `instance: ${handle.instance}`);
+      assert.equal(isAlive(sleepPid), true, `the daemon's sleep was not signalled (instance: ${handle.instance})`);
+    }
+  }
+});
+
+test('stop: once the leader is gone, only members carrying the exact instance marker are signalled', async (t) => {
+  const dir = await tempDir(t);
+  const driver = new ExecDriver();
+  // Three children stay in the group: one inherits the environment (and the marker), one has a
+  // marker that only starts like ours, one has none. Then the leader exits.
+  const script = `
+    const { spawn } = require('child_process');
+    const keep = (env) => spawn(process.execPath, ['-e', ${JSON.stringify(FOREVER)}], { stdio: 'inherit', env }).pid;
+    const marked = keep(process.env);
+    const lookalike = keep({ ...process.env, PM_INSTANCE: process.env.PM_INSTANCE + '0' });
+    const unmarked = keep({ PATH: process.env.PATH });
+    console.log('marker ' + process.env.PM_INSTANCE);
+    console.log('children ' + marked + ' ' + lookalike + ' ' + unmarked);
+    process.exit(0);`;
+  const request = nodeScript(dir, script);
+  const handle = await start(t, driver, request);
+  const [marked, lookalike, unmarked] = (await logLine(request, /^children (\d+ \d+ \d+)$/m)).split(' ').map(Number) as [number, number, number];
+  assert.equal(await logLine(request, /^marker (\w+)$/m), handle.instance, 'the process sees its marker as PM_INSTANCE');
+  assert.equal((await driver.waitExit(handle)).code, 0);
+  for (const pid of [marked, lookalike, unmarked]) await waitFor(() => isAlive(pid), { message: `child ${pid} running` });
+
+  // A handle recorded before markers existed: pm cannot tell its leftovers from strangers, so it
+  // signals nothing.
+  const { instance: _, ...legacy } = handle;
+  const old = await new ExecDriver().stop(legacy, LONG_GRACE);
+  assert.equal(old.wasRunning, false);
+  assert.deepEqual([marked, lookalike, unmarked].map(isAlive), [true, true, true]);
+
+  for (const stopper of [new ExecDriver(), driver]) {
+    const result = await stopper.stop(handle, LONG_GRACE);
+    assert.deepEqual({ wasRunning: result.wasRunning, forced: result.forced }, { wasRunning: stopper !== driver, forced: false });
+  }
+  assert.equal(isAlive(marked), false, 'our leftover was stopped');
+  assert.equal(isAlive(lookalike), true, 'a marker that only starts like ours is not ours');
+  assert.equal(isAlive(unmarked), true);
+});
+
+test('environHas matches whole NUL-separated entries only', () => {
+  const environ = Buffer.from('A=1\0PM_INSTANCE=abc\0XPM_INSTANCE=def\0PM_INSTANCE=ghi0\0LAST=x');
+  assert.equal(environHas(environ, 'PM_INSTANCE=abc'), true);
+  assert.equal(environHas(environ, 'LAST=x'), true);
+  assert.equal(environHas(environ, 'A=1'), true);
+  assert.equal(environHas(environ, 'PM_INSTANCE=def'), false);
+  assert.equal(environHas(environ, 'PM_INSTANCE=ghi'), false);
+  assert.equal(environHas(environ, 'PM_INSTANCE=ab'), false);
+  assert.equal(environHas(Buffer.alloc(0), 'A=1'), false);
 });
 
 test('stop: safe to call twice, and concurrently', async (t) => {

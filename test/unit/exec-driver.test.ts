@@ -77,17 +77,21 @@ test('start: separate log files are created in new folders, appended to, and not
   }
 });
 
-test('start: the environment is exactly the requested one, and cwd is applied', async (t) => {
+test('start: the environment is exactly the requested one plus the instance marker, and cwd is applied', async (t) => {
   const dir = await tempDir(t);
   const driver = new ExecDriver();
-  const env = { PM_TEST_VALUE: 'x y=z' };
+  // A PM_INSTANCE in the request cannot forge the marker: the driver's own wins.
+  const env = { PM_TEST_VALUE: 'x y=z', PM_INSTANCE: 'forged' };
   const request = nodeScript(dir, 'console.log(JSON.stringify({ env: process.env, cwd: process.cwd() }));', { env });
   const handle = await start(t, driver, request);
   await driver.waitExit(handle);
 
+  assert.match(handle.instance ?? '', /^[0-9a-f]{32}$/, '128 random bits, in hex');
   const seen = JSON.parse(await readFile(request.logs.stdout, 'utf8')) as { env: Record<string, string>; cwd: string };
-  assert.deepEqual(seen.env, env);
+  assert.deepEqual(seen.env, { PM_TEST_VALUE: 'x y=z', PM_INSTANCE: handle.instance });
   assert.equal(seen.cwd, dir);
+  const other = await start(t, driver, nodeScript(dir, ''));
+  assert.notEqual(other.instance, handle.instance, 'every start gets its own marker');
 });
 
 test('start: a command missing from PATH is a StartError that names it', async (t) => {

@@ -184,3 +184,33 @@ test('a probe with no kind fails', async () => {
   const result = await runProbe({ ...timing }, { ports: [] });
   assert.deepEqual({ ok: result.ok, message: result.message }, { ok: false, message: 'probe has none of exec, http, tcp' });
 });
+
+test('exec: a background child holding stdout does not outlive the probe, nor hold it open', async (t) => {
+  const dir = await tempDir(t);
+  const pidFile = join(dir, 'grandchild');
+  // The command exits 0 at once; its child inherits stdout and would run for ever.
+  const script = `
+    const c = require('child_process').spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: ['ignore', 'inherit', 'inherit'] });
+    require('fs').writeFileSync(${JSON.stringify(pidFile)}, String(c.pid));
+    process.exit(0);`;
+  const result = await runProbe(execProbe(script, 10), { ports: [] });
+  const grandchild = Number(await readFile(pidFile, 'utf8'));
+  t.after(() => {
+    if (isAlive(grandchild)) process.kill(grandchild, 'SIGKILL');
+  });
+  assert.deepEqual({ ok: result.ok, message: result.message }, { ok: true, message: 'exit code 0' }, 'the exit code decides, not the timeout');
+  // The probe resolved once the grandchild closed stdout, i.e. once it was exiting.
+  await waitFor(() => !isAlive(grandchild), { message: 'the grandchild to be gone' });
+});
+
+test('exec: runs as the process user and group', async (t) => {
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root: only root can run a probe as another user');
+    return;
+  }
+  const probe: Probe = { ...timing, exec: { command: ['sh', '-c', 'echo "$(id -u):$(id -g):$(id -G)"; exit 3'] } };
+  const result = await runProbe(probe, { ports: [], uid: 65534, gid: 65534 });
+  assert.equal(result.message, 'exit code 3: 65534:65534:65534', 'uid, gid, and no supplementary groups of pm');
+  const asPm = await runProbe(probe, { ports: [] });
+  assert.match(asPm.message, /^exit code 3: 0:0:/);
+});

@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile, appendFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile, appendFile, symlink, link } from 'node:fs/promises';
+import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { FileStore, defaultStateDir } from '../../src/store/file-store.js';
-import { LockBusyError } from '../../src/errors.js';
+import { acquireLock, type StateLock } from '../../src/store/lock.js';
+import { readProcessIdentity } from '../../src/drivers/exec/index.js';
+import { LockBusyError, PmError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 import { manifest } from '../support/manifests.js';
 import type { ProcessRecord } from '../../src/store/records.js';
@@ -34,6 +37,39 @@ test('a corrupt record is a clear error naming the file', async (t) => {
   const store = await FileStore.open(await tempDir(t));
   await writeFile(join(store.dir, 'processes', 'bad.json'), '{"name": ');
   await assert.rejects(store.listRecords(), (error: Error & { code?: string }) => error.code === 'E_STATE_CORRUPT' && error.message.includes('bad.json'));
+});
+
+test('a corrupt record blocks commands and says how to find and stop the process, never to re-apply', async (t) => {
+  const store = await FileStore.open(await tempDir(t));
+  const path = join(store.dir, 'processes', 'api.json');
+  // Torn after the handle: the PID and group are still readable.
+  await writeFile(path, '{"name": "api", "handle": {"driver": "exec", "pid": 4242, "pgid": 4242, "startTime": "9');
+  for (const read of [() => store.listRecords(), () => store.getRecord('api')]) {
+    await assert.rejects(read(), (error: PmError) => {
+      assert.equal(error.code, 'E_STATE_CORRUPT');
+      assert.match(error.message, /refuse to run until it is dealt with, rather than forget a process that may still be running/);
+      assert.match(error.hint ?? '', /may still be running/);
+      assert.match(error.hint ?? '', /PID 4242/);
+      assert.match(error.hint ?? '', /ps -o pid,pgid,lstart,args -g 4242/);
+      assert.match(error.hint ?? '', /kill -TERM -- -4242/);
+      assert.ok(error.hint?.includes(`then remove ${path}`), error.hint);
+      assert.doesNotMatch(error.hint ?? '', /apply again to re-adopt/);
+      return true;
+    });
+  }
+  // Nothing readable: it says how to look for the process instead.
+  await writeFile(path, '\u0000\u0000garbage');
+  await assert.rejects(store.listRecords(), (error: PmError) => /ps -eo pid,pgid,lstart,args/.test(error.hint ?? '') && !/PID \d/.test(error.hint ?? ''));
+});
+
+test('a record that disappears between listing and reading is absent, not an error', async (t) => {
+  const store = await FileStore.open(await tempDir(t));
+  await store.putRecord(record('api'));
+  // A dangling link is listed by readdir and then not found by readFile: the state of a record
+  // deleted by `pm delete` while `pm get` lists the folder.
+  await symlink(join(store.dir, 'processes', 'deleted-meanwhile'), join(store.dir, 'processes', 'gone.json'));
+  assert.deepEqual([...(await store.listRecords()).keys()], ['api']);
+  assert.equal(await store.getRecord('gone'), undefined);
 });
 
 test('audit entries append as JSON lines; a torn last line is skipped', async (t) => {
@@ -66,6 +102,62 @@ test('a lock left by a process that is gone is taken over', async (t) => {
   const lock = await store.lock('apply');
   assert.equal(JSON.parse(await readFile(join(store.dir, 'lock'), 'utf8')).pid, process.pid);
   await lock.release();
+});
+
+/** The PID of a process that has ended: a lock naming it is stale. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await once(child, 'exit');
+  return child.pid as number;
+}
+
+test('concurrent takeovers of a stale lock: exactly one contender gets it, every time', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'lock');
+  const pid = await deadPid();
+  const staleLocks = [
+    // Left by a pm that was killed while holding it.
+    JSON.stringify({ pid, startTime: '1', command: 'apply', since: 'then', token: 'ab'.repeat(16) }),
+    // Left by an older pm: no token; or torn, as an older pm could leave it when it died mid-write.
+    JSON.stringify({ pid, startTime: '1', command: 'apply', since: 'then' }),
+    '',
+  ];
+  for (let round = 0; round < 200; round++) {
+    await writeFile(path, staleLocks[round % staleLocks.length]!);
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => acquireLock(path, `contender-${i}`)));
+    const holders = results.flatMap((r, i) => (r.status === 'fulfilled' ? [{ i, lock: r.value }] : []));
+    assert.equal(holders.length, 1, `round ${round}: ${holders.length} contenders hold the lock`);
+    for (const r of results) {
+      if (r.status === 'rejected') assert.ok(r.reason instanceof LockBusyError, `round ${round}: ${String(r.reason)}`);
+    }
+    const [holder] = holders as [{ i: number; lock: StateLock }];
+    assert.equal(JSON.parse(await readFile(path, 'utf8')).command, `contender-${holder.i}`, 'the lock file names the holder');
+    await holder.lock.release();
+    assert.deepEqual(await readdir(dir), [], `round ${round}: nothing is left behind`);
+  }
+});
+
+test('a takeover left by a pm that died mid-way is cleared; one in progress means busy', async (t) => {
+  const dir = await tempDir(t);
+  const path = join(dir, 'lock');
+  const dead = await deadPid();
+  const me = await readProcessIdentity(process.pid);
+  assert.ok(me);
+  for (const [takerPid, takerStart] of [[dead, '1'], [process.pid, me.startTime]] as const) {
+    await writeFile(path, JSON.stringify({ pid: dead, startTime: '1', command: 'apply', since: 'then' }));
+    // What a pm leaves while it removes a stale lock: its record, and lock.takeover linked to it.
+    const token = 'cd'.repeat(16);
+    await writeFile(`${path}.${token}`, JSON.stringify({ pid: takerPid, startTime: takerStart, command: 'delete', since: 'now', token }));
+    await link(`${path}.${token}`, `${path}.takeover`);
+    if (takerPid === dead) {
+      const lock = await acquireLock(path, 'apply');
+      await lock.release();
+      assert.deepEqual(await readdir(dir), []);
+    } else {
+      await assert.rejects(acquireLock(path, 'apply'), (error) => error instanceof LockBusyError && /"pm delete".*is taking over a stale lock/.test(error.message));
+      assert.deepEqual((await readdir(dir)).sort(), ['lock', `lock.${token}`, 'lock.takeover'], 'a live takeover is left alone');
+    }
+  }
 });
 
 test('state directory: flag, then PM_STATE_DIR, then XDG_STATE_HOME, then ~/.local/state', () => {

@@ -6,12 +6,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PmError } from '../../errors.js';
 import type { Driver, ExecHandle, ExitStatus, Observation, StartRequest, StopOptions, StopResult } from '../driver.js';
-import { GroupWatch, signalGroup } from './group.js';
+import { INSTANCE_ENV, newInstanceMarker } from './instance.js';
 import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
 import { spawnProcess, type SpawnedChild } from './spawn.js';
+import { StopTarget } from './stop-target.js';
 import { checkStartable } from './preflight.js';
 
 export { readBootId, readProcessIdentity, parseProcStat, type ProcessIdentity } from './proc.js';
+export { INSTANCE_ENV } from './instance.js';
 
 /** How often stop() looks at the group while waiting for it to end. There is no pidfd in Node. */
 const STOP_POLL_MS = 15;
@@ -31,7 +33,9 @@ export class ExecDriver implements Driver {
   }
 
   async start(request: StartRequest): Promise<ExecHandle> {
-    const spawned = await spawnProcess(request);
+    // The marker is inherited by everything the process forks: see instance.ts.
+    const instance = newInstanceMarker();
+    const spawned = await spawnProcess({ ...request, env: { ...request.env, [INSTANCE_ENV]: instance } });
     this.#children.set(childKey(spawned.pid, spawned.startTime), spawned);
     return {
       driver: 'exec',
@@ -39,6 +43,7 @@ export class ExecDriver implements Driver {
       pgid: spawned.pid,
       startTime: spawned.startTime,
       bootId: await readBootId(),
+      instance,
     };
   }
 
@@ -60,20 +65,19 @@ export class ExecDriver implements Driver {
     if (identity !== undefined && identity.startTime !== handle.startTime) {
       return { forced: false, wasRunning: false, ...(own?.exit && { exit: own.exit }) };
     }
-    const leaderRunning = own ? own.exit === undefined : identity !== undefined && isLiveState(identity.state);
-    // The leader may be gone while processes it forked still run in its group. The group id
-    // cannot have been reused while that group exists, so those are ours to stop as well.
-    const group = new GroupWatch(handle.pgid);
-    if (!leaderRunning && !(await group.alive())) {
+    // While the leader holds its PID the whole group is ours; after that only members carrying the
+    // instance marker are (the number may since name a stranger's group). See stop-target.ts.
+    const target = new StopTarget(handle, own);
+    if (!(await target.alive())) {
       return { forced: false, wasRunning: false, ...(own?.exit && { exit: own.exit }) };
     }
 
-    if (signalGroup(handle.pgid, options.signal) === 'denied') throw permissionDenied(handle, options.signal);
+    if ((await target.signal(options.signal)) === 'denied') throw permissionDenied(handle, options.signal);
     let forced = false;
-    if (!(await waitGone(group, own, Date.now() + Math.max(0, options.gracePeriodMs)))) {
+    if (!(await waitGone(target, Date.now() + Math.max(0, options.gracePeriodMs)))) {
       forced = true;
-      if (signalGroup(handle.pgid, 'SIGKILL') === 'denied') throw permissionDenied(handle, 'SIGKILL');
-      if (!(await waitGone(group, own, Date.now() + KILL_WAIT_MS))) {
+      if ((await target.signal('SIGKILL')) === 'denied') throw permissionDenied(handle, 'SIGKILL');
+      if (!(await waitGone(target, Date.now() + KILL_WAIT_MS))) {
         throw new PmError('E_STOP', `process group ${handle.pgid} still has live members ${KILL_WAIT_MS} ms after SIGKILL`, {
           hint: `a member may be stuck in the kernel (state D): look with \`ps -o pid,stat,wchan,cmd -g ${handle.pgid}\``,
         });
@@ -138,10 +142,10 @@ async function isRunning(handle: ExecHandle): Promise<boolean> {
   return identity !== undefined && identity.startTime === handle.startTime && isLiveState(identity.state);
 }
 
-/** Polls until the group has no live member and (for an own child) its exit event has arrived. */
-async function waitGone(group: GroupWatch, own: SpawnedChild | undefined, deadline: number): Promise<boolean> {
+/** Polls until nothing of the instance runs any more (for an own child: its exit event has arrived too). */
+async function waitGone(target: StopTarget, deadline: number): Promise<boolean> {
   while (true) {
-    if ((own === undefined || own.exit !== undefined) && !(await group.alive())) return true;
+    if (!(await target.alive())) return true;
     const left = deadline - Date.now();
     if (left <= 0) return false;
     await sleep(Math.min(STOP_POLL_MS, left));
@@ -162,7 +166,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
 }
 
 function permissionDenied(handle: ExecHandle, signal: NodeJS.Signals): PmError {
-  return new PmError('E_STOP', `cannot send ${signal} to process group ${handle.pgid}: permission denied`, {
+  return new PmError('E_STOP', `cannot send ${signal} to process group ${handle.pgid} (or a process left in it): permission denied`, {
     hint: 'run pm as the user that started the process, or as root',
   });
 }
