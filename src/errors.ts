@@ -9,6 +9,8 @@ export const ExitCode = {
   invalid: 2,
   /** Another pm command holds the state lock: nothing was changed. */
   busy: 3,
+  /** Interrupted (Ctrl-C / SIGTERM), as shells report a death by SIGINT. */
+  interrupted: 130,
 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 

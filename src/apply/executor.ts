@@ -8,17 +8,19 @@
 // the audit log as it goes, so an interrupted apply leaves an accurate state behind.
 import { userInfo } from 'node:os';
 import type { DesiredSet, DesiredProcess } from '../manifest/types.js';
-import type { Driver, Observation, ExitStatus } from '../drivers/driver.js';
+import type { Driver, Observation, ExitStatus, ProcessHandle } from '../drivers/driver.js';
 import type { FileStore } from '../store/file-store.js';
 import type { AuditEntry, ProcessRecord } from '../store/records.js';
 import type { Action, Plan } from '../plan/types.js';
 import { describeAction, describeExit } from '../plan/explain.js';
-import { PmError, ExitCode, describeStartFailure } from '../errors.js';
+import { completesProcess } from '../plan/exit.js';
+import { describeStartFailure } from '../errors.js';
 import { limitConcurrency } from '../util/limit.js';
-import { resolveEnvironment } from './environment.js';
-import { resolveRunAs, type RunAs } from './identity.js';
+import { preflight, type Prepared } from './preflight.js';
 import { ProcessTracker, ConditionUnmet, type TrackerListener } from './tracker.js';
 import { followProbes } from './follow.js';
+
+export { PreflightError } from './preflight.js';
 
 export interface ExecuteContext {
   store: FileStore;
@@ -51,61 +53,24 @@ export interface ExecuteResult {
   interrupted: 'timeout' | 'signal' | undefined;
 }
 
-interface Prepared {
-  env: Record<string, string>;
-  runAs: RunAs;
-  logs: { stdout: string; stderr: string };
-}
-
-export class PreflightError extends PmError {
-  constructor(readonly problems: string[]) {
-    super('E_PREFLIGHT', `cannot apply; nothing was changed:\n  ${problems.join('\n  ')}`, { exitCode: ExitCode.invalid });
-  }
-}
-
 export async function execute(plan: Plan, ctx: ExecuteContext, options: ExecuteOptions): Promise<ExecuteResult> {
-  const prepared = await preflight(plan, ctx);
-  const run = new Execution(plan, ctx, options, prepared);
-  return run.execute();
-}
-
-async function preflight(plan: Plan, ctx: ExecuteContext): Promise<Map<string, Prepared>> {
-  const prepared = new Map<string, Prepared>();
-  const problems: string[] = [];
-  await Promise.all(
-    plan.actions
-      .filter((a) => a.kind === 'start' || a.kind === 'restart')
-      .map(async (action) => {
-        const proc = ctx.desired.processes.get(action.name);
-        if (!proc) return;
-        try {
-          const env = await resolveEnvironment(proc.name, proc.manifest, ctx.env);
-          const runAs = await resolveRunAs(proc.name, proc.manifest);
-          const request = { env, ...runAs, logs: logPaths(proc, ctx.store) };
-          await ctx.driver.check({ name: proc.name, manifest: proc.manifest, ...request });
-          prepared.set(proc.name, { env, runAs, logs: request.logs });
-        } catch (error) {
-          problems.push(error instanceof PmError && error.hint ? `${error.message} (${error.hint})` : (error as Error).message);
-        }
-      }),
-  );
-  if (problems.length > 0) throw new PreflightError(problems.sort());
-  return prepared;
-}
-
-function logPaths(proc: DesiredProcess, store: FileStore): { stdout: string; stderr: string } {
-  const logs = proc.manifest.spec.exec.logs;
-  const stdout = logs?.stdout ?? store.defaultLogPath(proc.name);
-  return { stdout, stderr: logs?.stderr ?? stdout };
+  const prepared = await preflight(plan, ctx.desired, ctx.driver, ctx.env, (name) => ctx.store.defaultLogPath(name));
+  return new Execution(plan, ctx, options, prepared).execute();
 }
 
 class Execution {
   private readonly trackers = new Map<string, ProcessTracker>();
+  private readonly actions: Map<string, Action>;
   private readonly failures: string[] = [];
   private readonly actor = safeUser();
+  /** Aborted when the apply stops waiting: timeout, signal, or done. */
   private readonly abort = new AbortController();
   private readonly records: Map<string, ProcessRecord>;
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
+  /** Exit watchers and the record writes they make: settled before execute() returns. */
+  private readonly background: Promise<unknown>[] = [];
+  /** Restarts whose stop succeeded: they are started again even if the apply is interrupted. */
+  private readonly stoppedHere = new Set<string>();
   private interrupted: ExecuteResult['interrupted'];
 
   constructor(
@@ -115,6 +80,7 @@ class Execution {
     private readonly prepared: Map<string, Prepared>,
   ) {
     this.records = new Map(ctx.records);
+    this.actions = new Map(plan.actions.map((a) => [a.name, a]));
     this.limit = limitConcurrency(Math.max(1, options.parallel));
   }
 
@@ -130,15 +96,16 @@ class Execution {
     } finally {
       clearTimeout(timer);
       this.options.signal?.removeEventListener('abort', onAbort);
-      // Ends every probe loop and exit watcher that is still going.
+      // Ends every probe loop and exit watcher still going, then lets their last writes land, so
+      // nothing touches the state after the caller releases the lock.
       this.abort.abort(new Error('apply finished'));
+      await Promise.allSettled(this.background);
+      for (const tracker of this.trackers.values()) tracker.close();
     }
     for (const tracker of this.trackers.values()) {
-      if (!tracker.final && this.isPlanned(tracker.name)) {
-        this.failures.push(`${tracker.name}: ${tracker.state}${tracker.detail ? ` — ${tracker.detail}` : ''}`);
-      } else if (tracker.state === 'failed' || tracker.state === 'skipped') {
-        if (this.isPlanned(tracker.name)) this.failures.push(`${tracker.name}: ${tracker.state} — ${tracker.detail}`);
-      }
+      const planned = this.actions.get(tracker.name);
+      if (!planned || (planned.kind !== 'start' && planned.kind !== 'restart') || tracker.converged) continue;
+      this.failures.push(`${tracker.name}: ${tracker.state}${tracker.detail ? ` — ${tracker.detail}` : ''}`);
     }
     return { ok: this.failures.length === 0, trackers: this.trackers, failures: this.failures, interrupted: this.interrupted };
   }
@@ -149,13 +116,9 @@ class Execution {
     this.abort.abort(new Error(why === 'timeout' ? `timed out after ${this.options.timeoutMs} ms` : 'interrupted'));
   }
 
-  private isPlanned(name: string): boolean {
-    return this.plan.actions.some((a) => a.name === name && (a.kind === 'start' || a.kind === 'restart'));
-  }
-
   private action(name: string): Action {
-    const found = this.plan.actions.find((a) => a.name === name);
-    if (!found) throw new Error(`no planned action for ${name}`);
+    const found = this.actions.get(name);
+    if (!found) throw new Error(`internal: no planned action for ${name}`);
     return found;
   }
 
@@ -170,7 +133,11 @@ class Execution {
       await Promise.all(
         wave.map((name) =>
           this.limit(async () => {
-            if (!(await this.stopOne(this.action(name)))) failed.add(name);
+            if (await this.stopOne(this.action(name))) {
+              if (this.action(name).kind === 'restart') this.stoppedHere.add(name);
+            } else {
+              failed.add(name);
+            }
           }),
         ),
       );
@@ -184,18 +151,12 @@ class Execution {
     const auditAction = action.kind === 'delete' ? 'delete' : 'stop';
     try {
       let exit: ExitStatus | undefined;
-      if (record?.handle) {
-        const stop = record.manifest.spec.stop;
-        const result = await this.ctx.driver.stop(record.handle, { signal: stop.signal, gracePeriodMs: stop.gracePeriodSeconds * 1000 });
-        exit = result.exit;
-      }
+      if (record?.handle) exit = await this.stopInstance(record, record.handle);
       if (action.kind === 'delete') {
         await this.ctx.store.deleteRecord(action.name);
         this.records.delete(action.name);
       } else if (record) {
-        const updated: ProcessRecord = { ...record, lastExit: exit ?? record.lastExit };
-        await this.ctx.store.putRecord(updated);
-        this.records.set(action.name, updated);
+        await this.saveRecord({ ...record, lastExit: exit ?? record.lastExit });
       }
       await this.audit(auditAction, action, 'ok', begin);
       return true;
@@ -206,6 +167,16 @@ class Execution {
     }
   }
 
+  /** Stops with the settings the instance was started with (the last-applied ones). */
+  private async stopInstance(record: ProcessRecord, handle: ProcessHandle): Promise<ExitStatus | undefined> {
+    const stop = record.manifest.spec.stop;
+    const result = await this.ctx.driver.stop(handle, { signal: stop.signal, gracePeriodMs: stop.gracePeriodSeconds * 1000 });
+    if (result.exit) return result.exit;
+    // Not our child, so its code is unknown; but pm knows it ended it, and how.
+    if (result.wasRunning) return { code: null, signal: result.forced ? 'SIGKILL' : stop.signal, at: this.ctx.now(), known: false };
+    return undefined;
+  }
+
   // Step 3.
   private async updatePhase(): Promise<void> {
     for (const action of this.plan.actions.filter((a) => a.kind === 'update')) {
@@ -213,9 +184,7 @@ class Execution {
       const proc = this.ctx.desired.processes.get(action.name);
       const record = this.records.get(action.name);
       if (!proc || !record) continue;
-      const updated: ProcessRecord = { ...record, manifest: proc.manifest, source: proc.source, appliedAt: new Date(begin).toISOString() };
-      await this.ctx.store.putRecord(updated);
-      this.records.set(action.name, updated);
+      await this.saveRecord({ ...record, manifest: proc.manifest, source: proc.source, appliedAt: new Date(begin).toISOString() });
       await this.audit('update', action, 'ok', begin);
     }
   }
@@ -254,25 +223,21 @@ class Execution {
       const tracker = new ProcessTracker(name, this.options.onProgress);
       this.trackers.set(name, tracker);
       const proc = this.ctx.desired.processes.get(name);
+      const record = this.records.get(name);
       const observation = this.ctx.observed.get(name) ?? { state: 'missing' };
       if (!proc) {
         tracker.set('failed', 'not declared');
       } else if (observation.state === 'running') {
         tracker.set('running', `pid ${observation.pid}`);
+        const startedAt = record?.startedAt ? Date.parse(record.startedAt) : 0;
         if (conditions.has('ready')) {
-          void followProbes(proc, observation.pid, tracker, this.abort.signal, { PATH: this.ctx.env.PATH ?? '' }).catch(() => undefined);
+          this.background.push(followProbes(proc, tracker, this.abort.signal, { pid: observation.pid, startedAt, env: { PATH: this.ctx.env.PATH ?? '' } }).catch(() => undefined));
         }
         // A job still running from an earlier, interrupted apply: its end releases (or fails) its dependents.
-        const handle = this.records.get(name)?.handle;
-        if (handle) {
-          void this.ctx.driver.waitExit(handle, this.abort.signal).then(
-            (exit) => tracker.set(completedOrFailed(exit, proc.manifest.spec.restartPolicy.policy), describeExit(exit)),
-            () => undefined,
-          );
-        }
+        if (record?.handle) this.watchExit(proc, tracker, record.handle, false);
       } else {
-        const exit = observation.state === 'exited' ? observation.exit : this.records.get(name)?.lastExit;
-        if (exit && completedOrFailed(exit, proc.manifest.spec.restartPolicy.policy) === 'completed') tracker.set('completed', 'completed earlier');
+        const exit = observation.state === 'exited' ? observation.exit : record?.lastExit;
+        if (exit && completesProcess(exit, proc.manifest)) tracker.set('completed', 'completed earlier');
         else tracker.set('failed', exit ? describeExit(exit) : 'not running');
       }
     }
@@ -295,85 +260,83 @@ class Execution {
         if (error instanceof ConditionUnmet) {
           tracker.set('skipped', `dependency ${error.process} is not ${error.condition}: ${error.why}`);
           await this.audit('start', action, 'skipped', this.ctx.now(), error);
+          return;
         }
-        return;
+        // Interrupted: a process this apply stopped is started again rather than left down.
+        if (!this.stoppedHere.has(action.name)) return;
       }
     }
-    if (signal.aborted) return;
+    if (signal.aborted && !this.stoppedHere.has(action.name)) return;
 
     const begin = this.ctx.now();
     const previous = this.records.get(action.name);
-    if (action.kind === 'start' && previous?.handle) await this.reapLeftovers(action, previous);
-    let handle;
+    if (action.kind === 'start' && previous?.handle) await this.reapLeftovers(action, previous, previous.handle);
+    let handle: ProcessHandle;
+    // Taken before the spawn: a process that exits at once may end before start() returns, and its
+    // exit must not look older than its start (see withRecordedExit).
+    let startedAt = this.ctx.now();
     try {
       handle = await this.limit(async () => {
         tracker.set('starting');
-        return this.ctx.driver.start({ name: proc.name, manifest: proc.manifest, ...prepared, ...prepared.runAs });
+        startedAt = this.ctx.now();
+        return this.ctx.driver.start({ name: proc.name, manifest: proc.manifest, env: prepared.env, logs: prepared.logs, ...userIds(prepared) });
       });
     } catch (error) {
       tracker.set('failed', describeStartFailure(error));
-      const record: ProcessRecord = {
-        name: proc.name,
-        manifest: proc.manifest,
-        source: proc.source,
-        appliedAt: new Date(begin).toISOString(),
-        starts: previous?.starts ?? 0,
-        lastError: describeStartFailure(error),
-        ...(previous?.lastExit ? { lastExit: previous.lastExit } : {}),
-        ...(previous?.restartRequestedAt ? { restartRequestedAt: previous.restartRequestedAt } : {}),
-      };
-      await this.ctx.store.putRecord(record);
-      this.records.set(proc.name, record);
+      await this.saveRecord(nextRecord(proc, previous, begin, { lastError: describeStartFailure(error) }));
       await this.audit('start', action, 'failed', begin, error);
       return;
     }
-    const startedAt = new Date(this.ctx.now()).toISOString();
-    let record: ProcessRecord = {
-      name: proc.name,
-      manifest: proc.manifest,
-      source: proc.source,
-      appliedAt: startedAt,
-      handle,
-      startedAt,
-      starts: (previous?.starts ?? 0) + 1,
-      ...(previous?.lastExit ? { lastExit: previous.lastExit } : {}),
-      ...(previous?.restartRequestedAt ? { restartRequestedAt: previous.restartRequestedAt } : {}),
-    };
-    await this.ctx.store.putRecord(record);
-    this.records.set(proc.name, record);
+    await this.saveRecord(nextRecord(proc, previous, startedAt, { handle, startedAt: new Date(startedAt).toISOString() }));
     await this.audit(action.kind === 'restart' ? 'restart' : 'start', action, 'ok', begin);
+    if (signal.aborted) {
+      tracker.set('running', `pid ${handle.pid}; started again without waiting for readiness: the apply was interrupted`);
+      return;
+    }
     tracker.set('running', `pid ${handle.pid}`);
 
-    const policy = proc.manifest.spec.restartPolicy.policy;
-    const exited = this.ctx.driver.waitExit(handle, signal).then(
-      async (exit) => {
-        record = { ...record, lastExit: exit };
-        await this.ctx.store.putRecord(record);
-        this.records.set(proc.name, record);
-        const outcome = completedOrFailed(exit, policy);
-        tracker.set(outcome, outcome === 'completed' ? describeExit(exit) : `${describeExit(exit)}; see pm logs ${proc.name}`);
-      },
-      () => undefined,
-    );
-    const probing = followProbes(proc, handle.pid, tracker, signal, prepared.env).catch(() => undefined);
+    const exited = this.watchExit(proc, tracker, handle, true);
+    if (proc.manifest.spec.type === 'oneshot') {
+      await exited;
+      return;
+    }
+    const probing = followProbes(proc, tracker, signal, { pid: handle.pid, startedAt, env: prepared.env, ...userIds(prepared) }).catch(() => undefined);
     // Wait until the process has converged, failed, or the apply stops waiting.
     await Promise.race([exited, probing.then(() => (tracker.final ? undefined : exited))]);
   }
 
+  /** Follows the instance to its exit: records it, and settles the tracker as completed or failed. */
+  private watchExit(proc: DesiredProcess, tracker: ProcessTracker, handle: ProcessHandle, ownRecord: boolean): Promise<void> {
+    const watching = this.ctx.driver.waitExit(handle, this.abort.signal).then(
+      async (exit) => {
+        const record = this.records.get(proc.name);
+        if (ownRecord && record) await this.saveRecord({ ...record, lastExit: exit });
+        const completed = completesProcess(exit, proc.manifest);
+        tracker.set(completed ? 'completed' : 'failed', completed ? describeExit(exit) : `${describeExit(exit)}; see pm logs ${proc.name}`);
+      },
+      () => undefined,
+    );
+    this.background.push(watching);
+    return watching;
+  }
+
   /**
    * The leader of an exited instance may have left children in its process group. Stopping the
-   * old handle ends them (the driver checks identity, so nothing that is not ours is signalled);
-   * otherwise they would outlive the handle pm is about to replace, out of its reach.
+   * old handle ends those that are provably ours (the driver checks); otherwise they would
+   * outlive the handle pm is about to replace, out of its reach.
    */
-  private async reapLeftovers(action: Action, previous: ProcessRecord): Promise<void> {
-    if (!previous.handle) return;
-    const stop = previous.manifest.spec.stop;
+  private async reapLeftovers(action: Action, previous: ProcessRecord, handle: ProcessHandle): Promise<void> {
+    const begin = this.ctx.now();
     try {
-      const result = await this.ctx.driver.stop(previous.handle, { signal: stop.signal, gracePeriodMs: stop.gracePeriodSeconds * 1000 });
-      if (result.wasRunning) await this.audit('stop', action, 'ok', this.ctx.now());
+      if (await this.stopInstance(previous, handle)) await this.audit('stop', action, 'ok', begin);
     } catch (error) {
-      await this.audit('stop', action, 'failed', this.ctx.now(), error);
+      await this.audit('stop', action, 'failed', begin, error);
     }
+  }
+
+  private async saveRecord(record: ProcessRecord): Promise<void> {
+    await this.ctx.store.putRecord(record);
+    this.records.set(record.name, record);
   }
 
   private async audit(what: string, action: Action, result: AuditEntry['result'], begin: number, error?: unknown): Promise<void> {
@@ -392,10 +355,28 @@ class Execution {
   }
 }
 
-/** How a process that ended during apply counts for `completed` dependencies and convergence. */
-function completedOrFailed(exit: ExitStatus, policy: 'always' | 'on-failure' | 'never'): 'completed' | 'failed' {
-  // An exit nobody witnessed may have been a failure; a job reaches `completed` only with a known 0.
-  return exit.known && exit.code === 0 && policy !== 'always' ? 'completed' : 'failed';
+/** The record after a start attempt: the new manifest, with what is worth keeping of the old one. */
+function nextRecord(
+  proc: DesiredProcess,
+  previous: ProcessRecord | undefined,
+  at: number,
+  outcome: { handle: ProcessHandle; startedAt: string } | { lastError: string },
+): ProcessRecord {
+  const started = 'handle' in outcome;
+  return {
+    name: proc.name,
+    manifest: proc.manifest,
+    source: proc.source,
+    appliedAt: new Date(at).toISOString(),
+    starts: (previous?.starts ?? 0) + (started ? 1 : 0),
+    ...outcome,
+    ...(previous?.lastExit ? { lastExit: previous.lastExit } : {}),
+    ...(previous?.restartRequestedAt ? { restartRequestedAt: previous.restartRequestedAt } : {}),
+  };
+}
+
+function userIds({ runAs }: Prepared): { uid?: number; gid?: number } {
+  return { ...(runAs.uid !== undefined && { uid: runAs.uid }), ...(runAs.gid !== undefined && { gid: runAs.gid }) };
 }
 
 function safeUser(): string {

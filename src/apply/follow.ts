@@ -1,20 +1,34 @@
-// Follows a started process through its startup and readiness probes until it is ready, in the
-// Kubernetes order: readiness is not probed until the startup probe has passed.
+// Follows a started service through its startup and readiness probes until it is ready, in the
+// Kubernetes order (readiness is not probed until the startup probe has passed), and then until it
+// has stayed up minReadySeconds, so a process that crashes at once is not reported as started.
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DesiredProcess, Probe } from '../manifest/types.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind } from '../probes/worker.js';
 import { runProbe, type ProbeContext } from '../probes/runners.js';
 import type { ProcessTracker } from './tracker.js';
 
-/**
- * Resolves once the tracker is ready, or failed (a startup probe that reached its failure
- * threshold), or `signal` aborted. `env` is the process's own environment, for exec probes.
- */
-export async function followProbes(proc: DesiredProcess, pid: number, tracker: ProcessTracker, signal: AbortSignal, env: Record<string, string>): Promise<void> {
-  const { probes, ports, exec } = proc.manifest.spec;
-  const context: ProbeContext = { ports, cwd: exec.cwd, env, signal };
+export interface Instance {
+  pid: number;
+  /** Epoch ms the instance started. */
+  startedAt: number;
+  /** The process's own environment and user, for exec probes. */
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+}
+
+/** Resolves once the tracker is ready or final, or `signal` aborted. */
+export async function followProbes(proc: DesiredProcess, tracker: ProcessTracker, signal: AbortSignal, instance: Instance): Promise<void> {
+  const { probes, ports, exec, minReadySeconds } = proc.manifest.spec;
+  const context: ProbeContext = { ports, cwd: exec.cwd, env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }) };
   if (probes.startup && !(await probeUntilDecided('startup', probes.startup, tracker, context, signal))) return;
   if (probes.readiness && !(await probeUntilDecided('readiness', probes.readiness, tracker, context, signal))) return;
-  if (tracker.state === 'running') tracker.set('ready', `pid ${pid}`);
+  const settle = instance.startedAt + minReadySeconds * 1000 - Date.now();
+  if (settle > 0 && tracker.state === 'running') {
+    tracker.note(`pid ${instance.pid}; up for less than minReadySeconds (${minReadySeconds}s)`);
+    await delay(settle, undefined, { signal });
+  }
+  if (tracker.state === 'running') tracker.set('ready', `pid ${instance.pid}`);
 }
 
 /**

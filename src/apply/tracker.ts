@@ -36,6 +36,8 @@ export class ProcessTracker {
   private readonly reached = { started: false, ready: false, completed: false };
   private readonly waiters = new Set<() => void>();
   private readonly onChange: TrackerListener;
+  /** Closed when the apply is over: late events (an exit noticed while shutting down) change nothing. */
+  private closed = false;
 
   constructor(name: string, onChange: TrackerListener = () => undefined) {
     this.name = name;
@@ -51,7 +53,9 @@ export class ProcessTracker {
   }
 
   set(state: TrackState, detail = ''): void {
-    if (this.state === state && this.detail === detail) return;
+    if (this.closed || (this.state === state && this.detail === detail)) return;
+    // A verdict stands: only the latched completed may follow ready (a job that finished).
+    if (this.final && !(this.state === 'ready' && (state === 'completed' || state === 'failed'))) return;
     this.state = state;
     this.detail = detail;
     if (state === 'running' || state === 'ready' || state === 'completed') this.reached.started = true;
@@ -63,9 +67,14 @@ export class ProcessTracker {
 
   /** Only the detail changed (a probe result): listeners hear it, waiters need not wake. */
   note(detail: string): void {
-    if (this.detail === detail) return;
+    if (this.closed || this.detail === detail) return;
     this.detail = detail;
     this.onChange(this);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const wake of [...this.waiters]) wake();
   }
 
   holds(condition: Condition): boolean {

@@ -1,6 +1,7 @@
 // The shape every command file exports, and what every command gets to work with.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UsageError } from '../errors.js';
+import { parseSelector, type Selector } from '../plan/selector.js';
 import { makeStyle, wantsColor, type Style } from './output/style.js';
 
 export type OptionsConfig = NonNullable<ParseArgsConfig['options']>;
@@ -30,6 +31,11 @@ export interface Command {
   options: OptionsConfig;
   /** Option help lines: [flag text, description]. */
   optionHelp: [string, string][];
+  /**
+   * The command watches `cli.signal` and winds down cleanly on Ctrl-C (releasing the lock). Other
+   * commands keep Node's default: the first Ctrl-C ends them at once.
+   */
+  interruptible?: boolean;
   run(values: Values, positionals: string[], cli: Cli): Promise<number>;
 }
 
@@ -85,4 +91,35 @@ export function stringOption(values: Values, name: string): string | undefined {
 export function listOption(values: Values, name: string): string[] {
   const value = values[name];
   return Array.isArray(value) ? value : typeof value === 'string' ? [value] : [];
+}
+
+/** `-l key=value[,key=value]`, checked; undefined when not given. */
+export function selectorOption(values: Values): Selector | undefined {
+  const text = stringOption(values, 'selector');
+  if (text === undefined) return undefined;
+  const selector = parseSelector(text);
+  if ('error' in selector) throw new UsageError(`-l: ${selector.error}`, 'write it as key=value[,key=value], e.g. -l tier=web');
+  return selector as Selector;
+}
+
+/**
+ * --prune and -l for apply and diff. -l only narrows what --prune may delete, so it needs --prune;
+ * and every stdin apply shares one scope (`-`), so pruning from stdin needs -l to say which.
+ */
+export function pruneScopeOptions(values: Values, paths: readonly string[]): { prune: boolean; selector: Selector | undefined } {
+  const prune = values.prune === true;
+  const selector = selectorOption(values);
+  if (selector && !prune) throw new UsageError('-l selects what --prune may delete; it needs --prune', 'add --prune, or drop -l');
+  if (prune && !selector && paths.includes('-')) {
+    throw new UsageError('--prune with -f - needs -l', 'every manifest set read from stdin shares one prune scope: say with -l which processes this one owns');
+  }
+  return { prune, selector };
+}
+
+/** `--parallel N`: a whole number of at least 1 (default 8). */
+export function parallelOption(values: Values): number {
+  const text = stringOption(values, 'parallel') ?? '8';
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--parallel: "${text}" is not a whole number of at least 1`);
+  return n;
 }

@@ -68,13 +68,17 @@ export async function main(argv: string[]): Promise<number> {
   let interrupts = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     // First signal: stop waiting, release the lock, exit cleanly. A second one: leave at once.
-    if (++interrupts > 1) process.exit(130);
+    if (++interrupts > 1) process.exit(ExitCode.interrupted);
     controller.abort(new Error(`received ${signal}`));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   try {
     const command = await load();
+    // Only commands that wind down on their own take over Ctrl-C; for the rest Node's default
+    // (end at once) is right.
+    if (command.interruptible) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
     const { values, positionals } = parseCommandArgs(command, rest);
     if (values.help === true) {
       process.stdout.write(commandHelp(command));

@@ -58,5 +58,5 @@ export async function runPlan(cli: Cli, state: State, input: RunPlanInput): Prom
   const why = result.interrupted === 'timeout' ? `did not converge within ${input.timeoutMs / 1000}s` : result.interrupted === 'signal' ? 'interrupted' : 'failed';
   cli.stderr.write(`${cli.errStyle.red(`${input.command} ${why}`)} after ${seconds}s:\n${result.failures.map((f) => `  ${f}`).join('\n')}\n`);
   if (result.interrupted) cli.stderr.write('  processes already started keep running; run the command again to continue\n');
-  return ExitCode.failed;
+  return result.interrupted === 'signal' ? ExitCode.interrupted : ExitCode.failed;
 }

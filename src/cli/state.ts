@@ -40,19 +40,3 @@ export function withRecordedExit(observation: Observation, record: ProcessRecord
   if (recorded?.known && recorded.at >= startedAt) return { state: 'exited', exit: recorded };
   return observation;
 }
-
-/** Parses `-l key=value,key2=value2` (kubectl's equality selector). */
-export function parseSelector(text: string | undefined): Record<string, string> | undefined {
-  if (text === undefined) return undefined;
-  const selector: Record<string, string> = {};
-  for (const part of text.split(',')) {
-    const [key, value, ...rest] = part.split('=');
-    if (!key || value === undefined || rest.length > 0) return undefined;
-    selector[key.trim()] = value.trim();
-  }
-  return selector;
-}
-
-export function matchesSelector(labels: Readonly<Record<string, string>>, selector: Record<string, string> | undefined): boolean {
-  return !selector || Object.entries(selector).every(([k, v]) => labels[k] === v);
-}

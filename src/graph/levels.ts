@@ -46,16 +46,3 @@ export function dependencyLevels(nodes: Iterable<string>, dependenciesOf: (node:
   }
   return levels;
 }
-
-/** Inverts an edge function over a node set: who depends on each node. */
-export function dependentsIndex(nodes: Iterable<string>, dependenciesOf: (node: string) => readonly string[]): Map<string, string[]> {
-  const index = new Map<string, string[]>();
-  for (const node of nodes) {
-    for (const dep of dependenciesOf(node)) {
-      let list = index.get(dep);
-      if (!list) index.set(dep, (list = []));
-      list.push(node);
-    }
-  }
-  return index;
-}

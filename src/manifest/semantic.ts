@@ -60,7 +60,28 @@ export function checkSet(input: SetCheckInput): ManifestIssue[] {
   }
   checkPorts(processes, issues);
   checkPrograms(processes, issues);
+  checkOneshots(processes, issues);
   return issues;
+}
+
+/** A oneshot runs to completion: it is never "ready" while running, and `always` would loop it. */
+function checkOneshots(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
+  for (const { doc, manifest } of processes) {
+    const spec = manifest.spec;
+    if (spec.type !== 'oneshot') continue;
+    if (spec.restartPolicy.policy === 'always') {
+      issues.push(
+        issueAt(doc, ['spec', 'type'], 'type.oneshot-always', 'a oneshot process with restartPolicy always would run again every time it completes', 'set spec.restartPolicy.policy to on-failure (retry until it succeeds) or never'),
+      );
+    }
+    for (const kind of ['readiness', 'liveness'] as const) {
+      if (spec.probes[kind]) {
+        issues.push(
+          issueAt(doc, ['spec', 'probes', kind], 'probe.oneshot', `a oneshot process has no ${kind} to probe: it counts as done when it exits with code 0`, `remove spec.probes.${kind}, or make it a service (spec.type: service)`, 'key'),
+        );
+      }
+    }
+  }
 }
 
 /** Empty arguments are legitimate (`--save ""`), but an empty program name can never run. */

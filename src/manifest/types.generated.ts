@@ -40,7 +40,15 @@ export interface ProcessSpec {
    * How the process runs. exec: pm spawns and supervises it directly.
    */
   driver: 'exec';
+  /**
+   * service: runs until stopped; apply waits until it is ready. oneshot: runs to completion, like systemd's Type=oneshot (migrations, setup jobs); apply waits until it exits, and only exit code 0 counts as success.
+   */
+  type: 'service' | 'oneshot';
   exec: ExecSpec;
+  /**
+   * How long a service must stay up, after its readiness probe passed (if it has one), before pm counts it ready, so a process that crashes at once is not reported as started (supervisord's startsecs).
+   */
+  minReadySeconds: number;
   /**
    * Ports the process listens on. Probes may name them; two processes may not declare the same port.
    */
@@ -65,7 +73,7 @@ export interface ExecSpec {
    */
   cwd?: string;
   /**
-   * Environment variables. A value is a literal, or {fromEnv: VAR} to take it from pm's own environment, or {fromFile: path} to read it from a file (secrets). The process does not inherit pm's environment except PATH, HOME, LANG, LC_ALL and TZ. Numbers and booleans become strings as YAML reads them (1.10 becomes 1.1): quote values that must stay exact.
+   * Environment variables. A value is a literal, or {fromEnv: VAR} to take it from pm's own environment, or {fromFile: path} to read it from a file (secrets). The process does not inherit pm's environment except PATH, HOME, LANG, LC_ALL and TZ (HOME, USER and LOGNAME come from the passwd entry when user is set); pm adds PM_INSTANCE, a marker of the running instance. Numbers and booleans become strings as YAML reads them (1.10 becomes 1.1): quote values that must stay exact.
    */
   env: {
     [k: string]: EnvValue;

@@ -4,7 +4,8 @@ import type { Action, Reason } from './types.js';
 import type { FieldChange } from './diff.js';
 
 export function describeExit(exit: ExitStatus): string {
-  if (!exit.known) return 'exited while no pm was watching (exit code unknown)';
+  // Unknown code with a signal: pm stopped a process it was not the parent of.
+  if (!exit.known) return exit.signal ? `was stopped by pm (${exit.signal})` : 'exited while no pm was watching (exit code unknown)';
   if (exit.signal) return `was killed by ${exit.signal}`;
   return `exited with code ${exit.code}`;
 }

@@ -5,6 +5,8 @@ import type { Observation } from '../drivers/driver.js';
 import type { ProcessRecord } from '../store/records.js';
 import { dependencyLevels } from '../graph/levels.js';
 import { diffManifests, type FieldChange } from './diff.js';
+import { exitVerdict } from './exit.js';
+import { matchesSelector, type Selector } from './selector.js';
 import type { Action, Plan, Reason } from './types.js';
 
 export interface PlanInput {
@@ -18,7 +20,7 @@ export interface PlanInput {
   /** Delete managed processes in scope that the set no longer declares. */
   prune?: boolean;
   /** Only records whose labels match all of these are pruned (kubectl apply --prune -l). */
-  pruneSelector?: Readonly<Record<string, string>>;
+  pruneSelector?: Selector;
   /** Plan only these processes (plus the restarts they cascade to); the rest count as unchanged. */
   only?: ReadonlySet<string>;
 }
@@ -48,7 +50,7 @@ export function plan(input: PlanInput): Plan {
     if (desired.processes.has(record.name) || input.only) continue;
     if (!underRoots(record, desired.roots)) {
       orphans.push({ name: record.name, source: record.source.file, whyKept: 'out-of-scope' });
-    } else if (input.prune && !matchesLabels(record, input.pruneSelector)) {
+    } else if (input.prune && !matchesSelector(record.manifest.metadata.labels, input.pruneSelector)) {
       orphans.push({ name: record.name, source: record.source.file, whyKept: 'selector' });
     } else if (!input.prune) {
       orphans.push({ name: record.name, source: record.source.file, whyKept: 'no-prune' });
@@ -98,8 +100,8 @@ function planDeclared(proc: DesiredProcess, record: ProcessRecord | undefined, s
     const policy = proc.manifest.spec.restartPolicy.policy;
     const exit = observation.state === 'exited' ? observation.exit : record.lastExit;
     // An exit no pm witnessed may have been a success: on-failure leaves it alone rather than
-    // re-running a job that finished (completedNeeded below re-runs one a start depends on).
-    const failed = exit !== undefined && exit.known && exit.code !== 0;
+    // re-running a job that finished (rerunUnknownCompletions re-runs one a start depends on).
+    const failed = exit !== undefined && exitVerdict(exit) === 'failed';
     if (policy === 'always' || (policy === 'on-failure' && failed)) {
       const lastExit = exit ?? { code: null, signal: null, at: 0, known: false };
       return { kind: 'start', name: proc.name, reason: { code: 'Exited', exit: lastExit, policy }, changes };
@@ -146,10 +148,11 @@ function rerunUnknownCompletions(desired: DesiredSet, observed: ReadonlyMap<stri
   while (queue.length > 0) {
     const name = queue.pop() as string;
     for (const dep of desired.processes.get(name)?.manifest.spec.dependsOn ?? []) {
-      if (dep.condition !== 'completed' || byName.has(dep.name)) continue;
+      const existing = byName.get(dep.name);
+      if (dep.condition !== 'completed' || (existing && existing.kind !== 'update')) continue;
       const seen = observed.get(dep.name);
-      if (seen?.state !== 'exited' || seen.exit.known) continue;
-      byName.set(dep.name, { kind: 'start', name: dep.name, reason: { code: 'CompletionUnknown', dependent: name }, changes: [] });
+      if (seen?.state !== 'exited' || exitVerdict(seen.exit) !== 'unknown') continue;
+      byName.set(dep.name, { kind: 'start', name: dep.name, reason: { code: 'CompletionUnknown', dependent: name }, changes: existing?.changes ?? [] });
       queue.push(dep.name);
     }
   }
@@ -165,11 +168,6 @@ function propagatesRestart(action: Action | undefined): boolean {
 function underRoots(record: ProcessRecord, roots: readonly string[]): boolean {
   const file = record.source.file;
   return roots.some((root) => file === root || (root !== '-' && file.startsWith(root.endsWith('/') ? root : `${root}/`)));
-}
-
-function matchesLabels(record: ProcessRecord, selector: Readonly<Record<string, string>> | undefined): boolean {
-  const labels = record.manifest.metadata.labels;
-  return !selector || Object.entries(selector).every(([k, v]) => labels[k] === v);
 }
 
 function dependencyNames(manifest: ProcessManifest | undefined): string[] {

@@ -48,7 +48,3 @@ export interface Plan {
   /** Processes pm manages that no manifest in scope declares, left alone (no --prune, or out of scope). */
   orphans: { name: string; source: string; whyKept: 'no-prune' | 'out-of-scope' | 'selector' }[];
 }
-
-export function isEmptyPlan(plan: Plan): boolean {
-  return plan.actions.length === 0;
-}

@@ -57,7 +57,7 @@ test(
       timeoutMs: 20_000,
     });
     first.child.kill('SIGINT');
-    assert.equal((await first.result).code, 1);
+    assert.equal((await first.result).code, 130);
     assert.equal((await sandbox.status('job')).state, 'Running');
 
     // 2. The next apply waits for it; the job then finishes. The timeout only bounds the test: the

@@ -72,6 +72,8 @@ export interface ProcessSpec {
   dependsOn?: { name: string; condition?: 'started' | 'ready' | 'completed'; restart?: boolean }[];
   probes?: Record<string, unknown>;
   restartPolicy?: 'always' | 'on-failure' | 'never';
+  type?: 'service' | 'oneshot';
+  minReadySeconds?: number;
   stop?: { signal?: string; gracePeriodSeconds?: number };
 }
 
@@ -229,6 +231,9 @@ function manifestYaml(spec: ProcessSpec, pidDir: string): string {
         command: [process.execPath, programPath(spec.program), ...(spec.args ?? [])],
         env: { NAME: spec.name, PM_IT_PID_DIR: pidDir, ...spec.env },
       },
+      // Long enough that a fixture crashing at start is seen, short enough to keep the suite quick.
+      minReadySeconds: spec.minReadySeconds ?? 0.2,
+      ...(spec.type && { type: spec.type }),
       ...(spec.ports && { ports: spec.ports }),
       ...(spec.dependsOn && { dependsOn: spec.dependsOn }),
       ...(spec.probes && { probes: spec.probes }),

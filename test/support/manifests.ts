@@ -10,6 +10,7 @@ const validate = new Ajv({ useDefaults: true, strict: true, strictRequired: fals
 export interface ManifestInput {
   name: string;
   command: string[];
+  cwd?: string;
   env?: Record<string, string>;
   labels?: Record<string, string>;
   dependsOn?: Partial<Dependency>[];
@@ -23,7 +24,7 @@ export function manifest(input: ManifestInput): ProcessManifest {
     kind: 'Process',
     metadata: { name: input.name, ...(input.labels ? { labels: input.labels } : {}) },
     spec: {
-      exec: { command: input.command, cwd: '/srv', ...(input.env ? { env: input.env } : {}) },
+      exec: { command: input.command, ...(input.cwd ? { cwd: input.cwd } : {}), ...(input.env ? { env: input.env } : {}) },
       ...(input.dependsOn ? { dependsOn: input.dependsOn } : {}),
       ...(input.policy ? { restartPolicy: { policy: input.policy } } : {}),
       ...(input.stopGraceSeconds !== undefined ? { stop: { gracePeriodSeconds: input.stopGraceSeconds } } : {}),

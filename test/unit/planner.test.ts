@@ -211,3 +211,19 @@ test('a job whose completion nobody witnessed runs again when a start waits for 
   observed.set('api', running());
   assert.deepEqual(plan({ desired: desiredOf(stack), observed, records, now: 0 }).actions, []);
 });
+
+test('a label change on a job whose completion is unknown does not stop it being re-run for a dependent', () => {
+  const records = new Map(stack.map((s) => [s.name, recordOf(s)]));
+  const observed = new Map<string, Observation>([
+    ['migrate', exited(null, false)],
+    ['api', exited(1)],
+    ['worker', running()],
+    ['cron', running()],
+  ]);
+  const relabelled = stack.map((s) => (s.name === 'migrate' ? { ...s, labels: { v: '2' } } : s));
+  const result = plan({ desired: desiredOf(relabelled), observed, records, now: 0 });
+  const migrate = result.actions.find((a) => a.name === 'migrate');
+  assert.equal(migrate?.kind, 'start');
+  assert.equal(migrate?.reason.code, 'CompletionUnknown');
+  assert.deepEqual(migrate?.changes.map((c) => c.path), ['metadata.labels.v']);
+});

@@ -2,17 +2,10 @@ import { loadDesiredSet } from '../../manifest/index.js';
 import { plan } from '../../plan/planner.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
-import { listOption, stringOption, type Command, type Values } from '../command.js';
-import { observeAll, openState, parseSelector } from '../state.js';
+import { listOption, parallelOption, pruneScopeOptions, stringOption, type Command } from '../command.js';
+import { observeAll, openState } from '../state.js';
 import { renderPlan } from '../output/plan-render.js';
 import { runPlan } from '../run-plan.js';
-
-export function parseParallel(values: Values): number {
-  const text = stringOption(values, 'parallel') ?? '8';
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--parallel: "${text}" is not a whole number of at least 1`);
-  return n;
-}
 
 export const applyCommand: Command = {
   name: 'apply',
@@ -46,6 +39,7 @@ export const applyCommand: Command = {
     timeout: { type: 'string' },
     parallel: { type: 'string' },
   },
+  interruptible: true,
   optionHelp: [
     ['-f, --filename PATH', 'manifest file, folder, or - for stdin (repeatable)'],
     ['--dry-run', 'print the plan and stop'],
@@ -57,18 +51,16 @@ export const applyCommand: Command = {
   async run(values, _positionals, cli) {
     const paths = listOption(values, 'filename');
     if (paths.length === 0) throw new UsageError('pm apply needs -f PATH', 'e.g. pm apply -f manifests/');
-    const selectorText = stringOption(values, 'selector');
-    const selector = parseSelector(selectorText);
-    if (selectorText !== undefined && !selector) throw new UsageError('-l: write the selector as key=value[,key=value]');
+    const { prune, selector } = pruneScopeOptions(values, paths);
     const timeoutMs = parseDuration(stringOption(values, 'timeout') ?? '5m', '--timeout');
-    const parallel = parseParallel(values);
+    const parallel = parallelOption(values);
 
     const desired = await loadDesiredSet(paths, { cwd: cli.cwd, stdin: cli.stdin });
     const state = await openState(cli);
     if (values['dry-run'] === true) {
       const records = await state.store.listRecords();
       const observed = await observeAll(state.driver, records);
-      const result = plan({ desired, observed, records, now: Date.now(), prune: values.prune === true, pruneSelector: selector });
+      const result = plan({ desired, observed, records, now: Date.now(), prune, pruneSelector: selector });
       cli.stdout.write(renderPlan(result, cli.style));
       cli.stdout.write('(dry run: nothing was changed)\n');
       return ExitCode.ok;
@@ -77,7 +69,7 @@ export const applyCommand: Command = {
     try {
       const records = await state.store.listRecords();
       const observed = await observeAll(state.driver, records);
-      const result = plan({ desired, observed, records, now: Date.now(), prune: values.prune === true, pruneSelector: selector });
+      const result = plan({ desired, observed, records, now: Date.now(), prune, pruneSelector: selector });
       return await runPlan(cli, state, { command: 'apply', plan: result, desired, records, observed, parallel, timeoutMs, showPlan: true });
     } finally {
       await lock.release();

@@ -1,10 +1,9 @@
 import { loadDesiredSet } from '../../manifest/index.js';
 import { planDelete } from '../../plan/planner.js';
 import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
-import { listOption, type Command } from '../command.js';
+import { listOption, parallelOption, type Command } from '../command.js';
 import { observeAll, openState } from '../state.js';
 import { runPlan } from '../run-plan.js';
-import { parseParallel } from './apply.js';
 
 export const deleteCommand: Command = {
   name: 'delete',
@@ -17,6 +16,7 @@ export const deleteCommand: Command = {
   ].join('\n'),
   examples: ['pm delete worker', 'pm delete -f manifests/', 'pm delete api worker'],
   options: { filename: { type: 'string', short: 'f', multiple: true }, parallel: { type: 'string' }, 'ignore-not-found': { type: 'boolean' } },
+  interruptible: true,
   optionHelp: [
     ['-f, --filename PATH', 'delete what these manifests declare (repeatable)'],
     ['--ignore-not-found', 'do not fail for names pm does not manage'],
@@ -48,7 +48,7 @@ export const deleteCommand: Command = {
         desired: { processes: new Map(), roots: [] },
         records,
         observed,
-        parallel: parseParallel(values),
+        parallel: parallelOption(values),
         timeoutMs: 10 * 60_000,
         showPlan: true,
       });

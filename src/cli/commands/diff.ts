@@ -1,8 +1,8 @@
 import { loadDesiredSet } from '../../manifest/index.js';
 import { plan } from '../../plan/planner.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import { listOption, stringOption, type Command } from '../command.js';
-import { observeAll, openState, parseSelector } from '../state.js';
+import { listOption, pruneScopeOptions, type Command } from '../command.js';
+import { observeAll, openState } from '../state.js';
 import { renderPlan } from '../output/plan-render.js';
 
 export const diffCommand: Command = {
@@ -25,13 +25,12 @@ export const diffCommand: Command = {
   async run(values, _positionals, cli) {
     const paths = listOption(values, 'filename');
     if (paths.length === 0) throw new UsageError('pm diff needs -f PATH', 'e.g. pm diff -f manifests/');
-    const selector = parseSelector(stringOption(values, 'selector'));
-    if (stringOption(values, 'selector') !== undefined && !selector) throw new UsageError('-l: write the selector as key=value[,key=value]');
+    const { prune, selector } = pruneScopeOptions(values, paths);
     const desired = await loadDesiredSet(paths, { cwd: cli.cwd, stdin: cli.stdin });
     const state = await openState(cli);
     const records = await state.store.listRecords();
     const observed = await observeAll(state.driver, records);
-    const result = plan({ desired, observed, records, now: Date.now(), prune: values.prune === true, pruneSelector: selector });
+    const result = plan({ desired, observed, records, now: Date.now(), prune, pruneSelector: selector });
     cli.stdout.write(renderPlan(result, cli.style));
     return result.actions.length === 0 ? ExitCode.ok : ExitCode.failed;
   },

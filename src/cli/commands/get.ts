@@ -1,12 +1,16 @@
-import type { Observation } from '../../drivers/driver.js';
+import type { ExitStatus, Observation } from '../../drivers/driver.js';
 import type { ProcessRecord } from '../../store/records.js';
 import { runProbe } from '../../probes/runners.js';
 import { describeExit } from '../../plan/explain.js';
 import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
 import { formatAge } from '../../util/duration.js';
 import { limitConcurrency } from '../../util/limit.js';
-import { stringOption, type Command } from '../command.js';
-import { matchesSelector, observeAll, openState, parseSelector } from '../state.js';
+import { selectorOption, stringOption, type Command } from '../command.js';
+import { observeAll, openState } from '../state.js';
+import { matchesSelector } from '../../plan/selector.js';
+import { exitVerdict } from '../../plan/exit.js';
+import { resolveRunAs } from '../../apply/identity.js';
+import type { ProcessManifest } from '../../manifest/types.js';
 import { formatTable } from '../output/table.js';
 
 interface Status {
@@ -25,6 +29,8 @@ interface Status {
   source: string;
   labels: Record<string, string>;
   command: string[];
+  /** The last-applied manifest, as kubectl get -o yaml shows the object. */
+  manifest: ProcessManifest;
 }
 
 export const getCommand: Command = {
@@ -46,9 +52,7 @@ export const getCommand: Command = {
   async run(values, positionals, cli) {
     const format = stringOption(values, 'output') ?? 'table';
     if (!['table', 'wide', 'json', 'yaml'].includes(format)) throw new UsageError(`-o: unknown format "${format}"`, 'use wide, json or yaml');
-    const selectorText = stringOption(values, 'selector');
-    const selector = parseSelector(selectorText);
-    if (selectorText !== undefined && !selector) throw new UsageError('-l: write the selector as key=value[,key=value]');
+    const selector = selectorOption(values);
 
     const state = await openState(cli);
     const all = await state.store.listRecords();
@@ -58,7 +62,7 @@ export const getCommand: Command = {
     const observed = await observeAll(state.driver, records);
     const now = Date.now();
     const limit = limitConcurrency(16);
-    const statuses = await Promise.all(chosen.map((r) => limit(() => statusOf(r, observed.get(r.name) ?? { state: 'missing' }, cli.env))));
+    const statuses = await Promise.all(chosen.map((r) => limit(() => statusOf(r, observed.get(r.name) ?? { state: 'missing' }, cli.env, cli.signal))));
 
     if (format === 'json') {
       cli.stdout.write(`${JSON.stringify(positionals.length === 1 ? statuses[0] : statuses, null, 2)}\n`);
@@ -77,7 +81,7 @@ export const getCommand: Command = {
         s.ready === null ? '-' : s.ready ? 'yes' : 'no',
         String(s.restarts),
         s.startedAt ? formatAge(now - Date.parse(s.startedAt)) : '-',
-        ...(wide ? [s.pid === null ? '-' : String(s.pid), s.lastError ?? s.lastExit ?? '-', s.source, s.command.join(' ')] : []),
+        ...(wide ? [s.pid === null ? '-' : String(s.pid), s.lastError ?? s.lastExit ?? '-', s.source, s.command.map(quoteArg).join(' ')] : []),
       ]);
       cli.stdout.write(formatTable(header, rows));
     }
@@ -85,7 +89,10 @@ export const getCommand: Command = {
   },
 };
 
-async function statusOf(record: ProcessRecord, observation: Observation, env: NodeJS.ProcessEnv): Promise<Status> {
+/** A readiness check in `pm get` answers now: it waits at most this long, whatever the probe says. */
+const GET_PROBE_TIMEOUT_SECONDS = 2;
+
+async function statusOf(record: ProcessRecord, observation: Observation, env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<Status> {
   const spec = record.manifest.spec;
   let stateText: string;
   let ready: boolean | null = null;
@@ -94,7 +101,8 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     stateText = 'Running';
     const probe = spec.probes.readiness;
     if (probe) {
-      const result = await runProbe(probe, { ports: spec.ports, cwd: spec.exec.cwd, env: { PATH: env.PATH ?? '' } });
+      const timeoutSeconds = Math.min(probe.timeoutSeconds, GET_PROBE_TIMEOUT_SECONDS);
+      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, cwd: spec.exec.cwd, env: { PATH: env.PATH ?? '' }, signal, ...(await probeUser(record.manifest)) });
       ready = result.ok;
       readyDetail = result.message;
     } else {
@@ -102,10 +110,9 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
       readyDetail = 'no readiness probe';
     }
   } else if (observation.state === 'exited') {
-    const exit = observation.exit.known ? observation.exit : (record.lastExit ?? observation.exit);
-    stateText = exit.known && exit.code === 0 ? 'Completed' : exit.known ? (exit.signal ? `Killed (${exit.signal})` : `Failed (exit ${exit.code})`) : 'Exited';
+    stateText = exitState(observation.exit);
   } else {
-    stateText = record.handle ? 'Missing' : record.lastError ? 'StartFailed' : 'NotStarted';
+    stateText = record.lastError ? 'StartFailed' : 'NotStarted';
   }
   const lastExit = observation.state === 'exited' ? observation.exit : record.lastExit;
   return {
@@ -122,5 +129,32 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     source: record.source.file,
     labels: record.manifest.metadata.labels,
     command: spec.exec.command,
+    manifest: record.manifest,
   };
+}
+
+function exitState(exit: ExitStatus): string {
+  switch (exitVerdict(exit)) {
+    case 'succeeded':
+      return 'Completed';
+    case 'failed':
+      return exit.signal ? `Killed (${exit.signal})` : `Failed (exit ${exit.code})`;
+    case 'unknown':
+      return exit.signal ? 'Stopped' : 'Exited';
+  }
+}
+
+/** Exec probes run as the process's user, as during apply; a user that no longer resolves runs none. */
+async function probeUser(manifest: ProcessManifest): Promise<{ uid?: number; gid?: number }> {
+  try {
+    const { uid, gid } = await resolveRunAs(manifest.metadata.name, manifest);
+    return { ...(uid !== undefined && { uid }), ...(gid !== undefined && { gid }) };
+  } catch {
+    return {};
+  }
+}
+
+/** Shows an argument as a shell user would type it, so `sh -c "echo hi"` reads unambiguously. */
+function quoteArg(arg: string): string {
+  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

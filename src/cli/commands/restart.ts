@@ -1,10 +1,9 @@
 import { plan, desiredFromRecords } from '../../plan/planner.js';
 import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
-import { stringOption, type Command } from '../command.js';
+import { parallelOption, stringOption, type Command } from '../command.js';
 import { observeAll, openState } from '../state.js';
 import { runPlan } from '../run-plan.js';
-import { parseParallel } from './apply.js';
 
 export const restartCommand: Command = {
   name: 'restart',
@@ -18,6 +17,7 @@ export const restartCommand: Command = {
   ].join('\n'),
   examples: ['pm restart api', 'pm restart api worker --timeout 1m', 'pm restart api --later'],
   options: { later: { type: 'boolean' }, timeout: { type: 'string' }, parallel: { type: 'string' } },
+  interruptible: true,
   optionHelp: [
     ['--later', 'only record the request; the next pm apply restarts it'],
     ['--timeout DURATION', 'how long to wait for the restarted processes to be ready (default 5m)'],
@@ -26,7 +26,7 @@ export const restartCommand: Command = {
   async run(values, positionals, cli) {
     if (positionals.length === 0) throw new UsageError('pm restart needs the NAME of a process', 'e.g. pm restart api; pm get lists them');
     const timeoutMs = parseDuration(stringOption(values, 'timeout') ?? '5m', '--timeout');
-    const parallel = parseParallel(values);
+    const parallel = parallelOption(values);
     const state = await openState(cli);
     const lock = await state.store.lock('restart');
     try {
@@ -34,9 +34,11 @@ export const restartCommand: Command = {
       for (const name of positionals) if (!records.has(name)) throw new NotFoundError(name);
       const requestedAt = new Date().toISOString();
       for (const name of positionals) {
-        const record = { ...(records.get(name) as NonNullable<ReturnType<typeof records.get>>), restartRequestedAt: requestedAt };
-        await state.store.putRecord(record);
-        records.set(name, record);
+        const record = records.get(name);
+        if (!record) continue;
+        const requested = { ...record, restartRequestedAt: requestedAt };
+        await state.store.putRecord(requested);
+        records.set(name, requested);
       }
       if (values.later === true) {
         cli.stdout.write(`restart requested for ${positionals.join(', ')}; the next pm apply honours it\n`);

@@ -35,16 +35,20 @@ class LiveProgress implements Progress {
   private readonly rows = new Map<string, ProcessTracker>();
   private drawn = 0;
   private timer: NodeJS.Timeout | undefined;
+  private finished = false;
   constructor(
     private readonly stream: NodeJS.WriteStream,
     private readonly style: Style,
   ) {}
   update(tracker: ProcessTracker): void {
+    if (this.finished) return;
     this.rows.set(tracker.name, tracker);
     // Redraw at most every 80 ms: probe results can change faster than anyone reads.
     this.timer ??= setTimeout(() => this.draw(), 80);
   }
   finish(): void {
+    if (this.finished) return;
+    this.finished = true;
     if (this.timer) clearTimeout(this.timer);
     this.draw();
   }
@@ -52,9 +56,13 @@ class LiveProgress implements Progress {
     this.timer = undefined;
     const width = Math.max(0, ...[...this.rows.keys()].map((n) => n.length));
     const columns = this.stream.columns || 120;
+    // A line must fit the terminal, or it wraps and the cursor-up redraw lands in the wrong place:
+    // measure and cut the plain text, then colour it.
     const lines = [...this.rows.values()].map((t) => {
-      const line = `  ${t.name.padEnd(width)}   ${paintState(t, this.style, 9)}${t.detail ? `  ${this.style.dim(t.detail)}` : ''}`;
-      return line.length > columns + 20 ? line.slice(0, columns + 20) : line;
+      const head = `  ${t.name.padEnd(width)}   ${t.state.padEnd(9)}`;
+      const room = columns - 1 - head.length - 2;
+      const detail = !t.detail || room <= 1 ? '' : t.detail.length > room ? `${t.detail.slice(0, room - 1)}…` : t.detail;
+      return `  ${t.name.padEnd(width)}   ${paintState(t, this.style, 9)}${detail ? `  ${this.style.dim(detail)}` : ''}`;
     });
     let out = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
     out += lines.map((l) => `\x1b[2K${l}\n`).join('');

@@ -1,0 +1,57 @@
+// Step 1 of an apply: resolve every environment, secret and user switch, and ask the driver
+// whether each start can succeed, before anything is touched. Any problem fails the whole apply.
+import type { Driver } from '../drivers/driver.js';
+import type { DesiredProcess, DesiredSet } from '../manifest/types.js';
+import type { Plan } from '../plan/types.js';
+import { ExitCode, PmError } from '../errors.js';
+import { resolveEnvironment } from './environment.js';
+import { resolveRunAs, type RunAs } from './identity.js';
+
+export interface Prepared {
+  env: Record<string, string>;
+  runAs: RunAs;
+  logs: { stdout: string; stderr: string };
+}
+
+export class PreflightError extends PmError {
+  constructor(readonly problems: string[]) {
+    super('E_PREFLIGHT', `cannot apply; nothing was changed:\n  ${problems.join('\n  ')}`, { exitCode: ExitCode.invalid });
+  }
+}
+
+/** Where a process's output goes: the manifest's choice, else the state directory's default. */
+export function logPaths(proc: DesiredProcess, defaultLogPath: (name: string) => string): { stdout: string; stderr: string } {
+  const logs = proc.manifest.spec.exec.logs;
+  const stdout = logs?.stdout ?? defaultLogPath(proc.name);
+  return { stdout, stderr: logs?.stderr ?? stdout };
+}
+
+export async function preflight(
+  plan: Plan,
+  desired: DesiredSet,
+  driver: Driver,
+  env: NodeJS.ProcessEnv,
+  defaultLogPath: (name: string) => string,
+): Promise<Map<string, Prepared>> {
+  const prepared = new Map<string, Prepared>();
+  const problems: string[] = [];
+  await Promise.all(
+    plan.actions
+      .filter((a) => a.kind === 'start' || a.kind === 'restart')
+      .map(async (action) => {
+        const proc = desired.processes.get(action.name);
+        if (!proc) return;
+        try {
+          const runAs = await resolveRunAs(proc.name, proc.manifest);
+          const childEnv = await resolveEnvironment(proc.name, proc.manifest, env, runAs);
+          const entry: Prepared = { env: childEnv, runAs, logs: logPaths(proc, defaultLogPath) };
+          await driver.check({ name: proc.name, manifest: proc.manifest, env: entry.env, logs: entry.logs });
+          prepared.set(proc.name, entry);
+        } catch (error) {
+          problems.push(error instanceof PmError && error.hint ? `${error.message} (${error.hint})` : (error as Error).message);
+        }
+      }),
+  );
+  if (problems.length > 0) throw new PreflightError(problems.sort());
+  return prepared;
+}
