@@ -8,8 +8,13 @@ export type SignalOutcome = 'sent' | 'gone' | 'denied';
 export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): SignalOutcome {
   // Guard: kill(-0) and kill(-1) would signal pm's own group or every process it may signal.
   if (!isPlausiblePid(pgid)) return 'gone';
+  return sendSignal(-pgid, signal);
+}
+
+/** process.kill with its two expected failures as outcomes: no such target, or not permitted. */
+export function sendSignal(target: number, signal: NodeJS.Signals | 0): SignalOutcome {
   try {
-    process.kill(-pgid, signal);
+    process.kill(target, signal);
     return 'sent';
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

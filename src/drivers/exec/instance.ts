@@ -5,7 +5,7 @@
 // leftovers from strangers.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { SignalOutcome } from './group.js';
+import { sendSignal, type SignalOutcome } from './group.js';
 import { isLiveState, isPlausiblePid, listGroupMembers, readProcStat, readProcStatSync } from './proc.js';
 
 export const INSTANCE_ENV = 'PM_INSTANCE';
@@ -69,13 +69,5 @@ export function isStillMember(member: Member, pgid: number): boolean {
 /** Signals one member, after checking (synchronously, just before) that its PID still names it. */
 export function signalMember(member: Member, pgid: number, signal: NodeJS.Signals): SignalOutcome {
   if (!isPlausiblePid(member.pid) || !isStillMember(member, pgid)) return 'gone';
-  try {
-    process.kill(member.pid, signal);
-    return 'sent';
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ESRCH') return 'gone';
-    if (code === 'EPERM') return 'denied';
-    throw err;
-  }
+  return sendSignal(member.pid, signal);
 }
