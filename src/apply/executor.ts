@@ -16,7 +16,7 @@ import { describeAction, describeExit } from '../plan/explain.js';
 import { completesProcess } from '../plan/exit.js';
 import { describeStartFailure } from '../errors.js';
 import { limitConcurrency } from '../util/limit.js';
-import { preflight, type Prepared } from './preflight.js';
+import { preflight, probeIdentity, type Prepared } from './preflight.js';
 import { ProcessTracker, ConditionUnmet, type TrackerListener } from './tracker.js';
 import { followProbes } from './follow.js';
 
@@ -90,9 +90,9 @@ class Execution {
     this.options.signal?.addEventListener('abort', onAbort, { once: true });
     if (this.options.signal?.aborted) onAbort();
     try {
-      const failedStops = await this.stopPhase();
+      const notStopped = await this.stopPhase();
       await this.updatePhase();
-      await this.startPhase(failedStops);
+      await this.startPhase(notStopped);
     } finally {
       clearTimeout(timer);
       this.options.signal?.removeEventListener('abort', onAbort);
@@ -122,12 +122,16 @@ class Execution {
     return found;
   }
 
-  // Step 2.
+  // Step 2. Returns the restarts and deletes whose process was not stopped (failed, or skipped
+  // because the apply was interrupted): those are still running their old version.
   private async stopPhase(): Promise<Set<string>> {
     const failed = new Set<string>();
     for (const wave of this.plan.stopWaves) {
       if (this.abort.signal.aborted) {
-        wave.forEach((n) => failed.add(n));
+        for (const name of wave) {
+          failed.add(name);
+          this.failures.push(`${name}: not ${this.action(name).kind === 'delete' ? 'deleted' : 'restarted'}: the ${this.ctx.command} was interrupted (still running as before)`);
+        }
         continue;
       }
       await Promise.all(
@@ -149,9 +153,16 @@ class Execution {
     const record = this.records.get(action.name);
     const begin = this.ctx.now();
     const auditAction = action.kind === 'delete' ? 'delete' : 'stop';
+    let exit: ExitStatus | undefined;
     try {
-      let exit: ExitStatus | undefined;
       if (record?.handle) exit = await this.stopInstance(record, record.handle);
+    } catch (error) {
+      this.failures.push(`${action.name}: could not stop: ${(error as Error).message}`);
+      await this.audit(auditAction, action, 'failed', begin, error);
+      return false;
+    }
+    // It is stopped now, whatever happens to the bookkeeping below.
+    try {
       if (action.kind === 'delete') {
         await this.ctx.store.deleteRecord(action.name);
         this.records.delete(action.name);
@@ -159,12 +170,10 @@ class Execution {
         await this.saveRecord({ ...record, lastExit: exit ?? record.lastExit });
       }
       await this.audit(auditAction, action, 'ok', begin);
-      return true;
     } catch (error) {
-      this.failures.push(`${action.name}: could not stop: ${(error as Error).message}`);
-      await this.audit(auditAction, action, 'failed', begin, error);
-      return false;
+      this.failures.push(`${action.name}: stopped, but the state could not be written: ${(error as Error).message}`);
     }
+    return true;
   }
 
   /** Stops with the settings the instance was started with (the last-applied ones). */
@@ -184,23 +193,25 @@ class Execution {
       const proc = this.ctx.desired.processes.get(action.name);
       const record = this.records.get(action.name);
       if (!proc || !record) continue;
-      await this.saveRecord({ ...record, manifest: proc.manifest, source: proc.source, appliedAt: new Date(begin).toISOString() });
-      await this.audit('update', action, 'ok', begin);
+      try {
+        await this.saveRecord({ ...record, manifest: proc.manifest, source: proc.source, appliedAt: new Date(begin).toISOString() });
+        await this.audit('update', action, 'ok', begin);
+      } catch (error) {
+        this.failures.push(`${action.name}: could not record the new manifest: ${(error as Error).message}`);
+      }
     }
   }
 
   // Step 4.
-  private async startPhase(failedStops: Set<string>): Promise<void> {
-    const starting = this.plan.startWaves.flat();
+  private async startPhase(notStopped: Set<string>): Promise<void> {
+    // A restart whose stop did not happen is still running its old version: it is not started
+    // again, and its dependents see it as it is (like any dependency this apply does not start).
+    const starting = this.plan.startWaves.flat().filter((name) => !notStopped.has(name));
     for (const name of starting) this.trackers.set(name, new ProcessTracker(name, this.options.onProgress));
     this.followExternalDependencies(starting);
     await Promise.all(
       starting.map(async (name) => {
         const tracker = this.trackers.get(name) as ProcessTracker;
-        if (failedStops.has(name)) {
-          tracker.set('failed', 'it could not be stopped, so it was not started again');
-          return;
-        }
         await this.startOne(this.action(name), tracker).catch((error: unknown) => {
           if (!tracker.final) tracker.set('failed', (error as Error).message);
         });
@@ -231,7 +242,12 @@ class Execution {
         tracker.set('running', `pid ${observation.pid}`);
         const startedAt = record?.startedAt ? Date.parse(record.startedAt) : 0;
         if (conditions.has('ready')) {
-          this.background.push(followProbes(proc, tracker, this.abort.signal, { pid: observation.pid, startedAt, env: { PATH: this.ctx.env.PATH ?? '' } }).catch(() => undefined));
+          const pid = observation.pid;
+          this.background.push(
+            probeIdentity(proc, this.ctx.env)
+              .then((identity) => followProbes(proc, tracker, this.abort.signal, { pid, startedAt, ...identity }))
+              .catch(() => undefined),
+          );
         }
         // A job still running from an earlier, interrupted apply: its end releases (or fails) its dependents.
         if (record?.handle) this.watchExit(proc, tracker, record.handle, false);
@@ -257,13 +273,15 @@ class Execution {
       try {
         await Promise.all(unmet.map((d) => trackerOf(d.name).until(d.condition, signal)));
       } catch (error) {
-        if (error instanceof ConditionUnmet) {
+        // Interrupted: a process this apply stopped is started again rather than left down,
+        // whatever its dependencies say.
+        const restore = signal.aborted && this.stoppedHere.has(action.name);
+        if (!restore && error instanceof ConditionUnmet) {
           tracker.set('skipped', `dependency ${error.process} is not ${error.condition}: ${error.why}`);
           await this.audit('start', action, 'skipped', this.ctx.now(), error);
           return;
         }
-        // Interrupted: a process this apply stopped is started again rather than left down.
-        if (!this.stoppedHere.has(action.name)) return;
+        if (!restore) return;
       }
     }
     if (signal.aborted && !this.stoppedHere.has(action.name)) return;
@@ -312,7 +330,11 @@ class Execution {
         const record = this.records.get(proc.name);
         if (ownRecord && record) await this.saveRecord({ ...record, lastExit: exit });
         const completed = completesProcess(exit, proc.manifest);
-        tracker.set(completed ? 'completed' : 'failed', completed ? describeExit(exit) : `${describeExit(exit)}; see pm logs ${proc.name}`);
+        const why = ownRecord
+          ? `${describeExit(exit)}; see pm logs ${proc.name}`
+          : // Started by an earlier, interrupted apply: this pm is not its parent and cannot tell.
+            `${describeExit(exit)}: started by an earlier pm, so whether it succeeded is unknown; the next apply runs it again`;
+        tracker.set(completed ? 'completed' : 'failed', completed ? describeExit(exit) : why);
       },
       () => undefined,
     );

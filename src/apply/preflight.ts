@@ -55,3 +55,18 @@ export async function preflight(
   if (problems.length > 0) throw new PreflightError(problems.sort());
   return prepared;
 }
+
+/**
+ * The environment and user an exec probe of `proc` runs with, for a process this command did not
+ * start (a dependency, `pm get`): resolved as for a start; when that fails (a secret missing from
+ * this shell), PATH alone, as the probe may still pass.
+ */
+export async function probeIdentity(proc: DesiredProcess, env: NodeJS.ProcessEnv): Promise<{ env: Record<string, string>; uid?: number; gid?: number }> {
+  try {
+    const runAs = await resolveRunAs(proc.name, proc.manifest);
+    const resolved = await resolveEnvironment(proc.name, proc.manifest, env, runAs);
+    return { env: resolved, ...(runAs.uid !== undefined && { uid: runAs.uid }), ...(runAs.gid !== undefined && { gid: runAs.gid }) };
+  } catch {
+    return { env: { PATH: env.PATH ?? '' } };
+  }
+}

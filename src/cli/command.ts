@@ -97,9 +97,9 @@ export function listOption(values: Values, name: string): string[] {
 export function selectorOption(values: Values): Selector | undefined {
   const text = stringOption(values, 'selector');
   if (text === undefined) return undefined;
-  const selector = parseSelector(text);
-  if ('error' in selector) throw new UsageError(`-l: ${selector.error}`, 'write it as key=value[,key=value], e.g. -l tier=web');
-  return selector as Selector;
+  const parsed = parseSelector(text);
+  if ('error' in parsed) throw new UsageError(`-l: ${parsed.error}`, 'write it as key=value[,key=value], e.g. -l tier=web');
+  return parsed.selector;
 }
 
 /**

@@ -31,12 +31,14 @@ export async function observeAll(driver: Driver, records: ReadonlyMap<string, Pr
 
 /**
  * A driver that did not start a process cannot learn how it ended; an earlier pm command that was
- * its parent may have, and recorded it. Prefer that record when it belongs to this instance.
+ * its parent, or that stopped it, may have recorded it. Prefer that record when it belongs to this
+ * instance.
  */
 export function withRecordedExit(observation: Observation, record: ProcessRecord): Observation {
   if (observation.state !== 'exited' || observation.exit.known) return observation;
   const recorded = record.lastExit;
   const startedAt = record.startedAt ? Date.parse(record.startedAt) : Number.NaN;
-  if (recorded?.known && recorded.at >= startedAt) return { state: 'exited', exit: recorded };
+  // Known from an earlier parent, or a stop pm made itself (signal recorded, code unknown).
+  if (recorded && (recorded.known || recorded.signal) && recorded.at >= startedAt) return { state: 'exited', exit: recorded };
   return observation;
 }

@@ -5,8 +5,8 @@ export type Selector = Readonly<Record<string, string>>;
 const KEY = /^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/;
 const VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
 
-/** Parses `key=value[,key=value]`; returns an error text for anything else (`a!=b`, `a`, `=b`). */
-export function parseSelector(text: string): Selector | { error: string } {
+/** Parses `key=value[,key=value]`; an error text for anything else (`a!=b`, `a`, `=b`). */
+export function parseSelector(text: string): { selector: Selector } | { error: string } {
   const selector: Record<string, string> = {};
   for (const part of text.split(',')) {
     const match = /^\s*([^=\s]+)\s*==?\s*([^=\s]*)\s*$/.exec(part);
@@ -15,7 +15,7 @@ export function parseSelector(text: string): Selector | { error: string } {
     }
     selector[match[1] as string] = match[2] as string;
   }
-  return selector;
+  return { selector };
 }
 
 export function matchesSelector(labels: Readonly<Record<string, string>>, selector: Selector | undefined): boolean {

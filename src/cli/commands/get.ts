@@ -9,7 +9,7 @@ import { selectorOption, stringOption, type Command } from '../command.js';
 import { observeAll, openState } from '../state.js';
 import { matchesSelector } from '../../plan/selector.js';
 import { exitVerdict } from '../../plan/exit.js';
-import { resolveRunAs } from '../../apply/identity.js';
+import { probeIdentity } from '../../apply/preflight.js';
 import type { ProcessManifest } from '../../manifest/types.js';
 import { formatTable } from '../output/table.js';
 
@@ -102,7 +102,8 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     const probe = spec.probes.readiness;
     if (probe) {
       const timeoutSeconds = Math.min(probe.timeoutSeconds, GET_PROBE_TIMEOUT_SECONDS);
-      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, cwd: spec.exec.cwd, env: { PATH: env.PATH ?? '' }, signal, ...(await probeUser(record.manifest)) });
+      const identity = await probeIdentity({ name: record.name, manifest: record.manifest, source: record.source }, env);
+      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, cwd: spec.exec.cwd, signal, ...identity });
       ready = result.ok;
       readyDetail = result.message;
     } else {
@@ -141,16 +142,6 @@ function exitState(exit: ExitStatus): string {
       return exit.signal ? `Killed (${exit.signal})` : `Failed (exit ${exit.code})`;
     case 'unknown':
       return exit.signal ? 'Stopped' : 'Exited';
-  }
-}
-
-/** Exec probes run as the process's user, as during apply; a user that no longer resolves runs none. */
-async function probeUser(manifest: ProcessManifest): Promise<{ uid?: number; gid?: number }> {
-  try {
-    const { uid, gid } = await resolveRunAs(manifest.metadata.name, manifest);
-    return { ...(uid !== undefined && { uid }), ...(gid !== undefined && { gid }) };
-  } catch {
-    return {};
   }
 }
 
