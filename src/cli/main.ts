@@ -33,7 +33,8 @@ async function mainHelp(): Promise<string> {
     '',
     'Run `pm COMMAND --help` for a command\'s options and examples.',
     '',
-    'Exit codes: 0 success (diff: no changes), 1 failure (diff: changes), 2 invalid input, 3 state locked.',
+    'Exit codes: 0 success (diff: no changes), 1 failure (diff: changes), 2 invalid input (nothing changed),',
+    '3 state locked by another pm command, 130 interrupted.',
     '',
   ].join('\n');
 }
