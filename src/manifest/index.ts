@@ -7,9 +7,9 @@ import { collectSources } from './collect.js';
 import { finishIssues } from './issues.js';
 import { buildDesiredSet } from './normalize.js';
 import { parseSource, type ParsedDocument } from './parse.js';
-import { checkDocument } from './schema-check.js';
+import { isValidManifest } from './schema-check.js';
 import { checkSet, type ValidDocument } from './semantic.js';
-import type { DesiredSet, ProcessManifest } from './types.js';
+import type { DesiredSet } from './types.js';
 
 export type { DesiredProcess, DesiredSet, ManifestSource } from './types.js';
 export { isManifestFileName } from './collect.js';
@@ -57,13 +57,17 @@ export async function loadDesiredSet(paths: string[], options: LoadOptions = {})
   });
 
   const valid: ValidDocument[] = [];
+  const invalid: ParsedDocument[] = [];
   const named: { doc: ParsedDocument; name: string }[] = [];
   for (const doc of documents) {
     const name = nameOf(doc.data);
     if (name !== undefined) named.push({ doc, name });
-    const schemaIssues = checkDocument(doc);
-    if (schemaIssues.length === 0) valid.push({ doc, manifest: doc.data as ProcessManifest });
-    else for (const issue of schemaIssues) issues.push(issue);
+    if (isValidManifest(doc.data)) valid.push({ doc, manifest: doc.data });
+    else invalid.push(doc);
+  }
+  if (invalid.length > 0) {
+    const { explainDocument } = await import('./schema-explain.js');
+    for (const doc of invalid) for (const issue of explainDocument(doc)) issues.push(issue);
   }
   for (const issue of checkSet({ valid, named, namesComplete })) issues.push(issue);
 
