@@ -1,7 +1,8 @@
 // Generates docs/manifest.md, the field reference, from schemas/process.schema.json so the docs
 // cannot drift from the format. `--check` fails when the checked-in file is stale (npm test).
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { writeOrCheck } from './generated.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const schemaPath = `${root}schemas/process.schema.json`;
@@ -77,13 +78,4 @@ walk(schema, '', 0);
 lines.push('', 'A probe (`spec.probes.startup`, `.readiness`, `.liveness`) takes exactly one of `exec`, `http`, `tcp`.', '');
 const generated = lines.join('\n');
 
-if (process.argv.includes('--check')) {
-  const current = await readFile(outPath, 'utf8').catch(() => '');
-  if (current !== generated) {
-    console.error(`${outPath} is stale: run \`npm run gen:docs\` and commit the result.`);
-    process.exit(1);
-  }
-} else {
-  await writeFile(outPath, generated);
-  console.log(`wrote ${outPath}`);
-}
+await writeOrCheck(outPath, generated, 'npm run gen:docs');

@@ -2,8 +2,9 @@
 // development time, with ajv's standalone mode. Every validate/diff/apply then skips compiling
 // the schema (about 0.1 s per call here); the full, verbose validator that explains errors is
 // compiled only when a document is invalid. `--check` fails when the file is stale (npm test).
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { writeOrCheck } from './generated.js';
 import { Ajv } from 'ajv';
 import standalone from 'ajv/dist/standalone/index.js';
 
@@ -27,13 +28,4 @@ const generated = [
   '',
 ].join('\n');
 
-if (process.argv.includes('--check')) {
-  const current = await readFile(outPath, 'utf8').catch(() => '');
-  if (current !== generated) {
-    console.error(`${outPath} is stale: run \`npm run gen:types\` and commit the result.`);
-    process.exit(1);
-  }
-} else {
-  await writeFile(outPath, generated);
-  console.log(`wrote ${outPath}`);
-}
+await writeOrCheck(outPath, generated, 'npm run gen:types');

@@ -5,8 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
-import { ManifestError, UsageError, type ManifestIssue } from '../../src/errors.js';
-import { loadDesiredSet, type LoadOptions } from '../../src/manifest/index.js';
+import { at, loadIssues as issuesOf, proc } from '../support/manifest-issues.js';
+import { UsageError, type ManifestIssue } from '../../src/errors.js';
+import { loadDesiredSet } from '../../src/manifest/index.js';
 
 /** A fresh temporary directory holding `files` (relative path → text), removed after the test. */
 async function tempDir(t: TestContext, files: Record<string, string> = {}): Promise<string> {
@@ -18,27 +19,6 @@ async function tempDir(t: TestContext, files: Record<string, string> = {}): Prom
   }
   return dir;
 }
-
-async function issuesOf(paths: string[], options: LoadOptions): Promise<ManifestIssue[]> {
-  try {
-    await loadDesiredSet(paths, options);
-  } catch (error) {
-    assert.ok(error instanceof ManifestError, String(error));
-    return [...error.issues];
-  }
-  return assert.fail('expected a ManifestError');
-}
-
-const at = (issue: ManifestIssue | undefined): string => `${issue?.file}:${issue?.line}:${issue?.col}`;
-
-const proc = (name: string, more = ''): string => `apiVersion: pm.dev/v1alpha1
-kind: Process
-metadata:
-  name: ${name}
-spec:
-  exec:
-    command: [sleep, "1000"]
-${more}`;
 
 test('a multi-document file yields every non-empty document, with its start line', async (t) => {
   const dir = await tempDir(t, {

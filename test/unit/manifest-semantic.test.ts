@@ -1,43 +1,7 @@
 // Checks across the whole set: names, dependencies, cycles, conditions, ports, probe ports.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { ManifestError, type ManifestIssue } from '../../src/errors.js';
-import { loadDesiredSet } from '../../src/manifest/index.js';
-
-/** Writes `files` under a fresh <tmp>/manifests and returns the issues of loading it (cwd = <tmp>). */
-async function issuesOf(t: TestContext, files: Record<string, string>): Promise<ManifestIssue[]> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pm-semantic-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  await mkdir(path.join(dir, 'manifests'));
-  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, 'manifests', name), text);
-  try {
-    await loadDesiredSet(['manifests'], { cwd: dir });
-  } catch (error) {
-    assert.ok(error instanceof ManifestError, String(error));
-    return [...error.issues];
-  }
-  return assert.fail('expected a ManifestError');
-}
-
-const at = (issue: ManifestIssue | undefined): string => `${issue?.file}:${issue?.line}:${issue?.col}`;
-
-function only(issues: ManifestIssue[]): ManifestIssue {
-  assert.equal(issues.length, 1, JSON.stringify(issues, null, 2));
-  return issues[0] as ManifestIssue;
-}
-
-/** A manifest whose lines 1-7 are fixed; `more` starts at line 8 (inside spec). */
-const proc = (name: string, more = ''): string => `apiVersion: pm.dev/v1alpha1
-kind: Process
-metadata:
-  name: ${name}
-spec:
-  exec:
-    command: [sleep, "1000"]
-${more}`;
+import { test } from 'node:test';
+import { at, issuesOfFiles as issuesOf, only, proc } from '../support/manifest-issues.js';
 
 const deps = (...names: string[]): string => `  dependsOn:\n${names.map((n) => `    - name: ${n}\n`).join('')}`;
 

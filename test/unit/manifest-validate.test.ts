@@ -1,34 +1,12 @@
 // Schema errors: every kind is reported at the right file:line:col, with a useful hint, and
 // ajv's noise (anyOf/oneOf branches, duplicates) is collapsed.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { ManifestError, type ManifestIssue } from '../../src/errors.js';
-import { loadDesiredSet } from '../../src/manifest/index.js';
+import { at, issuesOfFiles, only } from '../support/manifest-issues.js';
+import type { ManifestIssue } from '../../src/errors.js';
 
-/** Writes `text` to <tmp>/manifests/api.yaml and returns the issues of loading it (cwd = <tmp>). */
-async function issuesOf(t: TestContext, text: string): Promise<ManifestIssue[]> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pm-validate-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  await mkdir(path.join(dir, 'manifests'));
-  await writeFile(path.join(dir, 'manifests', 'api.yaml'), text);
-  try {
-    await loadDesiredSet(['manifests'], { cwd: dir });
-  } catch (error) {
-    assert.ok(error instanceof ManifestError, String(error));
-    return [...error.issues];
-  }
-  return assert.fail('expected a ManifestError');
-}
-
-const at = (issue: ManifestIssue | undefined): string => `${issue?.file}:${issue?.line}:${issue?.col}`;
-
-function only(issues: ManifestIssue[]): ManifestIssue {
-  assert.equal(issues.length, 1, JSON.stringify(issues, null, 2));
-  return issues[0] as ManifestIssue;
-}
+/** The issues of loading `text` as manifests/api.yaml. */
+const issuesOf = (t: TestContext, text: string): Promise<ManifestIssue[]> => issuesOfFiles(t, { 'api.yaml': text });
 
 const HEAD = `apiVersion: pm.dev/v1alpha1
 kind: Process
