@@ -42,11 +42,7 @@ export async function preflight(
         const proc = desired.processes.get(action.name);
         if (!proc) return;
         try {
-          const runAs = await resolveRunAs(proc.name, proc.manifest);
-          const childEnv = await resolveEnvironment(proc.name, proc.manifest, env, runAs);
-          const entry: Prepared = { env: childEnv, runAs, logs: logPaths(proc, defaultLogPath) };
-          await driver.check({ name: proc.name, manifest: proc.manifest, env: entry.env, logs: entry.logs });
-          prepared.set(proc.name, entry);
+          prepared.set(proc.name, await prepareStart(proc, driver, env, defaultLogPath));
         } catch (error) {
           problems.push(error instanceof PmError && error.hint ? `${error.message} (${error.hint})` : (error as Error).message);
         }
@@ -54,6 +50,15 @@ export async function preflight(
   );
   if (problems.length > 0) throw new PreflightError(problems.sort());
   return prepared;
+}
+
+/** Resolves one process's environment, secrets and user, and asks the driver whether it can start. */
+export async function prepareStart(proc: DesiredProcess, driver: Driver, env: NodeJS.ProcessEnv, defaultLogPath: (name: string) => string): Promise<Prepared> {
+  const runAs = await resolveRunAs(proc.name, proc.manifest);
+  const childEnv = await resolveEnvironment(proc.name, proc.manifest, env, runAs);
+  const entry: Prepared = { env: childEnv, runAs, logs: logPaths(proc, defaultLogPath) };
+  await driver.check({ name: proc.name, manifest: proc.manifest, env: entry.env, logs: entry.logs });
+  return entry;
 }
 
 /**

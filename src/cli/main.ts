@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // pm's entry point: picks the command, turns every error into one clear message and an exit code.
-import { readFileSync } from 'node:fs';
+import { pmVersion } from '../util/version.js';
 import { ExitCode, ManifestError, PmError, formatManifestIssue } from '../errors.js';
 import { defaultStateDir } from '../store/file-store.js';
 import { commandHelp, parseCommandArgs, styles, stringOption, type Cli, type Command } from './command.js';
@@ -13,11 +13,15 @@ const commandLoaders: Record<string, () => Promise<Command>> = {
   delete: async () => (await import('./commands/delete.js')).deleteCommand,
   logs: async () => (await import('./commands/logs.js')).logsCommand,
   restart: async () => (await import('./commands/restart.js')).restartCommand,
+  pause: async () => (await import('./commands/pause.js')).pauseCommand,
+  resume: async () => (await import('./commands/resume.js')).resumeCommand,
+  reset: async () => (await import('./commands/reset.js')).resetCommand,
+  daemon: async () => (await import('./commands/daemon.js')).daemonCommand,
+  config: async () => (await import('./commands/config.js')).configCommand,
 };
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return pmVersion();
 }
 
 async function mainHelp(): Promise<string> {

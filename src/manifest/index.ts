@@ -30,6 +30,35 @@ export async function loadDesiredSet(paths: string[], options: LoadOptions = {})
   if (paths.length === 0) throw new UsageError('no manifests given', 'pass -f with a file, a directory, or - for stdin');
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const collected = await collectSources(paths, { cwd, stdin: () => options.stdin ?? process.stdin });
+  return validateCollected(collected);
+}
+
+/** loadDesiredSet, also returning what was read: for sending the set to a daemon (loadDesiredSetFromFiles). */
+export async function loadDesiredSetWithFiles(paths: string[], options: LoadOptions = {}): Promise<{ desired: DesiredSet; files: { path: string; text: string }[]; roots: string[] }> {
+  if (paths.length === 0) throw new UsageError('no manifests given', 'pass -f with a file, a directory, or - for stdin');
+  const cwd = path.resolve(options.cwd ?? process.cwd());
+  const collected = await collectSources(paths, { cwd, stdin: () => options.stdin ?? process.stdin });
+  const desired = await validateCollected(collected);
+  return { desired, files: collected.sources.map((s) => ({ path: s.path, text: s.text })), roots: collected.roots };
+}
+
+/**
+ * Files read elsewhere (sent to the daemon by `pm apply`), validated exactly as loadDesiredSet
+ * would: each file belongs to the first root it lies under; paths are absolute (`-` for stdin,
+ * whose relative paths resolve against `cwd`).
+ */
+export async function loadDesiredSetFromFiles(files: readonly { path: string; text: string }[], roots: readonly string[], cwd: string): Promise<DesiredSet> {
+  const rootOf = (file: string): number => {
+    const index = roots.findIndex((root) => file === root || (root !== '-' && file.startsWith(root.endsWith('/') ? root : `${root}/`)));
+    if (index < 0) throw new UsageError(`${file} lies under none of the roots ${roots.join(', ')}`, 'send each file with the -f argument it was found through');
+    return index;
+  };
+  const sources = files.map((f) => ({ display: f.path, path: f.path, dir: f.path === '-' ? cwd : path.dirname(f.path), root: rootOf(f.path), text: f.text }));
+  return validateCollected({ roots: [...roots], rootDisplays: [...roots], sources, issues: [] });
+}
+
+/** Everything after reading: parse, schema, set-wide checks, normalize. */
+export async function validateCollected(collected: Awaited<ReturnType<typeof collectSources>>): Promise<DesiredSet> {
   const issues: ManifestIssue[] = [...collected.issues];
 
   const documents: ParsedDocument[] = [];

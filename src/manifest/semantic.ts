@@ -61,7 +61,20 @@ export function checkSet(input: SetCheckInput): ManifestIssue[] {
   checkPorts(processes, issues);
   checkPrograms(processes, issues);
   checkOneshots(processes, issues);
+  checkRestartScripts(processes, issues);
   return issues;
+}
+
+/** strategy: script and the script itself come together, so neither is silently ignored. */
+function checkRestartScripts(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
+  for (const { doc, manifest } of processes) {
+    const policy = manifest.spec.restartPolicy;
+    if (policy.strategy === 'script' && !policy.script) {
+      issues.push(issueAt(doc, ['spec', 'restartPolicy', 'strategy'], 'restart.script-missing', 'strategy: script needs restartPolicy.script, the program to run', 'add restartPolicy.script.command: [program, args...], or set strategy: restart'));
+    } else if (policy.strategy !== 'script' && policy.script) {
+      issues.push(issueAt(doc, ['spec', 'restartPolicy', 'script'], 'restart.script-unused', 'restartPolicy.script is set but strategy is restart, so it would never run', 'set restartPolicy.strategy: script, or remove the script', 'key'));
+    }
+  }
 }
 
 /** A oneshot runs to completion: it is never "ready" while running, and `always` would loop it. */
@@ -92,6 +105,12 @@ function checkPrograms(processes: readonly ValidDocument[], issues: ManifestIssu
       const exec = manifest.spec.probes[kind]?.exec;
       if (exec) commands.push([['spec', 'probes', kind, 'exec', 'command', 0], exec.command]);
     }
+    for (const kind of ['preStart', 'postStart', 'preStop'] as const) {
+      const hook = manifest.spec.hooks[kind];
+      if (hook) commands.push([['spec', 'hooks', kind, 'command', 0], hook.command]);
+    }
+    const script = manifest.spec.restartPolicy.script;
+    if (script) commands.push([['spec', 'restartPolicy', 'script', 'command', 0], script.command]);
     for (const [path, command] of commands) {
       if (command[0] !== '') continue;
       issues.push(issueAt(doc, path, 'command.empty-program', `${path.slice(0, -1).join('.')}[0] is empty: the first item is the program to run`, 'put the program (a name found in PATH, or a path) first'));

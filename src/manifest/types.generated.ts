@@ -60,6 +60,7 @@ export interface ProcessSpec {
   probes: Probes;
   restartPolicy: RestartPolicy;
   stop: StopSpec;
+  hooks: Hooks;
 }
 export interface ExecSpec {
   /**
@@ -177,6 +178,11 @@ export interface RestartPolicy {
   policy: 'always' | 'on-failure' | 'never';
   backoff: Backoff;
   circuitBreaker: CircuitBreaker;
+  /**
+   * How pm restarts a running process when asked to (pm restart, a database flag, a dependency restarting with restart: true). restart: stop it, then start it. script: run restartPolicy.script instead (a graceful reload such as `nginx -s reload`); the process keeps running as it is. Spec changes, liveness failures and crashes always stop and start. The script runs with the environment of a hook plus PM_REASON; its failure is reported with its output and counts as a failed restart.
+   */
+  strategy: 'restart' | 'script';
+  script?: Hook;
 }
 /**
  * Delay between automatic restarts (enforced by pm daemon): initial, multiplied by factor after each failure up to max, with jitter; reset after a run of resetAfterSeconds.
@@ -200,6 +206,24 @@ export interface CircuitBreaker {
   windowSeconds: number;
   cooldownSeconds: number;
 }
+export interface Hook {
+  /**
+   * Program and arguments (argv). No shell: to use one, write [/bin/sh, -c, '...'].
+   *
+   * @minItems 1
+   */
+  command: [string, ...string[]];
+  /**
+   * Killed (with its process group) and counted as failed after this long.
+   */
+  timeoutSeconds: number;
+  /**
+   * Extra environment variables, literal values, on top of the process's own.
+   */
+  env: {
+    [k: string]: string;
+  };
+}
 export interface StopSpec {
   /**
    * Sent to the whole process group to ask it to stop.
@@ -209,4 +233,12 @@ export interface StopSpec {
    * After this long, the group is sent SIGKILL.
    */
   gracePeriodSeconds: number;
+}
+/**
+ * Programs pm runs around the process's lifecycle (Kubernetes lifecycle hooks; systemd ExecStartPre=, ExecStartPost=, ExecStop=). preStart runs before every start, and the process starts only if it exits 0. postStart runs right after every start, while the process runs; readiness waits for it. preStop runs before the stop signal is sent, and its time counts against stop.gracePeriodSeconds. Each runs with the process's environment, user and folder, plus PM_PROCESS, PM_HOOK and, for postStart and preStop, PM_PID. A failing preStart fails the start and a failing postStart stops the new instance: both count as a failed start for backoff and the circuit breaker. A failing preStop is reported and the stop goes on.
+ */
+export interface Hooks {
+  preStart?: Hook;
+  postStart?: Hook;
+  preStop?: Hook;
 }

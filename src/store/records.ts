@@ -2,6 +2,8 @@
 // the running instance again.
 import type { ProcessManifest, ManifestSource } from '../manifest/types.js';
 import type { ExitStatus, ProcessHandle } from '../drivers/driver.js';
+import type { BackoffState } from '../plan/backoff.js';
+import type { BreakerState } from '../plan/breaker.js';
 
 export interface ProcessRecord {
   name: string;
@@ -20,8 +22,20 @@ export interface ProcessRecord {
   starts: number;
   /** Why the last start failed before the process ran (bad command, cwd, user); cleared by a successful start. */
   lastError?: string;
-  /** ISO time of the newest `pm restart` request; honoured when newer than startedAt. */
+  /** ISO time of the newest `pm restart` request; honoured when newer than startedAt and restartedAt. */
   restartRequestedAt?: string;
+  /**
+   * ISO time of the last deliberate restart (spec change, request, cascade; by stop and start or by
+   * the restart script). Dependents that declare `restart: true` restart when it is newer than
+   * their own start; a crash recovery does not set it, so it does not cascade.
+   */
+  restartedAt?: string;
+  /** Restart backoff, counted by the daemon: survives a daemon restart. */
+  backoff?: BackoffState;
+  /** Circuit breaker, kept by the daemon: survives a daemon restart. */
+  breaker?: BreakerState;
+  /** Held stopped by `pm pause` until `pm resume`. */
+  paused?: { at: string; by: string };
 }
 
 export interface AuditEntry {

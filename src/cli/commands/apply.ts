@@ -1,4 +1,4 @@
-import { loadDesiredSet } from '../../manifest/index.js';
+import { loadDesiredSetWithFiles } from '../../manifest/index.js';
 import { plan } from '../../plan/planner.js';
 import { ExitCode, UsageError } from '../../errors.js';
 import { parseDuration } from '../../util/duration.js';
@@ -6,6 +6,10 @@ import { listOption, parallelOption, pruneScopeOptions, stringOption, type Comma
 import { observeAll, openState } from '../state.js';
 import { renderPlan } from '../output/plan-render.js';
 import { runPlan } from '../run-plan.js';
+import { awaitConvergence, daemonClient, type Expectation } from '../via-daemon.js';
+import type { ApplyRequest } from '../../daemon/api.js';
+import type { DaemonClient } from '../../server/client.js';
+import type { Cli } from '../command.js';
 
 export const applyCommand: Command = {
   name: 'apply',
@@ -21,6 +25,9 @@ export const applyCommand: Command = {
     'Pruning: without --prune nothing is ever deleted; processes no manifest declares are listed as',
     'kept. With --prune, pm deletes only processes it manages that were applied from under the same',
     '-f paths (and match -l, when given); processes applied from elsewhere are never pruned.',
+    '',
+    'While a pm daemon runs on the state directory, the set is sent to it (it holds the lock) and pm',
+    'apply waits for the daemon to converge it; manifests the daemon watches are changed in its folder.',
     '',
     'Exit codes: 0 converged, 1 an action failed or timed out, 2 invalid manifests or flags, 3 another',
     'pm command holds the state lock.',
@@ -55,7 +62,12 @@ export const applyCommand: Command = {
     const timeoutMs = parseDuration(stringOption(values, 'timeout') ?? '5m', '--timeout');
     const parallel = parallelOption(values);
 
-    const desired = await loadDesiredSet(paths, { cwd: cli.cwd, stdin: cli.stdin });
+    const { desired, files, roots } = await loadDesiredSetWithFiles(paths, { cwd: cli.cwd, stdin: cli.stdin });
+    const client = await daemonClient(cli);
+    if (client) {
+      const request = { files, roots, cwd: cli.cwd, prune, ...(selector && { pruneSelector: selector }), dryRun: values['dry-run'] === true };
+      return applyThroughDaemon(client, request, cli, timeoutMs);
+    }
     const state = await openState(cli);
     if (values['dry-run'] === true) {
       const records = await state.store.listRecords();
@@ -76,3 +88,22 @@ export const applyCommand: Command = {
     }
   },
 };
+
+async function applyThroughDaemon(client: DaemonClient, request: ApplyRequest, cli: Cli, timeoutMs: number): Promise<number> {
+  const since = Date.now();
+  const response = await client.apply(request, { signal: cli.signal });
+  for (const action of response.actions) cli.stdout.write(`${action.kind} ${action.name}: ${action.reason}\n`);
+  if (response.actions.length === 0) cli.stdout.write('nothing to do: everything is as declared\n');
+  if (request.dryRun) {
+    cli.stdout.write('(dry run: nothing was changed)\n');
+    return ExitCode.ok;
+  }
+  const expected = new Map<string, Expectation>();
+  for (const action of response.actions) {
+    if (action.kind === 'start' || action.kind === 'restart') expected.set(action.name, { kind: 'started', since });
+    else if (action.kind === 'delete') expected.set(action.name, { kind: 'gone' });
+  }
+  const failures = await awaitConvergence(client, expected, { timeoutMs, signal: cli.signal, out: cli.stdout });
+  for (const failure of failures) cli.stderr.write(`${cli.errStyle.red('failed')}: ${failure}\n`);
+  return failures.length === 0 ? ExitCode.ok : ExitCode.failed;
+}

@@ -1,5 +1,4 @@
-// Staged for issue 3: main.ts registers this command once pm daemon (and apply) read this config.
-// Until then no command uses these values, so pm must not present them as in force.
+// pm config show: the effective daemon config and where each value came from.
 import { ExitCode, UsageError } from '../../errors.js';
 import { configKeys, formatConfig, loadConfig, loadEnvFile } from '../../config/index.js';
 import { stringOption, type Command, type OptionsConfig } from '../command.js';

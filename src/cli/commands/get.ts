@@ -12,6 +12,9 @@ import { exitVerdict } from '../../plan/exit.js';
 import { probeIdentity } from '../../apply/preflight.js';
 import type { ProcessManifest } from '../../manifest/types.js';
 import { formatTable } from '../output/table.js';
+import { daemonClient } from '../via-daemon.js';
+import type { ProcessStatus } from '../../daemon/api.js';
+import type { Cli } from '../command.js';
 
 interface Status {
   name: string;
@@ -29,8 +32,13 @@ interface Status {
   source: string;
   labels: Record<string, string>;
   command: string[];
-  /** The last-applied manifest, as kubectl get -o yaml shows the object. */
-  manifest: ProcessManifest;
+  /** The last-applied manifest, as kubectl get -o yaml shows the object (not through a daemon). */
+  manifest?: ProcessManifest;
+  /** Through a daemon: why the state is what it is, backoff, circuit breaker, pause. */
+  detail?: string;
+  backoff?: ProcessStatus['backoff'];
+  breaker?: ProcessStatus['breaker'];
+  paused?: boolean;
 }
 
 export const getCommand: Command = {
@@ -54,40 +62,75 @@ export const getCommand: Command = {
     if (!['table', 'wide', 'json', 'yaml'].includes(format)) throw new UsageError(`-o: unknown format "${format}"`, 'use wide, json or yaml');
     const selector = selectorOption(values);
 
+    const client = await daemonClient(cli);
+    if (client) {
+      const { items } = await client.list({ signal: cli.signal });
+      const known = new Set(items.map((s) => s.name));
+      for (const name of positionals) if (!known.has(name)) throw new NotFoundError(name);
+      const chosen = items.filter((s) => (positionals.length === 0 || positionals.includes(s.name)) && matchesSelector(s.labels, selector));
+      return print(chosen.map(fromDaemon), positionals, format, cli, `the pm daemon on ${cli.stateDir}`, selector !== undefined);
+    }
     const state = await openState(cli);
     const all = await state.store.listRecords();
     for (const name of positionals) if (!all.has(name)) throw new NotFoundError(name);
     const chosen = [...all.values()].filter((r) => (positionals.length === 0 || positionals.includes(r.name)) && matchesSelector(r.manifest.metadata.labels, selector));
     const records = new Map(chosen.map((r) => [r.name, r]));
     const observed = await observeAll(state.driver, records);
-    const now = Date.now();
     const limit = limitConcurrency(16);
     const statuses = await Promise.all(chosen.map((r) => limit(() => statusOf(r, observed.get(r.name) ?? { state: 'missing' }, cli.env, cli.signal))));
 
-    if (format === 'json') {
-      cli.stdout.write(`${JSON.stringify(positionals.length === 1 ? statuses[0] : statuses, null, 2)}\n`);
-    } else if (format === 'yaml') {
-      const { stringify } = await import('yaml');
-      cli.stdout.write(stringify(positionals.length === 1 ? statuses[0] : statuses));
-    } else if (statuses.length === 0) {
-      cli.stderr.write(`no processes managed in ${state.store.dir}${selector ? ' match the selector' : ''}\n`);
-    } else {
-      const wide = format === 'wide';
-      const header = ['NAME', 'DRIVER', 'STATE', 'READY', 'RESTARTS', 'AGE', ...(wide ? ['PID', 'LAST EXIT / ERROR', 'SOURCE', 'COMMAND'] : [])];
-      const rows = statuses.map((s) => [
-        s.name,
-        s.driver,
-        s.state,
-        s.ready === null ? '-' : s.ready ? 'yes' : 'no',
-        String(s.restarts),
-        s.startedAt ? formatAge(now - Date.parse(s.startedAt)) : '-',
-        ...(wide ? [s.pid === null ? '-' : String(s.pid), s.lastError ?? s.lastExit ?? '-', s.source, s.command.map(quoteArg).join(' ')] : []),
-      ]);
-      cli.stdout.write(formatTable(header, rows));
-    }
-    return ExitCode.ok;
+    return print(statuses, positionals, format, cli, state.store.dir, selector !== undefined);
   },
 };
+
+async function print(statuses: Status[], positionals: string[], format: string, cli: Cli, where: string, selected: boolean): Promise<number> {
+  const now = Date.now();
+  if (format === 'json') {
+    cli.stdout.write(`${JSON.stringify(positionals.length === 1 ? statuses[0] : statuses, null, 2)}\n`);
+  } else if (format === 'yaml') {
+    const { stringify } = await import('yaml');
+    cli.stdout.write(stringify(positionals.length === 1 ? statuses[0] : statuses));
+  } else if (statuses.length === 0) {
+    cli.stderr.write(`no processes managed in ${where}${selected ? ' match the selector' : ''}\n`);
+  } else {
+    const wide = format === 'wide';
+    const header = ['NAME', 'DRIVER', 'STATE', 'READY', 'RESTARTS', 'AGE', ...(wide ? ['PID', 'LAST EXIT / ERROR', 'SOURCE', 'COMMAND'] : [])];
+    const rows = statuses.map((s) => [
+      s.name,
+      s.driver,
+      s.state,
+      s.ready === null ? '-' : s.ready ? 'yes' : 'no',
+      String(s.restarts),
+      s.startedAt ? formatAge(now - Date.parse(s.startedAt)) : '-',
+      ...(wide ? [s.pid === null ? '-' : String(s.pid), s.lastError ?? s.lastExit ?? '-', s.source, s.command.map(quoteArg).join(' ')] : []),
+    ]);
+    cli.stdout.write(formatTable(header, rows));
+  }
+  return ExitCode.ok;
+}
+
+/** The daemon knows more than one look can tell: its phase (BackOff, CircuitOpen, Paused...) and readiness as its probes see it. */
+function fromDaemon(s: ProcessStatus): Status {
+  return {
+    name: s.name,
+    driver: s.driver,
+    state: s.phase,
+    ready: s.up ? s.ready : s.phase === 'Completed' ? true : null,
+    readyDetail: s.detail,
+    restarts: s.restarts,
+    pid: s.pid ?? null,
+    startedAt: s.startedAt ?? null,
+    lastExit: s.lastExit ? describeExit(s.lastExit) : null,
+    lastError: s.lastError ?? null,
+    source: s.source,
+    labels: s.labels,
+    command: s.command,
+    detail: s.detail,
+    backoff: s.backoff,
+    breaker: s.breaker,
+    paused: s.paused,
+  };
+}
 
 /** A readiness check in `pm get` answers now: it waits at most this long, whatever the probe says. */
 const GET_PROBE_TIMEOUT_SECONDS = 2;

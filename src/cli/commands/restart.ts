@@ -4,6 +4,7 @@ import { parseDuration } from '../../util/duration.js';
 import { parallelOption, stringOption, type Command } from '../command.js';
 import { observeAll, openState } from '../state.js';
 import { runPlan } from '../run-plan.js';
+import { awaitConvergence, daemonClient, type Expectation } from '../via-daemon.js';
 
 export const restartCommand: Command = {
   name: 'restart',
@@ -13,7 +14,8 @@ export const restartCommand: Command = {
     'Records a restart request for each NAME (like kubectl rollout restart), then honours it at once',
     "using the last-applied manifests: stop, start, wait until ready. Dependents that declare",
     '`restart: true` on a restarted dependency restart too. With --later the request is only recorded',
-    'and the next pm apply honours it.',
+    'and the next pm apply honours it. While a pm daemon runs, the request goes to it (a process with',
+    'restartPolicy.strategy script runs its restart script instead) and pm restart waits for it.',
   ].join('\n'),
   examples: ['pm restart api', 'pm restart api worker --timeout 1m', 'pm restart api --later'],
   options: { later: { type: 'boolean' }, timeout: { type: 'string' }, parallel: { type: 'string' } },
@@ -27,6 +29,19 @@ export const restartCommand: Command = {
     if (positionals.length === 0) throw new UsageError('pm restart needs the NAME of a process', 'e.g. pm restart api; pm get lists them');
     const timeoutMs = parseDuration(stringOption(values, 'timeout') ?? '5m', '--timeout');
     const parallel = parallelOption(values);
+    const client = await daemonClient(cli);
+    if (client) {
+      const since = Date.now();
+      for (const name of positionals) {
+        const result = await client.control('restart', name, { signal: cli.signal });
+        cli.stdout.write(`${result.message}\n`);
+      }
+      if (values.later === true) return ExitCode.ok;
+      const expected = new Map<string, Expectation>(positionals.map((n) => [n, { kind: 'restarted', since }]));
+      const failures = await awaitConvergence(client, expected, { timeoutMs, signal: cli.signal, out: cli.stdout });
+      for (const failure of failures) cli.stderr.write(`${cli.errStyle.red('failed')}: ${failure}\n`);
+      return failures.length === 0 ? ExitCode.ok : ExitCode.failed;
+    }
     const state = await openState(cli);
     const lock = await state.store.lock('restart');
     try {

@@ -1,0 +1,44 @@
+// Recent events, kept in memory for `pm get NAME` and the API (like `kubectl describe`'s events):
+// a bounded ring per process and one for the daemon, so a crash-looping process cannot push the
+// others' history out, and memory stays flat however long the daemon runs. The durable history
+// is the audit log.
+import type { DaemonEvent } from './api.js';
+
+const PER_PROCESS = 50;
+const DAEMON_WIDE = 100;
+
+export class EventLog {
+  readonly #byProcess = new Map<string, DaemonEvent[]>();
+  readonly #daemon: DaemonEvent[] = [];
+  readonly #listeners = new Set<(event: DaemonEvent) => void>();
+
+  add(event: DaemonEvent): void {
+    const ring = event.process === undefined ? this.#daemon : this.#ring(event.process);
+    ring.push(event);
+    if (ring.length > (event.process === undefined ? DAEMON_WIDE : PER_PROCESS)) ring.shift();
+    for (const listener of this.#listeners) listener(event);
+  }
+
+  /** Newest last. Without a process: every event, merged by time. */
+  list(process?: string, limit = 100): DaemonEvent[] {
+    const events = process !== undefined ? (this.#byProcess.get(process) ?? []) : [...this.#daemon, ...[...this.#byProcess.values()].flat()].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+    return events.slice(-Math.max(0, limit));
+  }
+
+  /** Drops a deleted process's events. */
+  forget(process: string): void {
+    this.#byProcess.delete(process);
+  }
+
+  /** For metrics and notifications; returns the unsubscribe function. */
+  subscribe(listener: (event: DaemonEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #ring(process: string): DaemonEvent[] {
+    let ring = this.#byProcess.get(process);
+    if (!ring) this.#byProcess.set(process, (ring = []));
+    return ring;
+  }
+}

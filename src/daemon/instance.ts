@@ -1,0 +1,174 @@
+// Watches one running instance for the daemon: its exit (an event from the driver, not a poll,
+// for the children this daemon spawned) and its probes, in the Kubernetes order — the startup
+// probe holds readiness and liveness off until it passes; readiness and liveness then run for as
+// long as the instance lives. It decides nothing: it reports, and the supervisor acts.
+import type { Driver, ExitStatus, ProcessHandle } from '../drivers/driver.js';
+import type { DesiredProcess, Probe } from '../manifest/types.js';
+import { runProbe, type ProbeContext } from '../probes/runners.js';
+import { ProbeWorker, runProbeLoop, type ProbeKind, type ProbeUpdate } from '../probes/worker.js';
+import { MAX_TIMER_MS } from '../util/duration.js';
+
+export interface InstanceListener {
+  exited(exit: ExitStatus): void;
+  /** Ready (startup and readiness passed, up minReadySeconds) or no longer ready. */
+  readiness(ready: boolean, detail: string): void;
+  /** The startup probe reached failureThreshold, or liveness did: the instance must be restarted. */
+  unhealthy(kind: 'startup' | 'liveness', detail: string): void;
+  /** A line worth showing in the status (the last failing probe result). */
+  note(detail: string): void;
+}
+
+export interface InstanceIdentity {
+  env: Record<string, string>;
+  uid?: number;
+  gid?: number;
+}
+
+export class Instance {
+  readonly handle: ProcessHandle;
+  /** Epoch ms. */
+  readonly startedAt: number;
+  /** A deliberate stop is under way: its exit is not a failure. */
+  stopping = false;
+  #ready = false;
+  #startupPassed: boolean;
+  #readinessPassed: boolean;
+  #upLongEnough: boolean;
+  #closed = false;
+  readonly #abort = new AbortController();
+  readonly #timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly proc: DesiredProcess,
+    handle: ProcessHandle,
+    startedAt: number,
+    private readonly identity: InstanceIdentity,
+    private readonly driver: Driver,
+    private readonly listener: InstanceListener,
+    now: number,
+  ) {
+    this.handle = handle;
+    this.startedAt = startedAt;
+    const probes = proc.manifest.spec.probes;
+    this.#startupPassed = !probes.startup;
+    this.#readinessPassed = !probes.readiness;
+    const settleMs = startedAt + proc.manifest.spec.minReadySeconds * 1000 - now;
+    this.#upLongEnough = settleMs <= 0;
+    if (!this.#upLongEnough) {
+      this.#timers.push(
+        setTimeout(() => {
+          this.#upLongEnough = true;
+          this.#update();
+        }, Math.min(settleMs, MAX_TIMER_MS)),
+      );
+    }
+  }
+
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  /** Starts watching. Resolves at once; reports arrive through the listener until close(). */
+  watch(): void {
+    const signal = this.#abort.signal;
+    this.driver.waitExit(this.handle, signal).then(
+      (exit) => {
+        if (this.#closed) return;
+        this.close();
+        this.listener.exited(exit);
+      },
+      () => undefined,
+    );
+    if (this.proc.manifest.spec.type === 'oneshot') return;
+    void this.#probe();
+    this.#update();
+  }
+
+  /** Stops watching (not the process): probes and timers end, no more reports. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#abort.abort(new Error('instance closed'));
+    for (const timer of this.#timers) clearTimeout(timer);
+  }
+
+  async #probe(): Promise<void> {
+    const { probes } = this.proc.manifest.spec;
+    if (probes.startup) {
+      const passed = await this.#loop('startup', probes.startup, (update) => {
+        if (update.status === 'failure') {
+          this.listener.unhealthy('startup', `startup probe failed ${update.consecutiveFailures} times: ${update.result.message}`);
+          return 'stop';
+        }
+        if (update.status === 'success') return 'stop';
+        if (!update.result.ok) this.listener.note(`startup: ${update.result.message}`);
+        return 'go on';
+      });
+      if (!passed || this.#closed) return;
+      this.#startupPassed = true;
+      this.#update();
+    }
+    const loops: Promise<unknown>[] = [];
+    if (probes.readiness) {
+      loops.push(
+        this.#loop('readiness', probes.readiness, (update) => {
+          if (update.changed || update.status === 'failure') {
+            this.#readinessPassed = update.status === 'success';
+            if (!update.result.ok) this.listener.note(`readiness: ${update.result.message} (${update.consecutiveFailures} failed)`);
+            this.#update();
+          }
+          return 'go on';
+        }),
+      );
+    }
+    if (probes.liveness) {
+      loops.push(
+        this.#loop('liveness', probes.liveness, (update) => {
+          if (update.changed && update.status === 'failure') {
+            this.listener.unhealthy('liveness', `liveness probe failed ${update.consecutiveFailures} times: ${update.result.message}`);
+            return 'stop';
+          }
+          return 'go on';
+        }),
+      );
+    }
+    await Promise.all(loops);
+  }
+
+  /** Runs one probe until `onUpdate` says stop or the instance closes; true when it ended on a success. */
+  async #loop(kind: ProbeKind, probe: Probe, onUpdate: (update: ProbeUpdate) => 'stop' | 'go on'): Promise<boolean> {
+    const done = new AbortController();
+    const stop = (): void => done.abort();
+    this.#abort.signal.addEventListener('abort', stop, { once: true });
+    const { ports, exec } = this.proc.manifest.spec;
+    const context: ProbeContext = { ports, cwd: exec.cwd, env: this.identity.env, signal: done.signal, ...ids(this.identity) };
+    const worker = new ProbeWorker(kind, probe, () => runProbe(probe, context));
+    let lastStatus = worker.status;
+    try {
+      await runProbeLoop(worker, probe, {
+        signal: done.signal,
+        onResult: (update) => {
+          lastStatus = update.status;
+          if (this.#closed || onUpdate(update) === 'stop') stop();
+        },
+      });
+    } catch {
+      // A loop that throws ends this probe; the instance is still watched for its exit.
+    } finally {
+      this.#abort.signal.removeEventListener('abort', stop);
+    }
+    return lastStatus === 'success';
+  }
+
+  #update(): void {
+    if (this.#closed) return;
+    const ready = this.#startupPassed && this.#readinessPassed && this.#upLongEnough;
+    if (ready === this.#ready) return;
+    this.#ready = ready;
+    this.listener.readiness(ready, ready ? `pid ${this.handle.pid}` : 'readiness probe failing');
+  }
+}
+
+function ids(identity: InstanceIdentity): { uid?: number; gid?: number } {
+  return { ...(identity.uid !== undefined && { uid: identity.uid }), ...(identity.gid !== undefined && { gid: identity.gid }) };
+}

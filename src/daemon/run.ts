@@ -1,0 +1,218 @@
+// `pm daemon`: wires the supervisor to its triggers (manifest watch, resync timer, SIGHUP, the API)
+// and its outputs (HTTP server, metrics, logs), and takes it down in order on SIGTERM / SIGINT.
+// Start-up order matters: the state lock first (one writer), adoption before the first reconcile
+// (never a second copy of what runs), the server before daemon.json (a CLI that finds the file can
+// talk to it).
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { loadConfig, reloadConfig, type LoadConfigOptions, type LoadedConfig } from '../config/index.js';
+import { ExecDriver } from '../drivers/exec/index.js';
+import { formatManifestIssue, ManifestError, PmError } from '../errors.js';
+import { createLogger, SecretRedactor } from '../log/logger.js';
+import { loadDesiredSet } from '../manifest/index.js';
+import { loadOrCreateToken } from '../server/auth.js';
+import { removeDaemonFile, writeDaemonFile } from '../server/client.js';
+import { startServer, type RunningServer } from '../server/http.js';
+import { DaemonMetrics } from '../server/metrics.js';
+import { FileStore } from '../store/file-store.js';
+import { DaemonApiAdapter } from './api-adapter.js';
+import { DesiredSources } from './desired.js';
+import { Supervisor } from './supervisor.js';
+import { watchManifests, type ManifestWatcher } from './watch.js';
+
+export interface DaemonOptions {
+  /** How the config was asked for, so SIGHUP can build it again the same way. */
+  configOptions: LoadConfigOptions;
+  loaded: LoadedConfig;
+  version: string;
+  /** Aborted on SIGTERM / SIGINT: graceful shutdown. */
+  signal: AbortSignal;
+  stdout: NodeJS.WritableStream;
+}
+
+export async function runDaemon(options: DaemonOptions): Promise<void> {
+  let loaded = options.loaded;
+  const config = loaded.config;
+  const redactor = new SecretRedactor();
+  const log = await createLogger({ level: config.logLevel, format: config.logFormat, destination: options.stdout, redactor });
+  const cleanups: (() => Promise<void> | void)[] = [];
+  const cleanup = async (): Promise<void> => {
+    for (const step of cleanups.reverse()) {
+      try {
+        await step();
+      } catch (error) {
+        log.error({ err: error }, `shutdown step failed: ${(error as Error).message}`);
+      }
+    }
+  };
+
+  try {
+    const store = await FileStore.open(config.stateDir);
+    const lock = await store.lock('daemon');
+    cleanups.push(() => lock.release());
+
+    const token = await loadOrCreateToken(store.dir, { ...(config.apiToken !== undefined && { token: config.apiToken }), ...(config.apiTokenFile !== undefined && { tokenFile: config.apiTokenFile }) });
+    redactor.add(token.token);
+
+    const root = path.resolve(options.configOptions.cwd, config.manifests);
+    const records = await store.listRecords();
+    const sources = await DesiredSources.open(store.dir, [root], records);
+    const manifests: ManifestState = { source: root, accepted: false };
+
+    // Created once the API exists; the supervisor's hooks reach it through this holder.
+    const meter: { metrics?: DaemonMetrics } = {};
+    const supervisor = new Supervisor({
+      store,
+      driver: new ExecDriver(),
+      sources,
+      records,
+      logger: log,
+      env: process.env,
+      workers: config.parallel,
+      redactor,
+      metrics: {
+        onReconcile: (seconds, result) => meter.metrics?.observeReconcile(seconds, result),
+        onAction: (kind, result) => meter.metrics?.countAction(kind, result),
+      },
+    });
+    const reloadManifests = serialized(async () => {
+      try {
+        const set = await loadDesiredSet([root], { cwd: options.configOptions.cwd });
+        const { changed, conflicts } = supervisor.acceptWatched(set);
+        Object.assign(manifests, { accepted: true, at: new Date().toISOString(), errors: undefined });
+        meter.metrics?.countManifestLoad(true);
+        const note = conflicts.length > 0 ? `; ignored (applied through the API, not from this directory): ${conflicts.join(', ')}` : '';
+        supervisor.daemonEvent('ManifestsAccepted', 'normal', `${set.processes.size} processes from ${root}; changed: ${changed.length > 0 ? changed.join(', ') : 'none'}${note}`);
+        log.info({ processes: set.processes.size, changed }, `manifests accepted from ${root}`);
+      } catch (error) {
+        if (!(error instanceof PmError)) throw error;
+        const errors = error instanceof ManifestError ? error.issues.map(formatManifestIssue) : [error.hint ? `${error.message} (${error.hint})` : error.message];
+        Object.assign(manifests, { accepted: false, at: new Date().toISOString(), errors });
+        meter.metrics?.countManifestLoad(false);
+        supervisor.daemonEvent('ManifestsRejected', 'warning', `${errors.length} problem(s) in ${root}; the last good set stays in force: ${errors[0] ?? ''}`);
+        log.warn({ errors }, `manifests in ${root} rejected; the last good set stays in force`);
+      }
+    });
+
+    const api = new DaemonApiAdapter(supervisor, { version: options.version, manifests, log, reloadManifests });
+    const metrics = new DaemonMetrics(api);
+    meter.metrics = metrics;
+
+    await reloadManifests();
+    await supervisor.start();
+    cleanups.push(async () => {
+      await supervisor.stop();
+      if (loaded.config.shutdown === 'stop') await supervisor.stopAll();
+    });
+
+    let server: RunningServer = await startServer({ api, metrics, token: token.token, listen: config.listen, ...(config.socket !== undefined && { socket: config.socket }), logger: log });
+    cleanups.push(() => server.close());
+    await writeDaemonFile(store.dir, {
+      pid: process.pid,
+      ...(server.url !== undefined && { url: server.url }),
+      ...(server.socket !== undefined && { socket: server.socket }),
+      ...(token.file !== undefined && { tokenFile: token.file }),
+      startedAt: api.info().startedAt,
+    } as Parameters<typeof writeDaemonFile>[1]);
+    cleanups.push(() => removeDaemonFile(store.dir, process.pid));
+
+    let watcher: ManifestWatcher | undefined;
+    const watch = async (debounceMs: number): Promise<void> => {
+      await watcher?.close();
+      watcher = await watchManifests(root, {
+        debounceMs,
+        onChange: () => void reloadManifests(),
+        onError: (error) => log.warn({ err: error }, `watching ${root}: ${error.message}`),
+      });
+    };
+    await watch(config.watchDebounceMs);
+    cleanups.push(() => watcher?.close());
+
+    let resync = setInterval(() => supervisor.resync(), config.resyncSeconds * 1000);
+    cleanups.push(() => clearInterval(resync));
+
+    const onHangup = (): void => {
+      void (async () => {
+        const result = await reloadConfig(loaded, options.configOptions, (message, error) => log.warn({ issues: error.issues }, `${message}: ${error.message}`));
+        if (!result.applied) {
+          supervisor.daemonEvent('ConfigRejected', 'warning', `new configuration refused, the previous one stays in force: ${result.error.message}`);
+        } else {
+          const before = loaded.config;
+          loaded = result.loaded;
+          const after = loaded.config;
+          const changed = (Object.keys(after) as (keyof typeof after)[]).filter((k) => JSON.stringify(after[k]) !== JSON.stringify(before[k]));
+          const needRestart = changed.filter((k) => RESTART_KEYS.has(k));
+          log.level = after.logLevel;
+          if (after.resyncSeconds !== before.resyncSeconds) {
+            clearInterval(resync);
+            resync = setInterval(() => supervisor.resync(), after.resyncSeconds * 1000);
+          }
+          if (after.watchDebounceMs !== before.watchDebounceMs) await watch(after.watchDebounceMs);
+          if (after.listen !== before.listen || after.socket !== before.socket) {
+            // Moving the server is safe to do in place: a failure keeps the old one.
+            try {
+              const moved = await startServer({ api, metrics, token: token.token, listen: after.listen, ...(after.socket !== undefined && { socket: after.socket }), logger: log });
+              await server.close();
+              server = moved;
+            } catch (error) {
+              log.error({ err: error }, `could not move the API server: ${(error as Error).message}`);
+            }
+          }
+          const message = changed.length === 0 ? 'configuration reloaded: no changes' : `configuration reloaded: ${changed.join(', ')} changed${needRestart.length > 0 ? `; ${needRestart.join(', ')} take effect at the next start of pm daemon` : ''}`;
+          supervisor.daemonEvent('ConfigReloaded', 'normal', message);
+          log.info({ changed }, message);
+        }
+        await reloadManifests();
+        supervisor.resync();
+      })().catch((error: unknown) => log.error({ err: error }, `reload failed: ${(error as Error).message}`));
+    };
+    process.on('SIGHUP', onHangup);
+    cleanups.push(() => void process.off('SIGHUP', onHangup));
+
+    log.info({ url: server.url, socket: server.socket, manifests: root, stateDir: store.dir }, 'pm daemon running');
+    await abortion(options.signal);
+    log.info({ shutdown: loaded.config.shutdown }, `shutting down (${String(options.signal.reason instanceof Error ? options.signal.reason.message : 'signal')})`);
+  } finally {
+    await cleanup();
+    log.info('pm daemon stopped');
+    log.flush();
+  }
+}
+
+interface ManifestState {
+  source: string;
+  accepted: boolean;
+  at?: string;
+  errors?: string[];
+}
+
+/** Settings read once at start. */
+const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile']);
+
+/** One run at a time; calls during a run coalesce into one more run after it. */
+function serialized(task: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let again = false;
+  const run = async (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await task();
+      } while (again);
+    })().finally(() => (running = undefined));
+    return running;
+  };
+  return run;
+}
+
+function abortion(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
+
+export { loadConfig };
+export type { Logger };
