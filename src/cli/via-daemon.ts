@@ -9,7 +9,8 @@ import type { Cli } from './command.js';
 /** A client for the daemon running on cli.stateDir, or undefined when none runs. */
 export async function daemonClient(cli: Cli): Promise<DaemonClient | undefined> {
   const endpoint = await findDaemon(cli.stateDir);
-  return endpoint ? DaemonClient.connect(endpoint) : undefined;
+  // A daemon given its token as a value (apiToken) has no token file: the CLI takes it from PM_API_TOKEN.
+  return endpoint ? DaemonClient.connect(endpoint, cli.env.PM_API_TOKEN || undefined) : undefined;
 }
 
 export async function requireDaemon(cli: Cli, command: string): Promise<DaemonClient> {

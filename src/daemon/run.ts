@@ -11,7 +11,7 @@ import { formatManifestIssue, ManifestError, PmError } from '../errors.js';
 import { createLogger, SecretRedactor } from '../log/logger.js';
 import { loadDesiredSet } from '../manifest/index.js';
 import { loadOrCreateToken } from '../server/auth.js';
-import { removeDaemonFile, writeDaemonFile } from '../server/client.js';
+import { removeDaemonFile, writeDaemonFile, type DaemonEndpoint } from '../server/client.js';
 import { startServer, type RunningServer } from '../server/http.js';
 import { DaemonMetrics } from '../server/metrics.js';
 import { FileStore } from '../store/file-store.js';
@@ -107,13 +107,14 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     let server: RunningServer = await startServer({ api, metrics, token: token.token, listen: config.listen, ...(config.socket !== undefined && { socket: config.socket }), logger: log });
     cleanups.push(() => server.close());
-    await writeDaemonFile(store.dir, {
+    const daemonFile = (s: RunningServer): DaemonEndpoint => ({
       pid: process.pid,
-      ...(server.url !== undefined && { url: server.url }),
-      ...(server.socket !== undefined && { socket: server.socket }),
+      ...(s.url !== undefined && { url: s.url }),
+      ...(s.socket !== undefined && { socket: s.socket }),
       ...(token.file !== undefined && { tokenFile: token.file }),
       startedAt: api.info().startedAt,
-    } as Parameters<typeof writeDaemonFile>[1]);
+    });
+    await writeDaemonFile(store.dir, daemonFile(server));
     cleanups.push(() => removeDaemonFile(store.dir, process.pid));
 
     let watcher: ManifestWatcher | undefined;
@@ -149,14 +150,17 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
           }
           if (after.watchDebounceMs !== before.watchDebounceMs) await watch(after.watchDebounceMs);
           if (after.listen !== before.listen || after.socket !== before.socket) {
-            // Moving the server is safe to do in place: a failure keeps the old one.
+            // The old server goes first (the new one may reuse its socket path); if the new address
+            // cannot be taken, the old one comes back, so the API is never left unreachable.
+            await server.close();
+            const serve = (c: typeof after): Promise<RunningServer> => startServer({ api, metrics, token: token.token, listen: c.listen, ...(c.socket !== undefined && { socket: c.socket }), logger: log });
             try {
-              const moved = await startServer({ api, metrics, token: token.token, listen: after.listen, ...(after.socket !== undefined && { socket: after.socket }), logger: log });
-              await server.close();
-              server = moved;
+              server = await serve(after);
             } catch (error) {
-              log.error({ err: error }, `could not move the API server: ${(error as Error).message}`);
+              log.error({ err: error }, `could not move the API server, staying where it was: ${(error as Error).message}`);
+              server = await serve(before);
             }
+            await writeDaemonFile(store.dir, daemonFile(server));
           }
           const message = changed.length === 0 ? 'configuration reloaded: no changes' : `configuration reloaded: ${changed.join(', ')} changed${needRestart.length > 0 ? `; ${needRestart.join(', ')} take effect at the next start of pm daemon` : ''}`;
           supervisor.daemonEvent('ConfigReloaded', 'normal', message);

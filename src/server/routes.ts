@@ -277,13 +277,14 @@ const isStringArray = (value: unknown): value is string[] => Array.isArray(value
 /** Checks the shape only; what the manifests say is the daemon's to judge. */
 function parseApplyRequest(body: unknown): ApplyRequest {
   if (!isObject(body)) throw badBody('the body must be a JSON object');
-  const { files, roots, prune, pruneSelector, dryRun } = body;
+  const { files, roots, prune, pruneSelector, dryRun, cwd } = body;
   if (!Array.isArray(files) || !files.every((f) => isObject(f) && typeof f.path === 'string' && typeof f.text === 'string')) {
     throw badBody('files must be an array of {path: string, text: string}');
   }
   if (!isStringArray(roots)) throw badBody('roots must be an array of strings');
   if (typeof prune !== 'boolean') throw badBody('prune must be a boolean');
   if (typeof dryRun !== 'boolean') throw badBody('dryRun must be a boolean');
+  if (cwd !== undefined && (typeof cwd !== 'string' || !cwd.startsWith('/'))) throw badBody('cwd must be an absolute path');
   if (pruneSelector !== undefined && !(isObject(pruneSelector) && Object.values(pruneSelector).every((v) => typeof v === 'string'))) {
     throw badBody('pruneSelector must be an object of strings');
   }
@@ -293,6 +294,7 @@ function parseApplyRequest(body: unknown): ApplyRequest {
     prune,
     dryRun,
     ...(pruneSelector !== undefined && { pruneSelector: pruneSelector as Record<string, string> }),
+    ...(typeof cwd === 'string' && { cwd }),
   };
 }
 
