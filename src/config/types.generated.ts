@@ -2,7 +2,7 @@
  * Properties with a schema default are required here, because ajv fills them in before any code sees a config. */
 
 /**
- * pm's daemon configuration. Read from --config PATH, else $PM_CONFIG, else $XDG_CONFIG_HOME/pm/config.yaml (or ~/.config/pm/config.yaml) when it exists. Every key can also be set by an environment variable (x-env) and a command-line flag (x-flag); precedence: schema defaults < file < environment < flags. Variables: PM_STATE_DIR, PM_MANIFESTS, PM_PARALLEL, PM_APPLY_TIMEOUT_SECONDS, PM_LISTEN, PM_SOCKET, PM_API_TOKEN, PM_API_TOKEN_FILE, PM_RESYNC_SECONDS, PM_WATCH_DEBOUNCE_MS, PM_SHUTDOWN, PM_LOG_LEVEL, PM_LOG_FORMAT (and PM_CONFIG for the file itself). `--env-file PATH` loads a .env file first; it never overrides variables already set. Values marked x-secret are masked by `pm config show`. Relative paths (x-path) are resolved against the config file's directory when set in the file, else against the working directory. An empty environment variable counts as unset.
+ * pm's daemon configuration. Read from --config PATH, else $PM_CONFIG, else $XDG_CONFIG_HOME/pm/config.yaml (or ~/.config/pm/config.yaml) when it exists. Every key can also be set by an environment variable (x-env) and a command-line flag (x-flag); precedence: schema defaults < file < environment < flags. Variables: PM_STATE_DIR, PM_MANIFESTS, PM_PARALLEL, PM_LISTEN, PM_SOCKET, PM_API_TOKEN, PM_API_TOKEN_FILE, PM_RESYNC_SECONDS, PM_WATCH_DEBOUNCE_MS, PM_SHUTDOWN, PM_LOG_LEVEL, PM_LOG_FORMAT (and PM_CONFIG for the file itself). `--env-file PATH` loads a .env file first; it never overrides variables already set. Values marked x-secret are masked by `pm config show`. Relative paths (x-path) are resolved against the config file's directory when set in the file, else against the working directory. An empty environment variable counts as unset.
  */
 export interface PmConfigFile {
   /**
@@ -17,10 +17,6 @@ export interface PmConfigFile {
    * How many actions an apply runs at once (a whole number, at least 1). Env PM_PARALLEL, flag --parallel.
    */
   parallel: number;
-  /**
-   * How long one apply may take, in seconds (more than 0). Env PM_APPLY_TIMEOUT_SECONDS, flag --apply-timeout-seconds.
-   */
-  applyTimeoutSeconds: number;
   /**
    * host:port the HTTP API listens on (IPv6 as [::1]:7070). Env PM_LISTEN, flag --listen.
    */

@@ -84,6 +84,7 @@ export class DaemonApiAdapter implements DaemonApi {
     const changed = await sources.apply([...set.processes.values()], remove);
     this.supervisor.appliedChanged(changed);
     this.context.log.info({ actor, changed, pruned: remove }, `apply by ${actor}: ${changed.length} changed`);
+    for (const name of changed) await this.supervisor.auditRequest('apply', name, remove.includes(name) ? 'pruned by pm apply --prune' : 'applied by pm apply', actor);
     return { ok: true, actions, unchanged: planned.unchanged };
   }
 
@@ -121,6 +122,7 @@ export class DaemonApiAdapter implements DaemonApi {
     await sources.apply([], removing);
     this.supervisor.appliedChanged(removing);
     this.context.log.info({ actor, names: removing }, `delete by ${actor}`);
+    for (const name of removing) await this.supervisor.auditRequest('delete-request', name, 'pm delete', actor);
     await Promise.all(gone);
     for (const name of removing) results.push({ name, changed: true, message: `${name} stopped and deleted` });
     return results;

@@ -533,7 +533,9 @@ export class Supervisor {
     const manifest = this.#sources.get(name)?.manifest ?? record.manifest;
     const cfg = manifest.spec.restartPolicy;
     const verdict = exitVerdict(exit);
-    const restarts = cfg.policy === 'always' || (cfg.policy === 'on-failure' && verdict !== 'succeeded');
+    // As the planner reads it: an exit with an unknown code (an adopted process) may have been a
+    // success, so on-failure leaves it.
+    const restarts = cfg.policy === 'always' || (cfg.policy === 'on-failure' && verdict === 'failed');
     let next: ProcessRecord = { ...record, lastExit: exit };
     if (restarts) {
       const backoff = backoffFailure(record.backoff ?? emptyBackoff(), cfg.backoff, { startedAt, endedAt: exit.at, jitter01: this.#random() });
@@ -758,6 +760,11 @@ export class Supervisor {
 
   #event(process: string | undefined, type: EventType, severity: DaemonEvent['severity'], message: string): void {
     this.events.add({ time: new Date(this.#now()).toISOString(), type, severity, message, ...(process !== undefined && { process }) });
+  }
+
+  /** Audits an API request that changed desired state (apply, delete). */
+  auditRequest(action: string, process: string, reason: string, actor: string): Promise<void> {
+    return this.#audit(action, process, reason, 'ok', this.#now(), undefined, actor);
   }
 
   /** Daemon-wide events (manifests, config) from the daemon's other parts. */

@@ -92,8 +92,8 @@ test('a missing explicit file is an error (--config and PM_CONFIG)', async (t) =
 
 test('env and flag values are coerced by the schema type; failures name the variable or flag', async (t) => {
   const { opts } = await sandbox(t);
-  const ok = await loadConfig(opts({ env: { PM_APPLY_TIMEOUT_SECONDS: '2.5', PM_WATCH_DEBOUNCE_MS: '0', PM_LOG_FORMAT: 'json' } }));
-  assert.equal(ok.config.applyTimeoutSeconds, 2.5);
+  const ok = await loadConfig(opts({ env: { PM_RESYNC_SECONDS: '2.5', PM_WATCH_DEBOUNCE_MS: '0', PM_LOG_FORMAT: 'json' } }));
+  assert.equal(ok.config.resyncSeconds, 2.5);
   assert.equal(ok.config.watchDebounceMs, 0);
   assert.equal(ok.config.logFormat, 'json');
 
