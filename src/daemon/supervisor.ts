@@ -20,6 +20,7 @@ import { delayMs, emptyBackoff, nextStartAt, recordFailure as backoffFailure, re
 import { closedBreaker, recordFailure as breakerFailure, recordStart, recordSuccess, resetBreaker, type BreakerTransition, type BreakerUpdate } from '../plan/breaker.js';
 import { describeExit, describeReason } from '../plan/explain.js';
 import { exitVerdict } from '../plan/exit.js';
+import { manifestDigest } from '../plan/digest.js';
 import { supervise, type Decision, type DependencyView } from '../plan/supervise.js';
 import type { Reason } from '../plan/types.js';
 import type { ControlResult, ControlVerb, DaemonEvent, EventType, ProcessPhase, ProcessStatus } from './api.js';
@@ -424,7 +425,7 @@ export class Supervisor {
     const iso = new Date(startedAt).toISOString();
     let breaker = previous?.breaker;
     if (how.trial) breaker = recordStart(breaker ?? closedBreaker(), proc.manifest.spec.restartPolicy.circuitBreaker, startedAt).state;
-    const { lastError: _lastError, ...kept } = previous ?? newRecord(proc, iso);
+    const { lastError: _lastError, failedManifest: _failedManifest, ...kept } = previous ?? newRecord(proc, iso);
     const record: ProcessRecord = {
       ...kept,
       manifest: proc.manifest,
@@ -464,7 +465,7 @@ export class Supervisor {
     const backoff = backoffFailure(previous.backoff ?? emptyBackoff(), cfg.backoff, { endedAt: now, jitter01: this.#random() });
     const breaker = breakerFailure(previous.breaker ?? closedBreaker(), cfg.circuitBreaker, now);
     // The manifest is not recorded as applied: the last one that ran stays what a diff compares to.
-    this.#put({ ...previous, lastError: message, backoff, breaker: breaker.state });
+    this.#put({ ...previous, lastError: message, failedManifest: manifestDigest(proc.manifest), backoff, breaker: breaker.state });
     if (breaker.transition) this.#breakerEvent(name, breaker.transition);
     this.#event(name, 'StartFailed', 'warning', message);
     this.#log.warn({ process: name }, `start failed: ${message}`);

@@ -5,9 +5,9 @@
 //
 // Which restarts are gated by what:
 //   automatic (an exit the policy answers with a restart): dependencies, circuit breaker, backoff
-//   never started, or its start failed:                     dependencies, backoff
-//   asked for (pm restart, spec change, cascade):           dependencies only — an operator's
-//                                                            intent, or a new spec, is not a crash loop
+//   a retry of a start that failed with the same manifest:   dependencies, circuit breaker, backoff
+//   asked for (first start, pm restart, spec change,         dependencies only — an operator's
+//   cascade):                                                intent, or a new spec, is not a crash loop
 import type { Observation } from '../drivers/driver.js';
 import type { DesiredProcess } from '../manifest/types.js';
 import type { ProcessRecord } from '../store/records.js';
@@ -15,6 +15,7 @@ import { remainingMs } from './backoff.js';
 import { closedBreaker, mayStart, type BreakerUpdate } from './breaker.js';
 import { diffManifests, type FieldChange } from './diff.js';
 import { exitVerdict } from './exit.js';
+import { manifestDigest } from './digest.js';
 import type { Reason } from './types.js';
 
 /** What a dependent needs to know about one of its dependencies. */
@@ -82,14 +83,7 @@ export function supervise(input: SuperviseInput): SupervisePlan {
   const requested = record?.restartRequestedAt !== undefined && (lastStart === undefined || record.restartRequestedAt > lastStart);
   const cascade = running && lastStart !== undefined ? cascadingDependency(input, lastStart) : undefined;
 
-  if (!record?.handle) {
-    const reason: Reason = record?.lastError ? { code: 'NotStarted', lastError: record.lastError } : { code: 'NotStarted' };
-    if (unmet.length > 0) return gated({ kind: 'none', changes }, 'start');
-    const wait = backoffWait(record, proc, now, changes);
-    return wait ?? { decision: { kind: 'start', reason, changes, trial: false, automatic: false } };
-  }
-
-  if (running) {
+  if (running && record) {
     if (specChanged) return gated({ kind: 'restart', reason: { code: 'SpecChanged' }, changes, strategy: 'restart' }, 'restart');
     if (requested) {
       const reason: Reason = { code: 'RestartRequested', requestedAt: record.restartRequestedAt as string };
@@ -101,27 +95,15 @@ export function supervise(input: SuperviseInput): SupervisePlan {
     return quiet();
   }
 
-  // Not running: it exited, was stopped, or its start failed after an earlier instance.
-  if (specChanged) return gated({ kind: 'start', reason: { code: 'SpecChanged' }, changes, trial: false, automatic: false }, 'start');
-  if (requested) {
-    const reason: Reason = { code: 'RestartRequested', requestedAt: record.restartRequestedAt as string };
-    return gated({ kind: 'start', reason, changes, trial: false, automatic: false }, 'start');
-  }
-  const exit = observation.state === 'exited' ? observation.exit : record.lastExit;
-  const policy = spec.restartPolicy.policy;
-  const verdict = exit ? exitVerdict(exit) : 'unknown';
-  let reason: Reason | undefined;
-  if (policy === 'always' || (policy === 'on-failure' && verdict === 'failed')) {
-    reason = { code: 'Exited', exit: exit ?? { code: null, signal: null, at: 0, known: false }, policy };
-  } else if (policy === 'on-failure' && verdict === 'unknown' && spec.type === 'oneshot' && input.awaitedBy !== undefined) {
-    // A job that ended while no pm watched may have failed; what waits for it cannot tell. Jobs
-    // are written to be re-run (see README: unwitnessed exits).
-    reason = { code: 'CompletionUnknown', dependent: input.awaitedBy };
-  }
-  if (!reason) return quiet();
+  // Not running: never started, exited, stopped, or its last start failed.
+  const why = startReason(input, specChanged, requested);
+  if (!why) return quiet();
   if (unmet.length > 0) return gated({ kind: 'none', changes }, 'start');
+  // A start that failed with this very manifest is retried like a crash (a new manifest is tried at once).
+  const retrying = record?.lastError !== undefined && record.failedManifest === manifestDigest(proc.manifest);
+  if (!why.automatic && !retrying) return { decision: { kind: 'start', reason: why.reason, changes, trial: false, automatic: false } };
 
-  const verdictOfBreaker = mayStart(record.breaker ?? closedBreaker(), spec.restartPolicy.circuitBreaker, now);
+  const verdictOfBreaker = mayStart(record?.breaker ?? closedBreaker(), spec.restartPolicy.circuitBreaker, now);
   const breaker = verdictOfBreaker.transition ? { breaker: { state: verdictOfBreaker.state, transition: verdictOfBreaker.transition } } : {};
   if (!verdictOfBreaker.allowed) {
     const decision: Decision =
@@ -133,7 +115,28 @@ export function supervise(input: SuperviseInput): SupervisePlan {
   // The half-open trial still waits out the backoff: the trial is one more start of a crash loop.
   const wait = backoffWait(record, proc, now, changes);
   if (wait) return { ...wait, ...breaker };
-  return { decision: { kind: 'start', reason, changes, trial: verdictOfBreaker.trial, automatic: true }, ...breaker };
+  return { decision: { kind: 'start', reason: why.reason, changes, trial: verdictOfBreaker.trial, automatic: why.automatic }, ...breaker };
+}
+
+/** Why a process that is not running should start, if it should; automatic: the restart policy asks, not a person or a new spec. */
+function startReason(input: SuperviseInput, specChanged: boolean, requested: boolean): { reason: Reason; automatic: boolean } | undefined {
+  const { record, observation, proc } = input;
+  const spec = proc.manifest.spec;
+  if (!record?.handle) return { reason: record?.lastError ? { code: 'NotStarted', lastError: record.lastError } : { code: 'NotStarted' }, automatic: false };
+  if (specChanged) return { reason: { code: 'SpecChanged' }, automatic: false };
+  if (requested) return { reason: { code: 'RestartRequested', requestedAt: record.restartRequestedAt as string }, automatic: false };
+  const exit = observation.state === 'exited' ? observation.exit : record.lastExit;
+  const policy = spec.restartPolicy.policy;
+  const verdict = exit ? exitVerdict(exit) : 'unknown';
+  if (policy === 'always' || (policy === 'on-failure' && verdict === 'failed')) {
+    return { reason: { code: 'Exited', exit: exit ?? { code: null, signal: null, at: 0, known: false }, policy }, automatic: true };
+  }
+  if (policy === 'on-failure' && verdict === 'unknown' && spec.type === 'oneshot' && input.awaitedBy !== undefined) {
+    // A job that ended while no pm watched may have failed; what waits for it cannot tell. Jobs
+    // are written to be re-run (see README: unwitnessed exits).
+    return { reason: { code: 'CompletionUnknown', dependent: input.awaitedBy }, automatic: true };
+  }
+  return undefined;
 }
 
 /** Dependencies whose condition does not hold now, in declaration order. */

@@ -22,6 +22,8 @@ export interface ProcessRecord {
   starts: number;
   /** Why the last start failed before the process ran (bad command, cwd, user); cleared by a successful start. */
   lastError?: string;
+  /** manifestDigest of the manifest whose start failed (lastError): its retries back off; a new manifest is tried at once. */
+  failedManifest?: string;
   /** ISO time of the newest `pm restart` request; honoured when newer than startedAt and restartedAt. */
   restartRequestedAt?: string;
   /**
