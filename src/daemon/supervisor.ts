@@ -414,6 +414,8 @@ export class Supervisor {
     try {
       prepared = await prepareStart(proc, this.#driver, this.#env, (n) => this.#store.defaultLogPath(n));
       for (const value of secretValues(proc, prepared.env)) this.#redactor.add(value);
+      const previous = this.#records.get(name);
+      if (previous?.handle && !this.#instances.has(name)) await this.#reapLeftovers(name, previous, previous.handle);
       const preStart = proc.manifest.spec.hooks.preStart;
       if (preStart) await this.#hookOrThrow(name, 'preStart', preStart, prepared, {});
       startedAt = this.#now();
@@ -455,6 +457,16 @@ export class Supervisor {
       }
     }
     return {};
+  }
+
+  /**
+   * The leader of an ended instance may have left children in its process group; they would
+   * outlive the handle about to be replaced, out of pm's reach (and may hold its port). The driver
+   * ends only what provably belongs to that instance.
+   */
+  async #reapLeftovers(name: string, record: ProcessRecord, handle: ProcessHandle): Promise<void> {
+    const result = await this.#driver.stop(handle, stopOptions(record));
+    if (result.wasRunning) this.#event(name, 'Stopped', 'warning', `stopped what the previous instance left running in its process group${result.forced ? ' (SIGKILL after the grace period)' : ''}`);
   }
 
   async #startFailed(name: string, proc: DesiredProcess, reason: Reason, begin: number, error: unknown): Promise<ReconcileResult> {
