@@ -83,14 +83,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         meter.metrics?.countManifestLoad(true);
         const note = conflicts.length > 0 ? `; ignored (applied through the API, not from this directory): ${conflicts.join(', ')}` : '';
         supervisor.daemonEvent('ManifestsAccepted', 'normal', `${set.processes.size} processes from ${root}; changed: ${changed.length > 0 ? changed.join(', ') : 'none'}${note}`);
-        log.info({ processes: set.processes.size, changed }, `manifests accepted from ${root}`);
       } catch (error) {
         if (!(error instanceof PmError)) throw error;
         const errors = error instanceof ManifestError ? error.issues.map(formatManifestIssue) : [error.hint ? `${error.message} (${error.hint})` : error.message];
         Object.assign(manifests, { accepted: false, at: new Date().toISOString(), errors });
         meter.metrics?.countManifestLoad(false);
-        supervisor.daemonEvent('ManifestsRejected', 'warning', `${errors.length} problem(s) in ${root}; the last good set stays in force: ${errors[0] ?? ''}`);
-        log.warn({ errors }, `manifests in ${root} rejected; the last good set stays in force`);
+        supervisor.daemonEvent('ManifestsRejected', 'warning', `${errors.length} problem(s) in ${root}; the last good set stays in force:\n${errors.join('\n')}`);
       }
     });
 
@@ -164,7 +162,6 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
           }
           const message = changed.length === 0 ? 'configuration reloaded: no changes' : `configuration reloaded: ${changed.join(', ')} changed${needRestart.length > 0 ? `; ${needRestart.join(', ')} take effect at the next start of pm daemon` : ''}`;
           supervisor.daemonEvent('ConfigReloaded', 'normal', message);
-          log.info({ changed }, message);
         }
         await reloadManifests();
         supervisor.resync();

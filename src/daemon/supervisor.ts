@@ -29,6 +29,7 @@ import type { DesiredSources } from './desired.js';
 import { EventLog } from './events.js';
 import { describeHookFailure, runHook, type HookKind, type HookResult } from './hooks.js';
 import { Instance, type InstanceIdentity } from './instance.js';
+import { processLogger } from '../log/logger.js';
 
 export interface SupervisorHooks {
   onReconcile?(seconds: number, result: 'ok' | 'error' | 'requeue'): void;
@@ -76,6 +77,7 @@ export class Supervisor {
   #dependents = new Map<string, string[]>();
   #storeError: string | undefined;
   readonly #log: Logger;
+  readonly #processLogs = new Map<string, Logger>();
   readonly #env: NodeJS.ProcessEnv;
   readonly #now: () => number;
   readonly #random: () => number;
@@ -450,9 +452,9 @@ export class Supervisor {
     if (postStart) {
       try {
         await this.#hookOrThrow(name, 'postStart', postStart, prepared, { PM_PID: String(handle.pid) });
-      } catch (error) {
-        // Kubernetes kills a container whose postStart fails; the exit then counts as a failure.
-        this.#log.warn({ process: name }, (error as Error).message);
+      } catch {
+        // Reported by #hookOrThrow. Kubernetes kills a container whose postStart fails; the exit
+        // then counts as a failure.
         if (this.#instances.get(name) === instance) await this.#driver.stop(handle, stopOptions(proc)).catch(() => undefined);
       }
     }
@@ -480,7 +482,6 @@ export class Supervisor {
     this.#put({ ...previous, lastError: message, failedManifest: manifestDigest(proc.manifest), backoff, breaker: breaker.state });
     if (breaker.transition) this.#breakerEvent(name, breaker.transition);
     this.#event(name, 'StartFailed', 'warning', message);
-    this.#log.warn({ process: name }, `start failed: ${message}`);
     await this.#audit('start', name, describeReason(reason), 'failed', begin, error);
     const wait = remainingMs(backoff, cfg.backoff, now);
     this.#waiting.set(name, { phase: 'BackOff', detail: `start failed: ${message}; retry in ${formatMs(wait)}` });
@@ -517,7 +518,7 @@ export class Supervisor {
     const identity = await probeIdentity(proc, this.#env);
     const startedAt = record.startedAt ? Date.parse(record.startedAt) : this.#now();
     this.#watchInstance(proc, record, startedAt, identity);
-    this.#log.info({ process: record.name, pid: record.handle.pid }, 'adopted running process');
+    this.#processLog(record.name).info({ pid: record.handle.pid }, `adopted: pid ${record.handle.pid} still runs (started ${record.startedAt ?? 'earlier'})`);
   }
 
   /** An exit that happened while no daemon watched: counted once, as the watcher would have. */
@@ -563,7 +564,6 @@ export class Supervisor {
     this.#put(next);
     const completed = verdict === 'succeeded' && manifest.spec.type === 'oneshot';
     this.#event(name, completed ? 'Completed' : 'Exited', completed || !restarts ? 'normal' : 'warning', `${describeExit(exit)}${restarts ? `; restartPolicy ${cfg.policy}` : ''}`);
-    this.#log[completed ? 'info' : 'warn']({ process: name, code: exit.code, signal: exit.signal }, describeExit(exit));
   }
 
   #readiness(name: string, instance: Instance, ready: boolean, detail: string): void {
@@ -583,7 +583,6 @@ export class Supervisor {
   #unhealthy(name: string, instance: Instance, kind: 'startup' | 'liveness', detail: string): void {
     if (this.#instances.get(name) !== instance) return;
     this.#event(name, 'LivenessFailed', 'warning', `${detail}: stopping it (the exit counts as a failure)`);
-    this.#log.warn({ process: name, probe: kind }, detail);
     const manifest = this.#records.get(name)?.manifest;
     if (!manifest) return;
     // Not a deliberate stop: the exit this causes is a failure, and the restart policy answers it.
@@ -691,7 +690,7 @@ export class Supervisor {
   #hookFailed(name: string, kind: HookKind, result: HookResult): void {
     const message = this.#redactor.redact(describeHookFailure(kind, result));
     this.#event(name, 'HookFailed', 'warning', message);
-    this.#log.warn({ process: name, hook: kind, output: result.output }, message);
+    this.#processLog(name).debug({ hook: kind, output: this.#redactor.redact(result.output) }, 'hook output');
   }
 
   #applyBreaker(name: string, update: BreakerUpdate, base?: ProcessRecord): void {
@@ -771,8 +770,17 @@ export class Supervisor {
     return write;
   }
 
+  /** Every event is also logged once, by the process's own child logger. */
   #event(process: string | undefined, type: EventType, severity: DaemonEvent['severity'], message: string): void {
     this.events.add({ time: new Date(this.#now()).toISOString(), type, severity, message, ...(process !== undefined && { process }) });
+    const log = process === undefined ? this.#log : this.#processLog(process);
+    log[severity === 'warning' ? 'warn' : 'info']({ event: type }, `${type}: ${message}`);
+  }
+
+  #processLog(name: string): Logger {
+    let log = this.#processLogs.get(name);
+    if (!log) this.#processLogs.set(name, (log = processLogger(this.#log, name)));
+    return log;
   }
 
   /** Audits an API request that changed desired state (apply, delete). */
