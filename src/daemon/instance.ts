@@ -34,6 +34,8 @@ export class Instance {
   #startupPassed: boolean;
   #readinessPassed: boolean;
   #upLongEnough: boolean;
+  /** A postStart hook is running: readiness waits for it (as Kubernetes does). */
+  #heldBy: string | undefined;
   #closed = false;
   readonly #abort = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
@@ -66,6 +68,16 @@ export class Instance {
 
   get ready(): boolean {
     return this.#ready;
+  }
+
+  /** Keeps the instance not ready until release(), whatever its probes say. Call before watch(). */
+  hold(reason: string): void {
+    this.#heldBy = reason;
+  }
+
+  release(): void {
+    this.#heldBy = undefined;
+    this.#update();
   }
 
   /** Starts watching. Resolves at once; reports arrive through the listener until close(). */
@@ -162,7 +174,7 @@ export class Instance {
 
   #update(): void {
     if (this.#closed) return;
-    const ready = this.#startupPassed && this.#readinessPassed && this.#upLongEnough;
+    const ready = this.#heldBy === undefined && this.#startupPassed && this.#readinessPassed && this.#upLongEnough;
     if (ready === this.#ready) return;
     this.#ready = ready;
     this.listener.readiness(ready, ready ? `pid ${this.handle.pid}` : 'readiness probe failing');

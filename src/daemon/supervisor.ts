@@ -445,13 +445,14 @@ export class Supervisor {
     // Recorded before it is watched: a probe that passes at once must see this record (the trial).
     const written = this.#put(record);
     this.#event(name, 'Started', 'normal', `pid ${handle.pid}: ${describeReason(reason)}${how.trial ? ' (circuit breaker trial)' : ''}`);
-    const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared));
+    const postStart = proc.manifest.spec.hooks.postStart;
+    const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), postStart ? 'postStart hook' : undefined);
     await this.#audit(previous?.handle ? 'restart' : 'start', name, describeReason(reason), 'ok', begin);
     await written;
-    const postStart = proc.manifest.spec.hooks.postStart;
     if (postStart) {
       try {
         await this.#hookOrThrow(name, 'postStart', postStart, prepared, { PM_PID: String(handle.pid) });
+        instance.release();
       } catch {
         // Reported by #hookOrThrow. Kubernetes kills a container whose postStart fails; the exit
         // then counts as a failure.
@@ -488,7 +489,7 @@ export class Supervisor {
     return { requeueAfterMs: Math.max(1, wait) };
   }
 
-  #watchInstance(proc: DesiredProcess, record: ProcessRecord, startedAt: number, identity: InstanceIdentity): Instance {
+  #watchInstance(proc: DesiredProcess, record: ProcessRecord, startedAt: number, identity: InstanceIdentity, holdReadiness?: string): Instance {
     const name = proc.name;
     const handle = record.handle;
     if (!handle) throw new Error(`internal: ${name} has no handle to watch`);
@@ -501,6 +502,7 @@ export class Supervisor {
       },
     }, this.#now());
     this.#instances.set(name, instance);
+    if (holdReadiness) instance.hold(holdReadiness);
     instance.watch();
     return instance;
   }
