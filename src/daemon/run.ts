@@ -46,6 +46,17 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     }
   };
 
+  // SIGHUP's default action ends the process: take it over before anything can announce the
+  // daemon, and hold a reload that arrives during start-up until the daemon can do it.
+  let onHangup: (() => void) | undefined;
+  let hangupPending = false;
+  const hangupSignal = (): void => {
+    if (onHangup) onHangup();
+    else hangupPending = true;
+  };
+  process.on('SIGHUP', hangupSignal);
+  cleanups.push(() => void process.off('SIGHUP', hangupSignal));
+
   try {
     const store = await FileStore.open(config.stateDir);
     const lock = await store.lock('daemon');
@@ -130,7 +141,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     let resync = setInterval(() => supervisor.resync(), config.resyncSeconds * 1000);
     cleanups.push(() => clearInterval(resync));
 
-    const onHangup = (): void => {
+    onHangup = (): void => {
       void (async () => {
         const result = await reloadConfig(loaded, options.configOptions, (message, error) => log.warn({ issues: error.issues }, `${message}: ${error.message}`));
         if (!result.applied) {
@@ -167,8 +178,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         supervisor.resync();
       })().catch((error: unknown) => log.error({ err: error }, `reload failed: ${(error as Error).message}`));
     };
-    process.on('SIGHUP', onHangup);
-    cleanups.push(() => void process.off('SIGHUP', onHangup));
+    if (hangupPending) onHangup();
 
     log.info({ url: server.url, socket: server.socket, manifests: root, stateDir: store.dir }, 'pm daemon running');
     await abortion(options.signal);

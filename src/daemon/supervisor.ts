@@ -7,6 +7,7 @@
 // Records live in memory and are written through to the store in the background, one write chain
 // per process, so a crash → restart never waits for an fsync; the new handle is written right
 // after the spawn, so a daemon killed at any point finds (and adopts) what it started.
+import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Logger } from 'pino';
 import type { Driver, ExitStatus, Observation, ProcessHandle } from '../drivers/driver.js';
@@ -38,7 +39,7 @@ export interface SupervisorHooks {
 
 export interface SupervisorOptions {
   store: FileStore;
-  driver: Driver & { forget?(handle: ProcessHandle): void };
+  driver: Driver & { forget?(handle: ProcessHandle): void; recover?(instance: string): Promise<ProcessHandle | undefined> };
   sources: DesiredSources;
   records: Map<string, ProcessRecord>;
   logger: Logger;
@@ -109,6 +110,7 @@ export class Supervisor {
 
   /** Adopts what runs, then starts the workers and reconciles every process once. */
   async start(): Promise<void> {
+    await this.#recoverUnrecorded();
     await Promise.all([...this.#records.values()].map((record) => this.#adopt(record)));
     this.controller.start();
     this.enqueue(new Set([...this.#sources.names(), ...this.#records.keys()]));
@@ -360,8 +362,14 @@ export class Supervisor {
         return {};
       }
       case 'backoff': {
+        const record = this.#records.get(name);
         const at = new Date(this.#now() + decision.retryInMs).toISOString();
-        this.#waiting.set(name, { phase: 'BackOff', detail: `restart in ${formatMs(decision.retryInMs)} (at ${at}), backing off after ${this.#records.get(name)?.backoff?.failures ?? 0} failures` });
+        const cause = record?.lastError ? `start failed: ${record.lastError}` : record?.lastExit ? describeExit(record.lastExit) : 'failed';
+        const detail = `${cause}; next start in ${formatMs(decision.retryInMs)} (at ${at}), ${record?.backoff?.failures ?? 0} failures counted`;
+        const before = this.#waiting.get(name);
+        this.#waiting.set(name, { phase: 'BackOff', detail });
+        // Once per wait, not on every reconcile that finds the gate still shut.
+        if (before?.phase !== 'BackOff' || !before.detail.includes(' next start in ')) this.#event(name, 'BackOff', 'warning', detail);
         return { requeueAfterMs: Math.max(1, decision.retryInMs) };
       }
       case 'breaker': {
@@ -420,8 +428,12 @@ export class Supervisor {
       if (previous?.handle && !this.#instances.has(name)) await this.#reapLeftovers(name, previous, previous.handle);
       const preStart = proc.manifest.spec.hooks.preStart;
       if (preStart) await this.#hookOrThrow(name, 'preStart', preStart, prepared, {});
+      // Noted before the spawn, so a daemon killed before it records the handle is not followed
+      // by a second copy (see #recoverUnrecorded).
+      const instance = randomBytes(16).toString('hex');
+      await this.#store.writeIntent({ name, instance, manifest: proc.manifest, source: proc.source, at: new Date(this.#now()).toISOString() });
       startedAt = this.#now();
-      handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, logs: prepared.logs, ...ids(prepared) });
+      handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, logs: prepared.logs, instance, ...ids(prepared) });
     } catch (error) {
       return this.#startFailed(name, proc, reason, begin, error);
     }
@@ -485,7 +497,7 @@ export class Supervisor {
     this.#event(name, 'StartFailed', 'warning', message);
     await this.#audit('start', name, describeReason(reason), 'failed', begin, error);
     const wait = remainingMs(backoff, cfg.backoff, now);
-    this.#waiting.set(name, { phase: 'BackOff', detail: `start failed: ${message}; retry in ${formatMs(wait)}` });
+    this.#waiting.set(name, { phase: 'BackOff', detail: `start failed: ${message}; next start in ${formatMs(wait)}` });
     return { requeueAfterMs: Math.max(1, wait) };
   }
 
@@ -505,6 +517,27 @@ export class Supervisor {
     if (holdReadiness) instance.hold(holdReadiness);
     instance.watch();
     return instance;
+  }
+
+  /**
+   * A daemon killed between a spawn and the record of its handle left a process no record names:
+   * the intent written before the spawn names its marker, and the driver finds it by that.
+   */
+  async #recoverUnrecorded(): Promise<void> {
+    if (!this.#driver.recover) return;
+    for (const intent of await this.#store.listIntents()) {
+      const record = this.#records.get(intent.name);
+      if (record?.handle?.instance === intent.instance) continue;
+      const handle = await this.#driver.recover(intent.instance);
+      if (!handle) {
+        await this.#store.deleteIntent(intent.name);
+        continue;
+      }
+      const base = record ?? { name: intent.name, manifest: intent.manifest, source: intent.source, appliedAt: intent.at, starts: 0 };
+      const { lastError: _lastError, failedManifest: _failedManifest, ...kept } = base;
+      await this.#put({ ...kept, manifest: intent.manifest, source: intent.source, appliedAt: intent.at, handle, startedAt: intent.at, starts: base.starts + 1 });
+      this.#processLog(intent.name).warn({ pid: handle.pid }, `recovered: pid ${handle.pid} was started by a pm daemon that stopped before recording it`);
+    }
   }
 
   /** A running process found at start (or by a reconcile) that this daemon did not spawn. */
@@ -564,6 +597,8 @@ export class Supervisor {
       next = { ...next, lastExit: exit };
     }
     this.#put(next);
+    // Until the reconcile this exit triggers has run, say what is coming rather than "Failed".
+    if (restarts) this.#waiting.set(name, { phase: 'BackOff', detail: `${describeExit(exit)}; restarting (restartPolicy ${cfg.policy})` });
     const completed = verdict === 'succeeded' && manifest.spec.type === 'oneshot';
     this.#event(name, completed ? 'Completed' : 'Exited', completed || !restarts ? 'normal' : 'warning', `${describeExit(exit)}${restarts ? `; restartPolicy ${cfg.policy}` : ''}`);
   }
@@ -640,6 +675,7 @@ export class Supervisor {
     this.#failing.delete(name);
     this.#persist(name);
     await this.flushOne(name);
+    await this.#store.deleteIntent(name);
     this.events.forget(name);
     this.#event(name, 'Deleted', 'normal', why);
     await this.#audit('delete', name, why, 'ok', this.#now());
@@ -666,6 +702,7 @@ export class Supervisor {
     let next: ProcessRecord = { ...(this.#records.get(name) ?? record), restartedAt: iso };
     if (result.ok) {
       next = { ...next, starts: next.starts + 1 };
+      this.#put(next);
       this.#event(name, 'ScriptRan', 'normal', `restart script succeeded in ${result.durationMs} ms: ${describeReason(reason)}`);
       await this.#audit('restart-script', name, describeReason(reason), 'ok', begin);
     } else {

@@ -51,6 +51,11 @@ export interface StartRequest {
   logs: { stdout: string; stderr: string };
   uid?: number;
   gid?: number;
+  /**
+   * The instance marker to give it, chosen (and recorded) by the caller before the start, so a
+   * caller killed between the spawn and its record can still find the process (ExecDriver.recover).
+   */
+  instance?: string;
 }
 
 export interface StopOptions {

@@ -44,7 +44,9 @@ export class DaemonMetrics {
     // Collectors are called by prom-client with `this` bound to their metric: they reach the daemon
     // through the `api` parameter, not this.api.
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    // Node's own metrics are about the daemon: a prefix of their own keeps them apart from the
+    // per-process pm_process_* series (process_start_time_seconds would otherwise collide).
+    collectDefaultMetrics({ register: this.registry, prefix: `${PREFIX}daemon_` });
     const processes = (): ProcessStatus[] => this.scrape ?? api.list();
 
     new Gauge({

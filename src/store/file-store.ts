@@ -3,12 +3,12 @@
 //   logs/<name>.log         default stdout+stderr of each process
 //   audit.jsonl             append-only audit log, one JSON object per line
 //   lock                    held by the pm command that is acting
-import { mkdir, readdir, readFile, unlink, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink, open, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic, fsyncDir } from './atomic.js';
 import { acquireLock, type StateLock } from './lock.js';
-import type { AuditEntry, ProcessRecord } from './records.js';
+import type { AuditEntry, ProcessRecord, StartIntent } from './records.js';
 import { PmError } from '../errors.js';
 
 /** --state-dir, else $PM_STATE_DIR, else $XDG_STATE_HOME/pm, else ~/.local/state/pm. */
@@ -23,12 +23,14 @@ export class FileStore {
   readonly logsDir: string;
   private readonly processesDir: string;
   private readonly auditPath: string;
+  private readonly intentsDir: string;
 
   private constructor(dir: string) {
     this.dir = dir;
     this.logsDir = join(dir, 'logs');
     this.processesDir = join(dir, 'processes');
     this.auditPath = join(dir, 'audit.jsonl');
+    this.intentsDir = join(dir, 'intents');
   }
 
   /** Opens (and creates, mode 0700) the state directory. */
@@ -37,6 +39,7 @@ export class FileStore {
     try {
       await mkdir(store.processesDir, { recursive: true, mode: 0o700 });
       await mkdir(store.logsDir, { recursive: true, mode: 0o700 });
+      await mkdir(store.intentsDir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new PmError('E_STATE_DIR', `cannot use state directory ${store.dir}: ${(error as Error).message}`, {
         hint: 'pass --state-dir or set PM_STATE_DIR to a folder you can write',
@@ -108,6 +111,37 @@ export class FileStore {
           return [];
         }
       });
+  }
+
+  /**
+   * Notes which instance marker the next start of NAME will carry, before the spawn. Not fsynced on
+   * purpose: it must survive a kill of the daemon, which the page cache does, not a crash of the
+   * machine, after which no process of the old boot runs anyway — and it is on the path of every
+   * restart.
+   */
+  async writeIntent(intent: StartIntent): Promise<void> {
+    await writeFile(join(this.intentsDir, `${intent.name}.json`), JSON.stringify(intent), { mode: 0o600 });
+  }
+
+  /** Every intent written; unreadable ones (torn by a kill mid-write, before any spawn) are skipped. */
+  async listIntents(): Promise<StartIntent[]> {
+    const files = await readdir(this.intentsDir).catch(() => [] as string[]);
+    const intents = await Promise.all(
+      files
+        .filter((f) => f.endsWith('.json'))
+        .map(async (f) => {
+          try {
+            return JSON.parse(await readFile(join(this.intentsDir, f), 'utf8')) as StartIntent;
+          } catch {
+            return undefined;
+          }
+        }),
+    );
+    return intents.filter((i) => i !== undefined);
+  }
+
+  async deleteIntent(name: string): Promise<void> {
+    await unlink(join(this.intentsDir, `${name}.json`)).catch(() => undefined);
   }
 
   private recordPath(name: string): string {

@@ -53,3 +53,13 @@ export interface AuditEntry {
   durationMs: number;
   error?: string;
 }
+
+/** Written before a start: the marker the new instance will carry, and what it is started from. */
+export interface StartIntent {
+  name: string;
+  instance: string;
+  manifest: ProcessManifest;
+  source: ManifestSource;
+  /** ISO time, just before the spawn. */
+  at: string;
+}

@@ -135,7 +135,7 @@ test('own registry: default Node metrics carry the pm_ prefix, two instances coe
   const a = setup([status('web')]).metrics;
   const b = setup([]).metrics;
   const { samples } = await scrape(a);
-  assert.ok(samples.has('pm_process_resident_memory_bytes') || samples.has('pm_process_cpu_user_seconds_total'), 'default process metrics');
+  assert.ok(samples.has('pm_daemon_process_resident_memory_bytes') || samples.has('pm_daemon_process_cpu_user_seconds_total'), 'default process metrics');
   assert.ok([...samples.keys()].some((k) => k.startsWith('pm_nodejs_')), 'default Node.js metrics');
   assert.equal([...(await scrape(b)).samples.keys()].filter((k) => k.includes('process="web"')).length, 0, 'instances do not share series');
   assert.equal(globalRegistry.getSingleMetric('pm_process_up'), undefined);

@@ -6,14 +6,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PmError } from '../../errors.js';
 import type { Driver, ExecHandle, ExitStatus, Observation, StartRequest, StopOptions, StopResult } from '../driver.js';
-import { INSTANCE_ENV, newInstanceMarker } from './instance.js';
+import { findMarkedLeader, INSTANCE_ENV, newInstanceMarker } from './instance.js';
 import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
 import { spawnProcess, type SpawnedChild } from './spawn.js';
 import { StopTarget } from './stop-target.js';
 import { checkStartable } from './preflight.js';
 
 export { readBootId, readProcessIdentity, parseProcStat, type ProcessIdentity } from './proc.js';
-export { INSTANCE_ENV } from './instance.js';
+export { INSTANCE_ENV, newInstanceMarker } from './instance.js';
 
 /** How often stop() looks at the group while waiting for it to end. There is no pidfd in Node. */
 const STOP_POLL_MS = 15;
@@ -34,7 +34,7 @@ export class ExecDriver implements Driver {
 
   async start(request: StartRequest): Promise<ExecHandle> {
     // The marker is inherited by everything the process forks: see instance.ts.
-    const instance = newInstanceMarker();
+    const instance = request.instance ?? newInstanceMarker();
     const spawned = await spawnProcess({ ...request, env: { ...request.env, [INSTANCE_ENV]: instance } });
     this.#children.set(childKey(spawned.pid, spawned.startTime), spawned);
     return {
@@ -99,6 +99,16 @@ export class ExecDriver implements Driver {
       }
     }
     return unknownExit();
+  }
+
+  /**
+   * Finds the running leader of the instance with this marker: a process started under a marker
+   * recorded before the spawn, whose handle its starter did not live to record. Scans /proc.
+   */
+  async recover(instance: string): Promise<ExecHandle | undefined> {
+    const leader = await findMarkedLeader(instance);
+    if (!leader) return undefined;
+    return { driver: 'exec', pid: leader.pid, pgid: leader.pid, startTime: leader.startTime, bootId: await readBootId(), instance };
   }
 
   /** Drops what this driver remembers about a child it spawned (call once its exit is recorded). */

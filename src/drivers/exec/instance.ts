@@ -4,7 +4,7 @@
 // double-forking daemon leaves such leaderless groups), and the marker is how pm tells its own
 // leftovers from strangers.
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { sendSignal, type SignalOutcome } from './group.js';
 import { isLiveState, isPlausiblePid, listGroupMembers, readProcStat, readProcStatSync } from './proc.js';
 
@@ -58,6 +58,22 @@ export async function listMarkedMembers(pgid: number, instance: string): Promise
     }),
   );
   return members.filter((m) => m !== undefined);
+}
+
+/** The live process that leads its own group and carries the instance marker, if any. Linux only. */
+export async function findMarkedLeader(instance: string): Promise<Member | undefined> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return undefined;
+  }
+  const stats = await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map((e) => readProcStat(Number(e)).catch(() => undefined)));
+  for (const stat of stats) {
+    if (!stat || stat.pgrp !== stat.pid || !isLiveState(stat.state)) continue;
+    if (await carriesMarker(stat.pid, instance)) return { pid: stat.pid, startTime: stat.startTime };
+  }
+  return undefined;
 }
 
 /** True while `member` is still that same process, alive, in group `pgid`. */

@@ -1,0 +1,63 @@
+// Starting and stopping the daemon: one daemon per state directory, and SIGTERM ends it cleanly,
+// leaving its processes running (the default) or stopping them (--shutdown stop).
+import assert from 'node:assert/strict';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { isRunningWith } from '../support/cli.js';
+import { createDaemonSandbox, daemonArgs, daemonEnv, fixtureManifest, quickRestarts, readEndpoint, startDaemon } from '../support/daemon.js';
+
+const exists = (path: string): Promise<boolean> =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+test('a second daemon on the same state directory refuses to start; the first keeps running', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  await sandbox.write('manifests/x.yaml', fixtureManifest(sandbox, { name: 'x', program: 'idle' }, quickRestarts()));
+  const first = await startDaemon(sandbox);
+  const pid = (await first.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid;
+
+  const second = await sandbox.pm(daemonArgs(sandbox), { ...daemonEnv(sandbox), timeoutMs: 20_000 });
+  assert.equal(second.code, 3, `refused (busy)\n${second.stdout}\n${second.stderr}`);
+  assert.match(second.stderr, new RegExp(`another pm command \\(pid ${first.pid}, "pm daemon"`));
+  assert.equal((await readEndpoint(sandbox.stateDir))?.pid, first.pid, 'daemon.json still names the first daemon');
+  const x = await first.get('x');
+  assert.equal(x.pid, pid);
+  assert.equal(x.restarts, 0);
+});
+
+test('SIGTERM: the daemon exits 0, removes daemon.json and leaves its processes running', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  await sandbox.write('manifests/x.yaml', fixtureManifest(sandbox, { name: 'x', program: 'idle' }, quickRestarts()));
+  const daemon = await startDaemon(sandbox);
+  const pid = (await daemon.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid as number;
+  assert.ok(await exists(join(sandbox.stateDir, 'daemon.json')));
+
+  daemon.kill('SIGTERM');
+  const result = await daemon.stopped;
+  assert.equal(result.code, 0, `exit code 0\n${daemon.output()}`);
+  assert.equal(await exists(join(sandbox.stateDir, 'daemon.json')), false, 'daemon.json removed');
+  assert.ok(await isRunningWith(pid), 'x keeps running (shutdown: leave-running)');
+  assert.equal((await sandbox.record('x')).handle?.pid, pid, 'its record still names it, for the next daemon');
+});
+
+test('SIGTERM with --shutdown stop: the daemon stops its processes, then exits 0', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  await sandbox.write('manifests/x.yaml', fixtureManifest(sandbox, { name: 'x', program: 'idle' }, quickRestarts()));
+  await sandbox.write('manifests/y.yaml', fixtureManifest(sandbox, { name: 'y', program: 'idle', dependsOn: [{ name: 'x' }] }, quickRestarts()));
+  const daemon = await startDaemon(sandbox, { args: ['--shutdown', 'stop'] });
+  const x = (await daemon.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid as number;
+  const y = (await daemon.waitFor('y', (s) => s.phase === 'Ready', 'y to be Ready')).pid as number;
+
+  daemon.kill('SIGTERM');
+  const result = await daemon.stopped;
+  assert.equal(result.code, 0, `exit code 0\n${daemon.output()}`);
+  assert.equal(await exists(join(sandbox.stateDir, 'daemon.json')), false, 'daemon.json removed');
+  // Stopped before the daemon exited, not after.
+  assert.equal(await isRunningWith(x), false, 'x is stopped');
+  assert.equal(await isRunningWith(y), false, 'y is stopped');
+  // Stopped deliberately, not crashed: nothing is left for a next daemon to restart as a failure.
+  assert.equal((await sandbox.record('x')).backoff?.failures ?? 0, 0);
+});
