@@ -454,13 +454,14 @@ export class Supervisor {
       ...(breaker && { breaker }),
     };
     this.#waiting.delete(name);
-    // Recorded before it is watched: a probe that passes at once must see this record (the trial).
-    const written = this.#put(record);
+    // Recorded (on disk) before it is watched: a probe that passes at once must see this record
+    // (the trial), and nothing reports it running before a restarted daemon could find it by its
+    // record. The spawn is done: this wait costs the replacement nothing.
+    await this.#put(record);
     this.#event(name, 'Started', 'normal', `pid ${handle.pid}: ${describeReason(reason)}${how.trial ? ' (circuit breaker trial)' : ''}`);
     const postStart = proc.manifest.spec.hooks.postStart;
     const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), postStart ? 'postStart hook' : undefined);
     await this.#audit(previous?.handle ? 'restart' : 'start', name, describeReason(reason), 'ok', begin);
-    await written;
     if (postStart) {
       try {
         await this.#hookOrThrow(name, 'postStart', postStart, prepared, { PM_PID: String(handle.pid) });

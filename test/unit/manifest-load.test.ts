@@ -128,9 +128,11 @@ test('a valid set fills in defaults and resolves paths against the manifest fold
   });
   assert.deepEqual(spec.restartPolicy, {
     policy: 'always',
+    strategy: 'restart',
     backoff: { initialSeconds: 1, factor: 2, maxSeconds: 300, jitter: 0.2, resetAfterSeconds: 600 },
     circuitBreaker: { enabled: true, maxFailures: 5, windowSeconds: 300, cooldownSeconds: 300 },
   });
+  assert.deepEqual(spec.hooks, {});
   assert.deepEqual(spec.stop, { signal: 'SIGTERM', gracePeriodSeconds: 10 });
   assert.equal(set.processes.get('db')?.manifest.spec.exec.cwd, path.join(dir, 'manifests'));
 });

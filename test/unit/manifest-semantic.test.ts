@@ -170,3 +170,27 @@ spec:
     ],
   );
 });
+
+test('restartPolicy.strategy script and restartPolicy.script come together', async (t) => {
+  const issues = await issuesOf(t, {
+    'a.yaml': proc('a', '  restartPolicy:\n    strategy: script\n'),
+    'b.yaml': proc('b', '  restartPolicy:\n    script: { command: [nginx, -s, reload] }\n'),
+  });
+  assert.deepEqual(
+    issues.map((i) => [i.code, at(i)]),
+    [
+      ['restart.script-missing', 'manifests/a.yaml:9:15'],
+      ['restart.script-unused', 'manifests/b.yaml:9:5'],
+    ],
+  );
+});
+
+test('a hook or restart script with an empty program is refused where it stands', async (t) => {
+  const issues = await issuesOf(t, {
+    'a.yaml': proc('a', '  hooks:\n    preStart: { command: ["", x] }\n  restartPolicy:\n    strategy: script\n    script: { command: [""] }\n'),
+  });
+  assert.deepEqual(
+    issues.map((i) => i.message),
+    ['spec.hooks.preStart.command[0] is empty: the first item is the program to run', 'spec.restartPolicy.script.command[0] is empty: the first item is the program to run'],
+  );
+});

@@ -131,12 +131,12 @@ test('daemon counters and the reconcile histogram; every known label set starts 
   assert.match(text, /^# TYPE pm_actions_total counter$/m);
 });
 
-test('own registry: default Node metrics carry the pm_ prefix, two instances coexist, the global registry stays empty', async () => {
+test('own registry: default Node metrics carry the pm_daemon_ prefix, two instances coexist, the global registry stays empty', async () => {
   const a = setup([status('web')]).metrics;
   const b = setup([]).metrics;
   const { samples } = await scrape(a);
   assert.ok(samples.has('pm_daemon_process_resident_memory_bytes') || samples.has('pm_daemon_process_cpu_user_seconds_total'), 'default process metrics');
-  assert.ok([...samples.keys()].some((k) => k.startsWith('pm_nodejs_')), 'default Node.js metrics');
+  assert.ok([...samples.keys()].some((k) => k.startsWith('pm_daemon_nodejs_')), 'default Node.js metrics');
   assert.equal([...(await scrape(b)).samples.keys()].filter((k) => k.includes('process="web"')).length, 0, 'instances do not share series');
   assert.equal(globalRegistry.getSingleMetric('pm_process_up'), undefined);
 });
