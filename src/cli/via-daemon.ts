@@ -68,8 +68,13 @@ function judge(status: ProcessStatus | undefined, expectation: Expectation): 'ok
   const since = expectation.since;
   const fresh = expectation.kind === 'started' ? newer(status.startedAt, since) : newer(status.startedAt, since) || newer(status.restartedAt, since);
   if (fresh && (status.phase === 'Ready' || status.phase === 'Completed')) return 'ok';
+  // Only outcomes newer than the request count: an old failure is what the request may fix.
+  if (expectation.kind === 'restarted' && newer(status.restartHandledAt, since) && !newer(status.restartedAt, since)) {
+    return { failed: `restart script failed: ${status.restartError ?? status.detail}` };
+  }
+  if (status.lastError !== undefined && newer(status.lastErrorAt, since)) return { failed: `start failed: ${status.lastError}` };
   if (status.phase === 'CircuitOpen') return { failed: `circuit breaker open: ${status.detail}` };
-  if (status.phase === 'Failed' && (fresh || status.lastError !== undefined)) return { failed: status.detail };
+  if (status.phase === 'Failed' && fresh && status.lastExit !== undefined && status.lastExit.at >= since) return { failed: status.detail };
   return 'wait';
 }
 

@@ -42,8 +42,14 @@ export interface ProcessStatus {
   startedAt?: string;
   /** ISO time of the last deliberate restart (request, spec change, cascade; also by restart script). */
   restartedAt?: string;
+  /** ISO time the newest restart request was handled (also when its restart script failed). */
+  restartHandledAt?: string;
+  /** Why the last restart script failed. */
+  restartError?: string;
   /** Why the last start failed, while it has not started since. */
   lastError?: string;
+  /** ISO time of that failed start. */
+  lastErrorAt?: string;
   driver: string;
   /** The command line (argv). */
   command: string[];

@@ -12,16 +12,24 @@ export class EventLog {
   readonly #daemon: DaemonEvent[] = [];
   readonly #listeners = new Set<(event: DaemonEvent) => void>();
 
-  add(event: DaemonEvent): void {
-    const ring = event.process === undefined ? this.#daemon : this.#ring(event.process);
+  /**
+   * `daemonWide` keeps an event about a process in the daemon's ring: for the last word on a
+   * process that is gone (Deleted), so its own ring can be dropped.
+   */
+  add(event: DaemonEvent, options: { daemonWide?: boolean } = {}): void {
+    const wide = event.process === undefined || options.daemonWide === true;
+    const ring = wide ? this.#daemon : this.#ring(event.process as string);
     ring.push(event);
-    if (ring.length > (event.process === undefined ? DAEMON_WIDE : PER_PROCESS)) ring.shift();
+    if (ring.length > (wide ? DAEMON_WIDE : PER_PROCESS)) ring.shift();
     for (const listener of this.#listeners) listener(event);
   }
 
   /** Newest last. Without a process: every event, merged by time. */
   list(process?: string, limit = 100): DaemonEvent[] {
-    const events = process !== undefined ? (this.#byProcess.get(process) ?? []) : [...this.#daemon, ...[...this.#byProcess.values()].flat()].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+    const events =
+      process !== undefined
+        ? byTime([...(this.#byProcess.get(process) ?? []), ...this.#daemon.filter((e) => e.process === process)])
+        : byTime([...this.#daemon, ...[...this.#byProcess.values()].flat()]);
     return events.slice(-Math.max(0, limit));
   }
 
@@ -41,4 +49,9 @@ export class EventLog {
     if (!ring) this.#byProcess.set(process, (ring = []));
     return ring;
   }
+}
+
+/** Stable: events of the same millisecond keep their order. */
+function byTime(events: DaemonEvent[]): DaemonEvent[] {
+  return events.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
 }

@@ -20,7 +20,7 @@ import { describeStartFailure, NotFoundError, PmError } from '../errors.js';
 import { delayMs, emptyBackoff, nextStartAt, recordFailure as backoffFailure, recordHealthyRun, remainingMs } from '../plan/backoff.js';
 import { closedBreaker, recordFailure as breakerFailure, recordStart, recordSuccess, resetBreaker, type BreakerTransition, type BreakerUpdate } from '../plan/breaker.js';
 import { describeExit, describeReason } from '../plan/explain.js';
-import { exitVerdict } from '../plan/exit.js';
+import { exitVerdict, policyRestarts } from '../plan/exit.js';
 import { manifestDigest } from '../plan/digest.js';
 import { supervise, type Decision, type DependencyView } from '../plan/supervise.js';
 import type { Reason } from '../plan/types.js';
@@ -206,6 +206,9 @@ export class Supervisor {
     if (instance) status.pid = instance.handle.pid;
     if (record?.startedAt) status.startedAt = record.startedAt;
     if (record?.restartedAt) status.restartedAt = record.restartedAt;
+    if (record?.restartHandledAt) status.restartHandledAt = record.restartHandledAt;
+    if (record?.restartError) status.restartError = record.restartError;
+    if (record?.lastError && record.backoff?.lastFailureAt !== undefined) status.lastErrorAt = new Date(record.backoff.lastFailureAt).toISOString();
     if (record?.lastError) status.lastError = record.lastError;
     if (record?.lastExit) status.lastExit = record.lastExit;
     return status;
@@ -387,11 +390,8 @@ export class Supervisor {
     if (instance) return { state: 'running', pid: instance.handle.pid };
     if (!record?.handle) return { state: 'missing' };
     const seen = withRecordedExit(await this.#driver.inspect(record.handle), record);
-    if (seen.state === 'running') {
-      await this.#adopt(record);
-      return seen;
-    }
-    return seen;
+    // Adoption looks again: a process that ended in between is seen as ended.
+    return seen.state === 'running' ? this.#adopt(record) : seen;
   }
 
   /** Writes manifest changes that need no restart (labels, probes, policies) as soon as they are seen. */
@@ -409,7 +409,7 @@ export class Supervisor {
     if (instance && decision.changes.some((c) => c.pointer.startsWith('/spec/probes') || c.pointer.startsWith('/spec/minReadySeconds'))) {
       instance.close();
       this.#instances.delete(name);
-      await this.#adopt(this.#records.get(name) as ProcessRecord);
+      if ((await this.#adopt(this.#records.get(name) as ProcessRecord)).state !== 'running') this.enqueue([name]);
     }
   }
 
@@ -453,14 +453,16 @@ export class Supervisor {
       ...(how.deliberate && { restartedAt: iso }),
       ...(breaker && { breaker }),
     };
-    this.#waiting.delete(name);
     // Recorded (on disk) before it is watched: a probe that passes at once must see this record
     // (the trial), and nothing reports it running before a restarted daemon could find it by its
     // record. The spawn is done: this wait costs the replacement nothing.
     await this.#put(record);
     this.#event(name, 'Started', 'normal', `pid ${handle.pid}: ${describeReason(reason)}${how.trial ? ' (circuit breaker trial)' : ''}`);
     const postStart = proc.manifest.spec.hooks.postStart;
+    this.#waiting.delete(name);
     const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), postStart ? 'postStart hook' : undefined);
+    // Dependents waiting for it to be `started` can go now.
+    this.enqueue(this.#dependents.get(name) ?? []);
     await this.#audit(previous?.handle ? 'restart' : 'start', name, describeReason(reason), 'ok', begin);
     if (postStart) {
       try {
@@ -542,26 +544,39 @@ export class Supervisor {
   }
 
   /** A running process found at start (or by a reconcile) that this daemon did not spawn. */
-  async #adopt(record: ProcessRecord): Promise<void> {
-    if (!record.handle || this.#instances.has(record.name)) return;
+  async #adopt(record: ProcessRecord): Promise<Observation> {
+    const instance = this.#instances.get(record.name);
+    if (instance) return { state: 'running', pid: instance.handle.pid };
+    if (!record.handle) return { state: 'missing' };
     const seen = withRecordedExit(await this.#driver.inspect(record.handle), record);
     if (seen.state !== 'running') {
-      if (seen.state === 'exited') this.#noteExitWhileAway(record, seen.exit);
-      return;
+      if (seen.state === 'exited' && this.#noteExitWhileAway(record, seen.exit)) this.enqueue([record.name, ...(this.#dependents.get(record.name) ?? [])]);
+      return seen;
     }
-    if (this.#instances.has(record.name)) return;
+    if (this.#instances.has(record.name)) return seen;
+    // Probes and minReadySeconds follow the manifest in force, which may be newer than the record.
     const proc = this.#sources.get(record.name) ?? { name: record.name, manifest: record.manifest, source: record.source };
-    const identity = await probeIdentity(proc, this.#env);
+    const identity = await this.#identity({ name: record.name, manifest: record.manifest, source: record.source });
     const startedAt = record.startedAt ? Date.parse(record.startedAt) : this.#now();
     this.#watchInstance(proc, record, startedAt, identity);
+    this.enqueue(this.#dependents.get(record.name) ?? []);
     this.#processLog(record.name).info({ pid: record.handle.pid }, `adopted: pid ${record.handle.pid} still runs (started ${record.startedAt ?? 'earlier'})`);
+    return seen;
   }
 
-  /** An exit that happened while no daemon watched: counted once, as the watcher would have. */
-  #noteExitWhileAway(record: ProcessRecord, exit: ExitStatus): void {
+  /** The environment and user a process runs with, for its hooks and probes; its secret values are learnt for redaction. */
+  async #identity(proc: DesiredProcess): Promise<InstanceIdentity> {
+    const identity = await probeIdentity(proc, this.#env);
+    for (const value of secretValues(proc, identity.env)) this.#redactor.add(value);
+    return identity;
+  }
+
+  /** An exit that happened while no daemon watched: counted once, as the watcher would have. True when it was new. */
+  #noteExitWhileAway(record: ProcessRecord, exit: ExitStatus): boolean {
     const startedAt = record.startedAt ? Date.parse(record.startedAt) : 0;
-    if (record.lastExit && record.lastExit.at >= startedAt) return;
+    if (record.lastExit && record.lastExit.at >= startedAt) return false;
     this.#countExit(record.name, record, exit, startedAt);
+    return true;
   }
 
   #exited(name: string, instance: Instance, exit: ExitStatus): void {
@@ -583,9 +598,7 @@ export class Supervisor {
     const manifest = this.#sources.get(name)?.manifest ?? record.manifest;
     const cfg = manifest.spec.restartPolicy;
     const verdict = exitVerdict(exit);
-    // As the planner reads it: an exit with an unknown code (an adopted process) may have been a
-    // success, so on-failure leaves it.
-    const restarts = cfg.policy === 'always' || (cfg.policy === 'on-failure' && verdict === 'failed');
+    const restarts = policyRestarts(manifest, exit);
     let next: ProcessRecord = { ...record, lastExit: exit };
     if (restarts) {
       const backoff = backoffFailure(record.backoff ?? emptyBackoff(), cfg.backoff, { startedAt, endedAt: exit.at, jitter01: this.#random() });
@@ -641,7 +654,7 @@ export class Supervisor {
     if (preStop && instance) {
       // The hook's time counts against the grace period (as in Kubernetes), so a slow hook cannot
       // stretch a stop beyond what the manifest allows.
-      const identity = await probeIdentity({ name, manifest: record.manifest, source: record.source }, this.#env);
+      const identity = await this.#identity({ name, manifest: record.manifest, source: record.source });
       const hook = { ...preStop, timeoutSeconds: Math.max(0.001, Math.min(preStop.timeoutSeconds, options.gracePeriodMs / 1000)) };
       const result = await runHook(hook, { name, kind: 'preStop', env: identity.env, extraEnv: { PM_PID: String(record.handle.pid) }, cwd: record.manifest.spec.exec.cwd, ...ids2(identity) });
       if (!result.ok) this.#hookFailed(name, 'preStop', result);
@@ -678,7 +691,8 @@ export class Supervisor {
     await this.flushOne(name);
     await this.#store.deleteIntent(name);
     this.events.forget(name);
-    this.#event(name, 'Deleted', 'normal', why);
+    this.#event(name, 'Deleted', 'normal', why, { daemonWide: true });
+    this.#processLogs.delete(name);
     await this.#audit('delete', name, why, 'ok', this.#now());
   }
 
@@ -689,7 +703,7 @@ export class Supervisor {
   async #runRestartScript(name: string, proc: DesiredProcess, script: Hook, reason: Reason): Promise<void> {
     const record = this.#records.get(name) as ProcessRecord;
     const begin = this.#now();
-    const identity = await probeIdentity(proc, this.#env);
+    const identity = await this.#identity(proc);
     const result = await runHook(script, {
       name,
       kind: 'restartScript',
@@ -699,10 +713,12 @@ export class Supervisor {
       ...ids2(identity),
     });
     const iso = new Date(this.#now()).toISOString();
-    // Handled either way, so a failing script is not re-run in a loop; the failure is counted.
-    let next: ProcessRecord = { ...(this.#records.get(name) ?? record), restartedAt: iso };
+    // Handled either way, so a failing script is not re-run in a loop; the failure is counted, and
+    // only a success is a restart (restartedAt: it cascades, and pm restart waits for it).
+    const { restartError: _restartError, ...current } = this.#records.get(name) ?? record;
+    let next: ProcessRecord = { ...current, restartHandledAt: iso };
     if (result.ok) {
-      next = { ...next, starts: next.starts + 1 };
+      next = { ...next, restartedAt: iso, starts: next.starts + 1 };
       this.#put(next);
       this.#event(name, 'ScriptRan', 'normal', `restart script succeeded in ${result.durationMs} ms: ${describeReason(reason)}`);
       await this.#audit('restart-script', name, describeReason(reason), 'ok', begin);
@@ -712,6 +728,7 @@ export class Supervisor {
       next = { ...next, backoff: backoffFailure(next.backoff ?? emptyBackoff(), cfg.backoff, { endedAt: this.#now(), jitter01: this.#random() }), breaker: breaker.state };
       if (breaker.transition) this.#breakerEvent(name, breaker.transition);
       const message = this.#redactor.redact(describeHookFailure('restartScript', result));
+      next = { ...next, restartError: message };
       this.#event(name, 'ScriptFailed', 'warning', message);
       await this.#audit('restart-script', name, describeReason(reason), 'failed', begin, new Error(message));
     }
@@ -811,8 +828,8 @@ export class Supervisor {
   }
 
   /** Every event is also logged once, by the process's own child logger. */
-  #event(process: string | undefined, type: EventType, severity: DaemonEvent['severity'], message: string): void {
-    this.events.add({ time: new Date(this.#now()).toISOString(), type, severity, message, ...(process !== undefined && { process }) });
+  #event(process: string | undefined, type: EventType, severity: DaemonEvent['severity'], message: string, options: { daemonWide?: boolean } = {}): void {
+    this.events.add({ time: new Date(this.#now()).toISOString(), type, severity, message, ...(process !== undefined && { process }) }, options);
     const log = process === undefined ? this.#log : this.#processLog(process);
     log[severity === 'warning' ? 'warn' : 'info']({ event: type }, `${type}: ${message}`);
   }

@@ -5,7 +5,7 @@ import type { Observation } from '../drivers/driver.js';
 import type { ProcessRecord } from '../store/records.js';
 import { dependencyLevels } from '../graph/levels.js';
 import { diffManifests, type FieldChange } from './diff.js';
-import { exitVerdict } from './exit.js';
+import { exitVerdict, policyRestarts, restartPending } from './exit.js';
 import { matchesSelector, type Selector } from './selector.js';
 import type { Action, Plan, Reason } from './types.js';
 
@@ -93,16 +93,16 @@ function planDeclared(proc: DesiredProcess, record: ProcessRecord | undefined, s
     return { kind: 'start', name: proc.name, reason, changes };
   }
   if (changes.some((c) => c.needsRestart)) return act({ code: 'SpecChanged' });
-  if (record.restartRequestedAt && (!record.startedAt || record.restartRequestedAt > record.startedAt)) {
+  if (record.restartRequestedAt && restartPending(record)) {
     return act({ code: 'RestartRequested', requestedAt: record.restartRequestedAt });
   }
   if (observation.state !== 'running') {
     const policy = proc.manifest.spec.restartPolicy.policy;
     const exit = observation.state === 'exited' ? observation.exit : record.lastExit;
-    // An exit no pm witnessed may have been a success: on-failure leaves it alone rather than
-    // re-running a job that finished (rerunUnknownCompletions re-runs one a start depends on).
-    const failed = exit !== undefined && exitVerdict(exit) === 'failed';
-    if (policy === 'always' || (policy === 'on-failure' && failed)) {
+    // An unwitnessed exit of a oneshot job may have been a success: on-failure leaves it alone
+    // rather than re-running a job that finished (rerunUnknownCompletions re-runs one a start
+    // depends on). See policyRestarts.
+    if (policy !== 'never' && policyRestarts(proc.manifest, exit)) {
       const lastExit = exit ?? { code: null, signal: null, at: 0, known: false };
       return { kind: 'start', name: proc.name, reason: { code: 'Exited', exit: lastExit, policy }, changes };
     }

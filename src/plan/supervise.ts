@@ -14,7 +14,7 @@ import type { ProcessRecord } from '../store/records.js';
 import { remainingMs } from './backoff.js';
 import { closedBreaker, mayStart, type BreakerUpdate } from './breaker.js';
 import { diffManifests, type FieldChange } from './diff.js';
-import { exitVerdict } from './exit.js';
+import { exitVerdict, policyRestarts, restartPending } from './exit.js';
 import { manifestDigest } from './digest.js';
 import type { Reason } from './types.js';
 
@@ -80,7 +80,7 @@ export function supervise(input: SuperviseInput): SupervisePlan {
 
   const specChanged = changes.some((c) => c.needsRestart);
   const lastStart = record ? latest(record.startedAt, record.restartedAt) : undefined;
-  const requested = record?.restartRequestedAt !== undefined && (lastStart === undefined || record.restartRequestedAt > lastStart);
+  const requested = record !== undefined && restartPending(record);
   const cascade = running && lastStart !== undefined ? cascadingDependency(input, lastStart) : undefined;
 
   if (running && record) {
@@ -128,7 +128,7 @@ function startReason(input: SuperviseInput, specChanged: boolean, requested: boo
   const exit = observation.state === 'exited' ? observation.exit : record.lastExit;
   const policy = spec.restartPolicy.policy;
   const verdict = exit ? exitVerdict(exit) : 'unknown';
-  if (policy === 'always' || (policy === 'on-failure' && verdict === 'failed')) {
+  if (policy !== 'never' && policyRestarts(proc.manifest, exit)) {
     return { reason: { code: 'Exited', exit: exit ?? { code: null, signal: null, at: 0, known: false }, policy }, automatic: true };
   }
   if (policy === 'on-failure' && verdict === 'unknown' && spec.type === 'oneshot' && input.awaitedBy !== undefined) {

@@ -32,6 +32,10 @@ export interface ProcessRecord {
    * their own start; a crash recovery does not set it, so it does not cascade.
    */
   restartedAt?: string;
+  /** ISO time the newest restart request was handled, also when its restart script failed (then restartedAt stays older). */
+  restartHandledAt?: string;
+  /** Why the last restart script failed; cleared when one succeeds. */
+  restartError?: string;
   /** Restart backoff, counted by the daemon: survives a daemon restart. */
   backoff?: BackoffState;
   /** Circuit breaker, kept by the daemon: survives a daemon restart. */

@@ -47,7 +47,7 @@ test(
   async (t) => {
     const sandbox = await createSandbox(t);
     const goFile = sandbox.path('go');
-    await sandbox.write('manifests/job.yaml', sandbox.manifest({ name: 'job', program: 'job', env: { WAIT_FILE: goFile }, restartPolicy: 'on-failure' }));
+    await sandbox.write('manifests/job.yaml', sandbox.manifest({ name: 'job', program: 'job', env: { WAIT_FILE: goFile }, restartPolicy: 'on-failure', type: 'oneshot' }));
     await sandbox.write('manifests/api.yaml', sandbox.manifest({ name: 'api', program: 'idle', dependsOn: [{ name: 'job', condition: 'completed' }] }));
 
     // 1. An apply is interrupted while the job runs: the job keeps running, with no pm as its parent.

@@ -15,6 +15,7 @@ export interface ManifestInput {
   labels?: Record<string, string>;
   dependsOn?: Partial<Dependency>[];
   policy?: 'always' | 'on-failure' | 'never';
+  type?: 'service' | 'oneshot';
   stopGraceSeconds?: number;
 }
 
@@ -26,6 +27,7 @@ export function manifest(input: ManifestInput): ProcessManifest {
     spec: {
       exec: { command: input.command, ...(input.cwd ? { cwd: input.cwd } : {}), ...(input.env ? { env: input.env } : {}) },
       ...(input.dependsOn ? { dependsOn: input.dependsOn } : {}),
+      ...(input.type ? { type: input.type } : {}),
       ...(input.policy ? { restartPolicy: { policy: input.policy } } : {}),
       ...(input.stopGraceSeconds !== undefined ? { stop: { gracePeriodSeconds: input.stopGraceSeconds } } : {}),
     },

@@ -36,7 +36,7 @@ function recordOf(input: ManifestInput, extra: Partial<ProcessRecord> = {}): Pro
 }
 
 const stack: ManifestInput[] = [
-  { name: 'migrate', command: ['node', 'migrate.js'], policy: 'on-failure' },
+  { name: 'migrate', command: ['node', 'migrate.js'], policy: 'on-failure', type: 'oneshot' },
   { name: 'api', command: ['node', 'api.js'], dependsOn: [{ name: 'migrate', condition: 'completed' }] },
   { name: 'worker', command: ['node', 'worker.js'], dependsOn: [{ name: 'api', restart: true }] },
   { name: 'cron', command: ['node', 'cron.js'], dependsOn: [{ name: 'api' }] },
@@ -119,7 +119,8 @@ test('exited processes follow their restart policy', () => {
     ['always', exited(1), 'Exited'],
     ['on-failure', exited(0), undefined],
     ['on-failure', exited(2), 'Exited'],
-    ['on-failure', exited(null, false), undefined],
+    // A service that ended while no pm watched: a service is meant to run, so this is a failure.
+    ['on-failure', exited(null, false), 'Exited'],
     ['never', exited(1), undefined],
     ['never', exited(0), undefined],
   ];
@@ -129,6 +130,10 @@ test('exited processes follow their restart policy', () => {
     assert.equal(result.actions[0]?.reason.code, expected, `${policy} after ${JSON.stringify(observation)}`);
     if (expected) assert.equal(result.actions[0]?.kind, 'start');
   }
+  // A oneshot job's unwitnessed end may have been its success: on-failure leaves it.
+  const job: ManifestInput = { name: 'job', command: ['x'], policy: 'on-failure', type: 'oneshot' };
+  const left = plan({ desired: desiredOf([job]), observed: new Map([['job', exited(null, false)]]), records: new Map([['job', recordOf(job)]]), now: 0 });
+  assert.deepEqual(left.actions, []);
 });
 
 test('a restart request newer than the last start is honoured once', () => {

@@ -465,8 +465,9 @@ test('exited: the restart policy decides, on the exit as observed', () => {
     ['on-failure', exited(1), true],
     ['on-failure', exited(137), true],
     ['on-failure', killed('SIGSEGV'), true],
-    // A service that ended while no pm watched: nobody knows it failed.
-    ['on-failure', exited(null, false), false],
+    // A service that ended while no pm watched (adopted after a restart of pm): a service is
+    // meant to run, so it counts as a failure.
+    ['on-failure', exited(null, false), true],
     ['never', exited(0), false],
     ['never', exited(1), false],
     ['never', killed('SIGKILL'), false],
@@ -516,7 +517,6 @@ test('exited: a job whose end nobody witnessed is re-run when something waits fo
   const left: [string, Case][] = [
     ['nothing waits for it', { proc: migrate, record: recordOf(migrate), observation: exited(null, false) }],
     ['its success was witnessed', { proc: migrate, record: recordOf(migrate), observation: exited(0), awaitedBy: 'api' }],
-    ['a service, not a job', { proc: { ...migrate, type: 'service' }, record: recordOf({ ...migrate, type: 'service' }), observation: exited(null, false), awaitedBy: 'api' }],
     ['policy never', { proc: { ...migrate, policy: 'never' }, record: recordOf({ ...migrate, policy: 'never' }), observation: exited(null, false), awaitedBy: 'api' }],
   ];
   for (const [what, c] of left) assert.deepEqual(run(c), { decision: { kind: 'none', changes: [] } }, what);
