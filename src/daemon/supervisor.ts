@@ -343,7 +343,7 @@ export class Supervisor {
       case 'wait':
         return this.#wait(name, decision);
       case 'start':
-        return this.#start(name, proc, decision.reason, { trial: decision.trial, deliberate: !decision.automatic && decision.reason.code !== 'NotStarted' });
+        return this.#start(name, proc, decision.reason, { trial: decision.trial, deliberate: !decision.automatic && decision.reason.code !== 'NotStarted', automatic: decision.automatic });
       case 'restart':
         if (decision.strategy === 'script' && proc.manifest.spec.restartPolicy.script) {
           await this.#runRestartScript(name, proc, proc.manifest.spec.restartPolicy.script, decision.reason);
@@ -351,7 +351,7 @@ export class Supervisor {
         }
         this.#event(name, 'Restarting', 'normal', describeReason(decision.reason, decision.changes));
         await this.#stopInstance(name, describeReason(decision.reason, decision.changes));
-        return this.#start(name, proc, decision.reason, { trial: false, deliberate: true });
+        return this.#start(name, proc, decision.reason, { trial: false, deliberate: true, automatic: false });
     }
   }
 
@@ -389,6 +389,9 @@ export class Supervisor {
     const instance = this.#instances.get(name);
     if (instance) return { state: 'running', pid: instance.handle.pid };
     if (!record?.handle) return { state: 'missing' };
+    // An exit this daemon saw and recorded for this very instance needs no second look.
+    const startedAt = record.startedAt ? Date.parse(record.startedAt) : Number.NaN;
+    if (record.lastExit?.known && record.lastExit.at >= startedAt) return { state: 'exited', exit: record.lastExit };
     const seen = withRecordedExit(await this.#driver.inspect(record.handle), record);
     // Adoption looks again: a process that ended in between is seen as ended.
     return seen.state === 'running' ? this.#adopt(record) : seen;
@@ -415,23 +418,26 @@ export class Supervisor {
 
   // ---- actions -------------------------------------------------------------------------------
 
-  async #start(name: string, proc: DesiredProcess, reason: Reason, how: { trial: boolean; deliberate: boolean }): Promise<ReconcileResult> {
+  async #start(name: string, proc: DesiredProcess, reason: Reason, how: { trial: boolean; deliberate: boolean; automatic: boolean }): Promise<ReconcileResult> {
     const begin = this.#now();
     this.#waiting.set(name, { phase: 'Starting', detail: 'starting' });
     let prepared: Prepared | undefined;
     let startedAt: number;
     let handle;
     try {
-      prepared = await prepareStart(proc, this.#driver, this.#env, (n) => this.#store.defaultLogPath(n));
-      for (const value of secretValues(proc, prepared.env)) this.#redactor.add(value);
+      // The driver's check gives a clearer error than a failed spawn; a crash restart of what just
+      // ran, unchanged, skips it (a program gone since still fails the spawn, with its reason).
       const previous = this.#records.get(name);
+      const rerun = how.automatic && previous?.handle !== undefined && previous.lastError === undefined && manifestDigest(previous.manifest) === manifestDigest(proc.manifest);
+      prepared = await prepareStart(proc, this.#driver, this.#env, (n) => this.#store.defaultLogPath(n), { check: !rerun });
+      for (const value of secretValues(proc, prepared.env)) this.#redactor.add(value);
       if (previous?.handle && !this.#instances.has(name)) await this.#reapLeftovers(name, previous, previous.handle);
       const preStart = proc.manifest.spec.hooks.preStart;
       if (preStart) await this.#hookOrThrow(name, 'preStart', preStart, prepared, {});
       // Noted before the spawn, so a daemon killed before it records the handle is not followed
       // by a second copy (see #recoverUnrecorded).
       const instance = randomBytes(16).toString('hex');
-      await this.#store.writeIntent({ name, instance, manifest: proc.manifest, source: proc.source, at: new Date(this.#now()).toISOString() });
+      this.#store.writeIntent({ name, instance, manifest: proc.manifest, source: proc.source, at: new Date(this.#now()).toISOString() });
       startedAt = this.#now();
       handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, logs: prepared.logs, instance, ...ids(prepared) });
     } catch (error) {

@@ -10,6 +10,7 @@ import { findMarkedLeader, INSTANCE_ENV, newInstanceMarker } from './instance.js
 import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
 import { spawnProcess, type SpawnedChild } from './spawn.js';
 import { StopTarget } from './stop-target.js';
+import { signalGroup } from './group.js';
 import { checkStartable } from './preflight.js';
 
 export { readBootId, readProcessIdentity, parseProcStat, type ProcessIdentity } from './proc.js';
@@ -61,6 +62,8 @@ export class ExecDriver implements Driver {
     if (!isPlausiblePid(handle.pid) || handle.pgid !== handle.pid || handle.bootId !== (await readBootId())) {
       return { forced: false, wasRunning: false };
     }
+    // Nothing left of the group at all (the common case after an exit): one syscall answers it.
+    if ((!own || own.exit) && signalGroup(handle.pgid, 0) === 'gone') return { forced: false, wasRunning: false, ...(own?.exit && { exit: own.exit }) };
     const identity = await readProcessIdentity(handle.pid);
     if (identity !== undefined && identity.startTime !== handle.startTime) {
       return { forced: false, wasRunning: false, ...(own?.exit && { exit: own.exit }) };
