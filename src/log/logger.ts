@@ -98,7 +98,8 @@ async function prettyStream(destination: NodeJS.WritableStream): Promise<Destina
     colorize: isTerminal(destination),
     // The daemon is one process on one host: its pid and hostname are noise on a terminal, and
     // the managed process a line is about reads best in front of the message.
-    ignore: 'pid,hostname,process',
+    // event: the message already starts with it (see Supervisor#event).
+    ignore: 'pid,hostname,process,event',
     messageFormat: '{if process}[{process}] {end}{msg}',
     translateTime: 'SYS:standard',
   });
