@@ -10,7 +10,7 @@ import { findMarkedLeader, INSTANCE_ENV, newInstanceMarker } from './instance.js
 import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
 import { spawnProcess, type SpawnedChild } from './spawn.js';
 import { StopTarget } from './stop-target.js';
-import { signalGroup } from './group.js';
+import { sendSignal, signalGroup } from './group.js';
 import { checkStartable } from './preflight.js';
 
 export { readBootId, readProcessIdentity, parseProcStat, type ProcessIdentity } from './proc.js';
@@ -20,6 +20,8 @@ export { INSTANCE_ENV, newInstanceMarker } from './instance.js';
 const STOP_POLL_MS = 15;
 /** How often waitExit() looks for a process this pm did not spawn. */
 const WAIT_POLL_MS = 50;
+/** Every 20th poll (each second) checks the process's identity, not only that its PID exists. */
+const IDENTITY_EVERY = 20;
 /** After SIGKILL a group ends within moments unless a member is stuck in the kernel (state D). */
 const KILL_WAIT_MS = 5000;
 
@@ -93,7 +95,12 @@ export class ExecDriver implements Driver {
     signal?.throwIfAborted();
     const own = this.#own(handle);
     if (own) return own.exit ?? this.#waitOwn(own, signal);
-    while (await isRunning(handle)) {
+    // Not our child: no exit event, so poll. kill(pid, 0) is one cheap syscall; the full identity
+    // check (start time, zombie state: /proc) runs every IDENTITY_EVERY polls, which bounds what a
+    // daemon that adopted many processes spends at idle. A PID reused within that second would
+    // need the whole PID space to cycle.
+    for (let poll = 0; ; poll++) {
+      if (poll % IDENTITY_EVERY === 0 ? !(await isRunning(handle)) : sendSignal(handle.pid, 0) === 'gone') break;
       try {
         await sleep(WAIT_POLL_MS, undefined, { signal });
       } catch (err) {
