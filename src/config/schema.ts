@@ -1,9 +1,12 @@
 // The config schema (schemas/config.schema.json) is the single source of every key, its type, its
 // default, its PM_* variable (x-env), its flag (x-flag), whether it is a secret (x-secret) and
-// whether it is a path (x-path). This file reads it once and compiles the ajv validator.
+// whether it is a path (x-path). This file reads it once; its validator is compiled from it at
+// development time (validate.generated.ts, scripts/gen-validator.ts), so loading a config never
+// loads ajv.
 import { readFileSync } from 'node:fs';
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
 import type { PmConfigFile } from './types.generated.js';
+import { validate as generatedValidate } from './validate.generated.js';
 
 export type ConfigKey = keyof PmConfigFile;
 
@@ -33,7 +36,6 @@ interface PropertySchema {
 const SCHEMA_URL = new URL('../../schemas/config.schema.json', import.meta.url);
 let schema: { properties: Record<string, PropertySchema> } | undefined;
 let specs: KeySpec[] | undefined;
-let validate: ValidateFunction<PmConfigFile> | undefined;
 
 function readSchema(): NonNullable<typeof schema> {
   schema ??= JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as NonNullable<typeof schema>;
@@ -55,11 +57,7 @@ export function configKeys(): readonly KeySpec[] {
   return specs;
 }
 
-/** The ajv validator, compiled on first use; it fills in the schema defaults. */
+/** The validator compiled from the schema; it fills in the schema defaults and reports every error. */
 export function configValidator(): ValidateFunction<PmConfigFile> {
-  // Declaring the annotations keeps strict mode on for everything else (a typo in a keyword fails).
-  validate ??= new Ajv({ allErrors: true, useDefaults: true, strict: true, keywords: ['x-env', 'x-flag', 'x-secret', 'x-path'] }).compile<PmConfigFile>(
-    structuredClone(readSchema()),
-  );
-  return validate;
+  return generatedValidate as ValidateFunction<PmConfigFile>;
 }
