@@ -11,6 +11,9 @@ export class EventLog {
   readonly #byProcess = new Map<string, DaemonEvent[]>();
   readonly #daemon: DaemonEvent[] = [];
   readonly #listeners = new Set<(event: DaemonEvent) => void>();
+  /** The order events were added in: ties of equal time keep it across rings. */
+  readonly #order = new WeakMap<DaemonEvent, number>();
+  #added = 0;
 
   /**
    * `daemonWide` keeps an event about a process in the daemon's ring: for the last word on a
@@ -19,6 +22,7 @@ export class EventLog {
   add(event: DaemonEvent, options: { daemonWide?: boolean } = {}): void {
     const wide = event.process === undefined || options.daemonWide === true;
     const ring = wide ? this.#daemon : this.#ring(event.process as string);
+    this.#order.set(event, this.#added++);
     ring.push(event);
     if (ring.length > (wide ? DAEMON_WIDE : PER_PROCESS)) ring.shift();
     for (const listener of this.#listeners) listener(event);
@@ -26,11 +30,17 @@ export class EventLog {
 
   /** Newest last. Without a process: every event, merged by time. */
   list(process?: string, limit = 100): DaemonEvent[] {
+    if (!(limit > 0)) return [];
     const events =
       process !== undefined
-        ? byTime([...(this.#byProcess.get(process) ?? []), ...this.#daemon.filter((e) => e.process === process)])
-        : byTime([...this.#daemon, ...[...this.#byProcess.values()].flat()]);
-    return events.slice(-Math.max(0, limit));
+        ? this.#byTime([...(this.#byProcess.get(process) ?? []), ...this.#daemon.filter((e) => e.process === process)])
+        : this.#byTime([...this.#daemon, ...[...this.#byProcess.values()].flat()]);
+    return events.slice(-limit);
+  }
+
+  #byTime(events: DaemonEvent[]): DaemonEvent[] {
+    const order = (e: DaemonEvent): number => this.#order.get(e) ?? 0;
+    return events.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : order(a) - order(b)));
   }
 
   /** Drops a deleted process's events. */
@@ -51,7 +61,3 @@ export class EventLog {
   }
 }
 
-/** Stable: events of the same millisecond keep their order. */
-function byTime(events: DaemonEvent[]): DaemonEvent[] {
-  return events.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
-}

@@ -46,7 +46,7 @@ export interface ProcessSpec {
   type: 'service' | 'oneshot';
   exec: ExecSpec;
   /**
-   * How long a service must stay up, after its readiness probe passed (if it has one), before pm counts it ready, so a process that crashes at once is not reported as started (supervisord's startsecs).
+   * How long a service must have been running, counted from its start, before pm counts it ready (its readiness probe, if it has one, must pass too), so a process that crashes at once is not reported as started (supervisord's startsecs).
    */
   minReadySeconds: number;
   /**
