@@ -1,7 +1,7 @@
 // One writer: while a daemon runs on a state directory it holds the lock, and commands that change
 // or read live state ask it through its API instead of acting themselves.
 import type { ProcessStatus } from '../daemon/api.js';
-import { PmError } from '../errors.js';
+import { ExitCode, PmError } from '../errors.js';
 import { DaemonClient, findDaemon } from '../server/client.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Cli } from './command.js';
@@ -39,6 +39,19 @@ const POLL_MS = 100;
  * Returns the failures, one line each.
  */
 export async function awaitConvergence(client: DaemonClient, expected: ReadonlyMap<string, Expectation>, options: { timeoutMs: number; signal: AbortSignal; out: NodeJS.WritableStream }): Promise<string[]> {
+  try {
+    return await poll(client, expected, options);
+  } catch (error) {
+    if (!options.signal.aborted) throw error;
+    // Ctrl-C: stop waiting; what the daemon does goes on without us.
+    throw new PmError('E_INTERRUPTED', 'interrupted: stopped waiting; the daemon carries on with what was asked', {
+      hint: 'pm get shows where things stand',
+      exitCode: ExitCode.interrupted,
+    });
+  }
+}
+
+async function poll(client: DaemonClient, expected: ReadonlyMap<string, Expectation>, options: { timeoutMs: number; signal: AbortSignal; out: NodeJS.WritableStream }): Promise<string[]> {
   const deadline = Date.now() + options.timeoutMs;
   const pending = new Map(expected);
   const failures: string[] = [];

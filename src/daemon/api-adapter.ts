@@ -15,6 +15,8 @@ const DELETE_WAIT_MS = 120_000;
 
 export class DaemonApiAdapter implements DaemonApi {
   readonly #startedAt = new Date().toISOString();
+  /** Applies and deletes change the applied set one at a time: each plans against the result of the last. */
+  #changes: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly supervisor: Supervisor,
@@ -53,7 +55,17 @@ export class DaemonApiAdapter implements DaemonApi {
     return { ready: reasons.length === 0, reasons, manifests, failing };
   }
 
-  async apply(request: ApplyRequest, actor: string): Promise<ApplyResponse> {
+  apply(request: ApplyRequest, actor: string): Promise<ApplyResponse> {
+    return this.#oneAtATime(() => this.#apply(request, actor));
+  }
+
+  #oneAtATime<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#changes.then(task, task);
+    this.#changes = run.catch(() => undefined);
+    return run;
+  }
+
+  async #apply(request: ApplyRequest, actor: string): Promise<ApplyResponse> {
     let set;
     try {
       set = await loadDesiredSetFromFiles(request.files, request.roots, request.cwd ?? '/');
@@ -106,7 +118,11 @@ export class DaemonApiAdapter implements DaemonApi {
     return this.supervisor.control(verb, name, actor);
   }
 
-  async delete(names: string[], actor: string): Promise<ControlResult[]> {
+  delete(names: string[], actor: string): Promise<ControlResult[]> {
+    return this.#oneAtATime(() => this.#delete(names, actor));
+  }
+
+  async #delete(names: string[], actor: string): Promise<ControlResult[]> {
     const sources = this.supervisor.sources;
     const results: ControlResult[] = [];
     const removing: string[] = [];
@@ -117,6 +133,14 @@ export class DaemonApiAdapter implements DaemonApi {
       } else {
         removing.push(name);
       }
+    }
+    // A process others still depend on stays: deleting it would leave them waiting for ever.
+    const all = sources.all();
+    for (const name of [...removing]) {
+      const dependents = [...all.values()].filter((p) => !removing.includes(p.name) && p.manifest.spec.dependsOn.some((d) => d.name === name)).map((p) => p.name);
+      if (dependents.length === 0) continue;
+      removing.splice(removing.indexOf(name), 1);
+      results.push({ name, changed: false, message: `${name} is not deleted: ${dependents.join(', ')} depend${dependents.length === 1 ? 's' : ''} on it (delete ${dependents.length === 1 ? 'it' : 'them'} too, or first change their dependsOn)` });
     }
     const gone = removing.map((name) => this.#deleted(name));
     await sources.apply([], removing);

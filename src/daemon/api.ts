@@ -88,7 +88,11 @@ export type EventType =
   | 'ManifestsAccepted'
   | 'ManifestsRejected'
   | 'ConfigReloaded'
-  | 'ConfigRejected';
+  | 'ConfigRejected'
+  | 'FlagHandled'
+  | 'FlagIgnored'
+  | 'DatabaseDown'
+  | 'DatabaseUp';
 
 export interface DaemonEvent {
   /** ISO time. */
@@ -110,6 +114,8 @@ export interface ReadinessReport {
   manifests: { source: string; accepted: boolean; at?: string; errors?: string[] };
   /** Reconciles that failed with an error since the last success, by process. */
   failing: { process: string; error: string }[];
+  /** When a database is configured: whether it is reachable (down: degraded, supervision goes on from the manifests). */
+  database?: { up: boolean; since: string; lastError?: string; display: string };
 }
 
 export interface ApplyRequest {

@@ -56,7 +56,9 @@ export class Instance {
     this.#readinessPassed = !probes.readiness;
     const settleMs = startedAt + proc.manifest.spec.minReadySeconds * 1000 - now;
     this.#upLongEnough = settleMs <= 0;
-    if (!this.#upLongEnough) {
+    // A oneshot job is never ready while it runs: it counts once it has exited with code 0.
+    if (proc.manifest.spec.type === 'oneshot') this.#heldBy = 'a oneshot job counts when it completes';
+    else if (!this.#upLongEnough) {
       this.#timers.push(
         setTimeout(() => {
           this.#upLongEnough = true;
@@ -76,6 +78,7 @@ export class Instance {
   }
 
   release(): void {
+    if (this.proc.manifest.spec.type === 'oneshot') return;
     this.#heldBy = undefined;
     this.#update();
   }

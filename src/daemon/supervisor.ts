@@ -79,6 +79,7 @@ export class Supervisor {
   #storeError: string | undefined;
   readonly #log: Logger;
   readonly #processLogs = new Map<string, Logger>();
+  readonly #stopping = new AbortController();
   readonly #env: NodeJS.ProcessEnv;
   readonly #now: () => number;
   readonly #random: () => number;
@@ -118,6 +119,10 @@ export class Supervisor {
 
   /** Ends supervision: no new actions; in-flight ones finish; writes land. Processes keep running. */
   async stop(): Promise<void> {
+    // Hooks and restart scripts in flight are cut short (their process groups killed): a reconcile
+    // must not hold the shutdown for as long as a hook may run. preStop hooks of a stop: shutdown
+    // run after this, unaffected.
+    this.#stopping.abort(new Error('the daemon is stopping'));
     await this.controller.stop();
     for (const instance of this.#instances.values()) instance.close();
     await this.flush();
@@ -358,7 +363,7 @@ export class Supervisor {
   #wait(name: string, decision: Extract<Decision, { kind: 'wait' }>): ReconcileResult {
     switch (decision.gate) {
       case 'dependencies': {
-        const what = decision.unmet.map((d) => `${d.name} (${d.condition})`).join(', ');
+        const what = decision.unmet.map((d) => `${d.name} (${d.condition}${this.#sources.get(d.name) ? '' : ': not declared'})`).join(', ');
         const detail = decision.for === 'restart' ? `restart waits for ${what}` : `waiting for ${what}`;
         if (this.#instances.has(name)) this.#waiting.set(name, { phase: 'Running', detail });
         else this.#waiting.set(name, { phase: 'Waiting', detail });
@@ -711,6 +716,7 @@ export class Supervisor {
     const begin = this.#now();
     const identity = await this.#identity(proc);
     const result = await runHook(script, {
+      signal: this.#stopping.signal,
       name,
       kind: 'restartScript',
       env: identity.env,
@@ -744,7 +750,7 @@ export class Supervisor {
 
   async #hookOrThrow(name: string, kind: 'preStart' | 'postStart', hook: Hook, prepared: Prepared, extraEnv: Record<string, string>): Promise<void> {
     const proc = this.#sources.get(name);
-    const result = await runHook(hook, { name, kind, env: prepared.env, extraEnv, ...(proc?.manifest.spec.exec.cwd !== undefined && { cwd: proc.manifest.spec.exec.cwd }), ...ids(prepared) });
+    const result = await runHook(hook, { name, kind, env: prepared.env, extraEnv, signal: this.#stopping.signal, ...(proc?.manifest.spec.exec.cwd !== undefined && { cwd: proc.manifest.spec.exec.cwd }), ...ids(prepared) });
     if (result.ok) return;
     this.#hookFailed(name, kind, result);
     throw new PmError('E_HOOK', this.#redactor.redact(describeHookFailure(kind, result)));

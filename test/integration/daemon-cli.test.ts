@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createDaemonSandbox, commandManifest, fixtureManifest, quickRestarts, startDaemon } from '../support/daemon.js';
+import { waitFor } from '../support/wait.js';
 
 test('pm apply of another folder goes through the daemon, waits for readiness, and a second apply changes nothing', async (t) => {
   const sandbox = await createDaemonSandbox(t);
@@ -111,4 +112,55 @@ test('without a daemon, pause needs one and says how to start it', async (t) => 
   assert.equal(result.code, 1);
   assert.match(result.stderr, /needs a running pm daemon/);
   assert.match(result.stderr, /pm daemon -f DIR/);
+});
+
+test('applies sent at the same time are carried out one after the other: none loses the other\'s processes', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await startDaemon(sandbox);
+  const names = ['q1', 'q2', 'q3', 'q4'];
+  const requests = await Promise.all(
+    names.map(async (name) => {
+      const path = await sandbox.write(`sets/${name}/p.yaml`, fixtureManifest(sandbox, { name, program: 'idle' }, quickRestarts()));
+      const { readFile } = await import('node:fs/promises');
+      return { files: [{ path, text: await readFile(path, 'utf8') }], roots: [sandbox.path(`sets/${name}`)], prune: true, dryRun: false };
+    }),
+  );
+  const replies = await Promise.all(requests.map((body) => daemon.api('POST', '/api/v1/apply', body)));
+  assert.deepEqual(replies.map((r) => r.status), [200, 200, 200, 200]);
+  for (const name of names) await daemon.waitFor(name, (s) => s.phase === 'Ready', `${name} to be Ready`);
+  assert.deepEqual((await daemon.list()).map((s) => s.name).sort(), names);
+});
+
+test('a oneshot job is not ready while it runs: pm apply waits for it to complete, and fails when it fails', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await startDaemon(sandbox);
+  const gate = sandbox.path('go');
+  await sandbox.write(
+    'jobs/job.yaml',
+    commandManifest(sandbox, 'job', ['/bin/sh', '-c', `while [ ! -e ${gate} ]; do sleep 0.05; done; exit 3`], { type: 'oneshot', minReadySeconds: 0, restartPolicy: { policy: 'never' } }),
+  );
+  const applying = sandbox.pmBackground(['apply', '-f', 'jobs/', '--timeout', '60s']);
+  await waitFor(() => /^start job: /m.test(applying.stdout()), { message: 'the daemon to accept the apply', timeoutMs: 20_000 });
+  const running = await daemon.waitFor('job', (s) => s.up, 'the job to run');
+  assert.equal(running.ready, false, 'a running job is not ready');
+  assert.notEqual(running.phase, 'Ready');
+  await sandbox.write('go', '');
+  const ended = await applying.result;
+  assert.equal(ended.code, 1, ended.stdout);
+  assert.equal((await daemon.get('job')).phase, 'Failed');
+});
+
+test('pm delete of a process others depend on is refused, naming them', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await startDaemon(sandbox);
+  await sandbox.write('set/db.yaml', fixtureManifest(sandbox, { name: 'db', program: 'idle' }, quickRestarts()));
+  await sandbox.write('set/app.yaml', fixtureManifest(sandbox, { name: 'app', program: 'idle', dependsOn: [{ name: 'db', condition: 'started' }] }, quickRestarts()));
+  assert.equal((await sandbox.pm(['apply', '-f', 'set/'])).code, 0);
+  const refused = await sandbox.pm(['delete', 'db']);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stdout, /db is not deleted: app depends on it/);
+  assert.equal((await daemon.get('db')).up, true);
+  const both = await sandbox.pm(['delete', 'db', 'app']);
+  assert.equal(both.code, 0, both.stdout);
+  assert.deepEqual(await daemon.list(), []);
 });
