@@ -18,6 +18,7 @@ const commandLoaders: Record<string, () => Promise<Command>> = {
   reset: async () => (await import('./commands/reset.js')).resetCommand,
   daemon: async () => (await import('./commands/daemon.js')).daemonCommand,
   config: async () => (await import('./commands/config.js')).configCommand,
+  db: async () => (await import('./commands/db.js')).dbCommand,
 };
 
 function version(): string {
