@@ -17,9 +17,28 @@ export interface ConfigRow {
 export function configRows(loaded: LoadedConfig): ConfigRow[] {
   return configKeys().map((spec) => {
     const raw: unknown = loaded.config[spec.key];
-    const value = spec.secret && raw !== undefined ? MASK : raw;
+    const value = spec.secret && raw !== undefined ? maskSecret(raw) : raw;
     return { key: spec.key, value, ...loaded.sources[spec.key] };
   });
+}
+
+/**
+ * A secret that is a URL (databaseUrl) keeps what locates the server, so an operator can check it;
+ * its password, and any other secret, is masked whole.
+ */
+function maskSecret(value: unknown): string {
+  if (typeof value === 'string' && /^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    try {
+      const url = new URL(value);
+      if (url.password) url.password = MASK;
+      // libpq also takes ?password=.
+      if (url.searchParams.has('password')) url.searchParams.set('password', MASK);
+      return url.toString();
+    } catch {
+      return MASK;
+    }
+  }
+  return MASK;
 }
 
 /** `default`, `file /etc/pm/config.yaml:3`, `env PM_PARALLEL`, `flag --parallel`. */

@@ -2,7 +2,7 @@
  * Properties with a schema default are required here, because ajv fills them in before any code sees a config. */
 
 /**
- * pm's daemon configuration. Read from --config PATH, else $PM_CONFIG, else $XDG_CONFIG_HOME/pm/config.yaml (or ~/.config/pm/config.yaml) when it exists. Every key can also be set by an environment variable (x-env) and a command-line flag (x-flag); precedence: schema defaults < file < environment < flags. Variables: PM_STATE_DIR, PM_MANIFESTS, PM_PARALLEL, PM_LISTEN, PM_SOCKET, PM_API_TOKEN, PM_API_TOKEN_FILE, PM_RESYNC_SECONDS, PM_WATCH_DEBOUNCE_MS, PM_SHUTDOWN, PM_LOG_LEVEL, PM_LOG_FORMAT (and PM_CONFIG for the file itself). `--env-file PATH` loads a .env file first; it never overrides variables already set. Values marked x-secret are masked by `pm config show`. Relative paths (x-path) are resolved against the config file's directory when set in the file, else against the working directory. An empty environment variable counts as unset.
+ * pm's daemon configuration. Read from --config PATH, else $PM_CONFIG, else $XDG_CONFIG_HOME/pm/config.yaml (or ~/.config/pm/config.yaml) when it exists. Every key can also be set by an environment variable (x-env) and a command-line flag (x-flag); precedence: schema defaults < file < environment < flags. Variables: PM_STATE_DIR, PM_MANIFESTS, PM_PARALLEL, PM_LISTEN, PM_SOCKET, PM_API_TOKEN, PM_API_TOKEN_FILE, PM_RESYNC_SECONDS, PM_WATCH_DEBOUNCE_MS, PM_SHUTDOWN, PM_LOG_LEVEL, PM_LOG_FORMAT, PM_DATABASE_URL, PM_DATABASE_PASSWORD_FILE, PM_DATABASE_SSL_MODE, PM_DATABASE_SSL_ROOT_CERT, PM_DATABASE_POOL_SIZE, PM_DATABASE_CONNECT_TIMEOUT_MS, PM_DATABASE_STATEMENT_TIMEOUT_MS, PM_FLAG_POLL_SECONDS (and PM_CONFIG for the file itself). `--env-file PATH` loads a .env file first; it never overrides variables already set. Values marked x-secret are masked by `pm config show`. Relative paths (x-path) are resolved against the config file's directory when set in the file, else against the working directory. An empty environment variable counts as unset.
  */
 export interface PmConfigFile {
   /**
@@ -53,4 +53,36 @@ export interface PmConfigFile {
    * Log format: json, pretty, or auto (pretty on a terminal, json otherwise). Env PM_LOG_FORMAT, flag --log-format.
    */
   logFormat: 'json' | 'pretty' | 'auto';
+  /**
+   * PostgreSQL to use for flags, audit and history (optional: without it pm keeps everything in the state directory). postgres://USER@HOST:PORT/DATABASE?sslmode=...; `postgres://` alone takes everything from the libpq variables PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD, PGPASSFILE, PGSSLMODE. Secret (it may hold a password): masked by `pm config show` except host, user and database. Env PM_DATABASE_URL. No flag on purpose: command lines are visible to every user in ps.
+   */
+  databaseUrl?: string;
+  /**
+   * File holding the database password, when the URL has none (optional; else PGPASSWORD, else the libpq password file). Env PM_DATABASE_PASSWORD_FILE, flag --database-password-file.
+   */
+  databasePasswordFile?: string;
+  /**
+   * TLS to the database, as libpq's sslmode (optional: else the URL's ?sslmode=, else PGSSLMODE, else prefer, which pm treats as disable). Env PM_DATABASE_SSL_MODE, flag --database-ssl-mode.
+   */
+  databaseSslMode?: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+  /**
+   * CA certificate (PEM) the database's certificate must chain to, for verify-ca and verify-full (optional). Env PM_DATABASE_SSL_ROOT_CERT, flag --database-ssl-root-cert.
+   */
+  databaseSslRootCert?: string;
+  /**
+   * Most connections pm holds open to the database, besides the one that listens for flags (a whole number, 1 to 100). Env PM_DATABASE_POOL_SIZE, flag --database-pool-size.
+   */
+  databasePoolSize: number;
+  /**
+   * How long a connection attempt to the database may take, in milliseconds. Env PM_DATABASE_CONNECT_TIMEOUT_MS, flag --database-connect-timeout-ms.
+   */
+  databaseConnectTimeoutMs: number;
+  /**
+   * How long one database statement may run, in milliseconds. Env PM_DATABASE_STATEMENT_TIMEOUT_MS, flag --database-statement-timeout-ms.
+   */
+  databaseStatementTimeoutMs: number;
+  /**
+   * How often the daemon also polls the flags table, in seconds: the fallback that catches a flag whose notification was missed (written while the daemon was disconnected, say). Env PM_FLAG_POLL_SECONDS, flag --flag-poll-seconds.
+   */
+  flagPollSeconds: number;
 }

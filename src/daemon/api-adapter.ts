@@ -13,6 +13,15 @@ import type { Supervisor } from './supervisor.js';
 /** How long a delete waits for the process to be stopped and forgotten. */
 const DELETE_WAIT_MS = 120_000;
 
+export interface ApiContext {
+  version: string;
+  manifests: ReadinessReport['manifests'];
+  log: Logger;
+  reloadManifests: () => Promise<void>;
+  /** Set when a database is configured. */
+  database?: () => NonNullable<ReadinessReport['database']>;
+}
+
 export class DaemonApiAdapter implements DaemonApi {
   readonly #startedAt = new Date().toISOString();
   /** Applies and deletes change the applied set one at a time: each plans against the result of the last. */
@@ -20,7 +29,7 @@ export class DaemonApiAdapter implements DaemonApi {
 
   constructor(
     private readonly supervisor: Supervisor,
-    private readonly context: { version: string; manifests: ReadinessReport['manifests']; log: Logger; reloadManifests: () => Promise<void> },
+    private readonly context: ApiContext,
   ) {}
 
   info(): { version: string; pid: number; startedAt: string } {
@@ -52,7 +61,9 @@ export class DaemonApiAdapter implements DaemonApi {
     const storeError = this.supervisor.storeError;
     if (storeError) reasons.push(`state store: ${storeError}`);
     if (this.supervisor.controller.state !== 'running') reasons.push(`the reconciler is ${this.supervisor.controller.state}`);
-    return { ready: reasons.length === 0, reasons, manifests, failing };
+    const database = this.context.database?.();
+    if (database && !database.up) reasons.push(`database ${database.display} unreachable since ${database.since} (degraded: supervising from the manifests; flags wait)${database.lastError ? `: ${database.lastError}` : ''}`);
+    return { ready: reasons.length === 0, reasons, manifests, failing, ...(database && { database }) };
   }
 
   apply(request: ApplyRequest, actor: string): Promise<ApplyResponse> {

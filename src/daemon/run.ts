@@ -15,7 +15,7 @@ import { removeDaemonFile, writeDaemonFile, type DaemonEndpoint } from '../serve
 import { startServer, type RunningServer } from '../server/http.js';
 import { DaemonMetrics } from '../server/metrics.js';
 import { FileStore } from '../store/file-store.js';
-import { DaemonApiAdapter } from './api-adapter.js';
+import { DaemonApiAdapter, type ApiContext } from './api-adapter.js';
 import { DesiredSources } from './desired.js';
 import { Supervisor } from './supervisor.js';
 import { watchManifests, type ManifestWatcher } from './watch.js';
@@ -103,11 +103,19 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       }
     });
 
-    const api = new DaemonApiAdapter(supervisor, { version: options.version, manifests, log, reloadManifests });
+    const context: ApiContext = { version: options.version, manifests, log, reloadManifests };
+    const api = new DaemonApiAdapter(supervisor, context);
     const metrics = new DaemonMetrics(api);
     meter.metrics = metrics;
 
     await reloadManifests();
+    // Loaded only when a database is configured: without one pm works as before and loads no pg.
+    const database = config.databaseUrl === undefined ? undefined : await (await import('./database.js')).connectDatabase(config, { supervisor, log, env: process.env, redactor });
+    if (database) {
+      cleanups.push(() => database.close());
+      context.database = () => ({ ...database.health(), display: database.display });
+      metrics.watchDatabase(() => database.health().up);
+    }
     await supervisor.start();
     cleanups.push(async () => {
       await supervisor.stop();
@@ -198,7 +206,7 @@ interface ManifestState {
 }
 
 /** Settings read once at start. */
-const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile']);
+const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile', 'databaseUrl', 'databasePasswordFile', 'databaseSslMode', 'databaseSslRootCert', 'databasePoolSize', 'databaseConnectTimeoutMs', 'databaseStatementTimeoutMs', 'flagPollSeconds']);
 
 /** One run at a time; calls during a run coalesce into one more run after it. */
 function serialized(task: () => Promise<void>): () => Promise<void> {

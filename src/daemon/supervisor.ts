@@ -857,6 +857,11 @@ export class Supervisor {
     return this.#audit(action, process, reason, 'ok', this.#now(), undefined, actor);
   }
 
+  /** An event about one process from the daemon's other parts (database flags). */
+  processEvent(process: string, type: EventType, severity: DaemonEvent['severity'], message: string): void {
+    this.#event(process, type, severity, message);
+  }
+
   /** Daemon-wide events (manifests, config) from the daemon's other parts. */
   daemonEvent(type: EventType, severity: DaemonEvent['severity'], message: string): void {
     this.#event(undefined, type, severity, message);

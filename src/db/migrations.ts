@@ -61,11 +61,11 @@ CREATE INDEX flags_pending ON pm.flags (id) WHERE handled_at IS NULL;
 COMMENT ON TABLE pm.flags IS 'Requests to pm: INSERT INTO pm.flags (process, action) VALUES (''api'', ''restart''); pm reacts within milliseconds (NOTIFY pm_flags) and records the outcome in handled_at, result and message. Rows naming an unknown process or action are marked result = ''ignored''.';
 COMMENT ON COLUMN pm.flags.id IS 'Row id; also the payload of the NOTIFY on channel pm_flags.';
 COMMENT ON COLUMN pm.flags.process IS 'Name of the process, as declared in pm''s manifests (metadata.name).';
-COMMENT ON COLUMN pm.flags.action IS 'restart (one-shot), pause (held stopped) or resume. Any other value is ignored with a message.';
+COMMENT ON COLUMN pm.flags.action IS 'restart (one-shot), pause (held stopped until resume), resume, or reset (close the circuit breaker). Any other value is ignored with a message.';
 COMMENT ON COLUMN pm.flags.requested_by IS 'Who asked: defaults to the inserting database role; write a person or system name if you have one.';
 COMMENT ON COLUMN pm.flags.requested_at IS 'When it was asked.';
 COMMENT ON COLUMN pm.flags.handled_at IS 'When pm handled the row; NULL while pending. Written by pm only.';
-COMMENT ON COLUMN pm.flags.result IS 'Outcome, written by pm; ignored for a row pm could not act on (unknown process or action).';
+COMMENT ON COLUMN pm.flags.result IS 'Outcome, written by pm: ok (done), ignored (unknown process or action: nothing done) or failed (the action itself failed; see message).';
 COMMENT ON COLUMN pm.flags.message IS 'Detail of the outcome, written by pm (why a row was ignored or an action failed).';
 
 CREATE FUNCTION pm.flags_notify() RETURNS trigger

@@ -146,6 +146,18 @@ export class DaemonMetrics {
     for (const result of ['accepted', 'rejected']) this.manifestLoads.inc({ result }, 0);
   }
 
+  /** pm_database_up: 1 while the configured database is reachable, 0 while the daemon runs degraded. */
+  watchDatabase(up: () => boolean): void {
+    new Gauge({
+      name: `${PREFIX}database_up`,
+      help: 'Whether the configured PostgreSQL is reachable (1) or the daemon runs degraded without it (0).',
+      registers: [this.registry],
+      collect() {
+        this.set(up() ? 1 : 0);
+      },
+    });
+  }
+
   observeReconcile(seconds: number, result: ReconcileResultLabel): void {
     this.reconcileDuration.observe({ result }, seconds);
   }

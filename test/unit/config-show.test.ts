@@ -62,3 +62,14 @@ test('anything but `show` is a usage error', async (t) => {
   await assert.rejects(show(dir, {}, {}, ['edit']), UsageError);
   await assert.rejects(show(dir, {}, { output: 'xml' }), UsageError);
 });
+
+test('a database URL shows where the server is, never its password (userinfo or ?password=)', async (t) => {
+  const dir = await tempDir(t);
+  const text = await show(dir, { PM_DATABASE_URL: 'postgres://pm:hunter2@db.example:5432/pm?sslmode=require&password=also-secret' }, { output: 'json' });
+  const doc = JSON.parse(text) as Record<string, { value: unknown; source: string }>;
+  assert.equal(doc.databaseUrl?.value, 'postgres://pm:****@db.example:5432/pm?sslmode=require&password=****');
+  assert.equal(doc.databaseUrl?.source, 'env');
+  assert.ok(!text.includes('hunter2') && !text.includes('also-secret'));
+  const garbled = JSON.parse(await show(dir, { PM_DATABASE_URL: 'postgres://pm:hunter2@[bad' }, { output: 'json' })) as Record<string, { value: unknown }>;
+  assert.equal(garbled.databaseUrl?.value, '****', 'a URL that does not parse is masked whole');
+});

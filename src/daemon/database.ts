@@ -1,0 +1,90 @@
+// The daemon's PostgreSQL side, when databaseUrl is set: the connection (pool + LISTEN, reconnecting
+// on its own), the schema check, and the flags source feeding the supervisor. Without a database
+// none of this is loaded. While the database is down the daemon supervises from the manifests
+// (degraded: /readyz and pm_database_up say so) and flags wait; they are drained when it returns.
+import type { Logger } from 'pino';
+import type { PmConfig } from '../config/index.js';
+import { Database } from '../db/connection.js';
+import { checkSchema } from '../db/migrate.js';
+import { resolveDatabaseSettings } from '../db/settings.js';
+import { PostgresFlags } from '../flags/postgres.js';
+import type { Supervisor } from './supervisor.js';
+
+export interface DaemonDatabase {
+  display: string;
+  health(): { up: boolean; since: string; lastError?: string };
+  close(): Promise<void>;
+}
+
+export async function connectDatabase(
+  config: PmConfig,
+  deps: { supervisor: Supervisor; log: Logger; env: NodeJS.ProcessEnv; redactor: { add(value: string): void } },
+): Promise<DaemonDatabase | undefined> {
+  if (config.databaseUrl === undefined) return undefined;
+  const settings = await resolveDatabaseSettings(
+    {
+      url: config.databaseUrl,
+      ...(config.databasePasswordFile !== undefined && { passwordFile: config.databasePasswordFile }),
+      ...(config.databaseSslMode !== undefined && { sslMode: config.databaseSslMode }),
+      ...(config.databaseSslRootCert !== undefined && { sslRootCert: config.databaseSslRootCert }),
+    },
+    deps.env,
+  );
+  if (settings.password) deps.redactor.add(settings.password);
+  const log = deps.log.child({ database: settings.display });
+  const db = new Database(settings, {
+    poolSize: config.databasePoolSize,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
+    statementTimeoutMs: config.databaseStatementTimeoutMs,
+    applicationName: 'pm daemon',
+    logger: log,
+  });
+
+  // A schema this pm does not match is refused at start, when it can be seen; an unreachable
+  // database is not: the daemon starts degraded and the flags wait for it.
+  try {
+    const verdict = await db.transaction((client) => checkSchema(client, { where: settings.display }));
+    if (!verdict.ok) {
+      await db.close();
+      throw verdict.error;
+    }
+  } catch (error) {
+    if (db.state !== 'down') {
+      await db.close();
+      throw error;
+    }
+    log.warn({}, `database unreachable at start (degraded: supervising from the manifests; flags wait): ${(error as Error).message}`);
+  }
+
+  db.onChange((up, error) => {
+    if (up) deps.supervisor.daemonEvent('DatabaseUp', 'normal', `database ${settings.display} reachable again: flags resume`);
+    else deps.supervisor.daemonEvent('DatabaseDown', 'warning', `database ${settings.display} unreachable (degraded: supervising from the manifests; flags wait): ${error?.message ?? 'connection lost'}`);
+  });
+
+  let lastDrainError: string | undefined;
+  const flags = new PostgresFlags(db, {
+    pollSeconds: config.flagPollSeconds,
+    handle: (verb, process, actor) => deps.supervisor.control(verb, process, actor),
+    report: (row, outcome) => {
+      const what = `flag ${row.id} (${row.action} by ${row.requested_by}): ${outcome.result}: ${outcome.message}`;
+      if (outcome.result === 'ignored') deps.supervisor.daemonEvent('FlagIgnored', 'warning', what);
+      else deps.supervisor.processEvent(row.process, outcome.result === 'ok' ? 'FlagHandled' : 'FlagIgnored', outcome.result === 'ok' ? 'normal' : 'warning', what);
+    },
+    onError: (error) => {
+      // Logged once per distinct failure: while the database is down every poll fails alike.
+      const message = (error as Error).message;
+      if (message !== lastDrainError) log.warn({}, `flags not read: ${message}`);
+      lastDrainError = message;
+    },
+  });
+  flags.start();
+
+  return {
+    display: settings.display,
+    health: () => db.health(),
+    close: async () => {
+      await flags.stop();
+      await db.close();
+    },
+  };
+}

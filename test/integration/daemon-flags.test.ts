@@ -1,0 +1,141 @@
+// Flags in PostgreSQL: a row in pm.flags reaches the daemon through NOTIFY, and through polling
+// when no notification comes; bad rows are marked ignored without blocking good ones; while the
+// database is down the daemon goes on supervising, degraded, and drains the flags once it is back.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
+import { createDaemonSandbox, fixtureManifest, quickRestarts, startDaemon, type Daemon } from '../support/daemon.js';
+import { createPostgresCluster, postgresSkip, startPostgres, type PostgresCluster } from '../support/postgres.js';
+import type { Sandbox } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
+
+const skip = postgresSkip();
+let shared: PostgresCluster | undefined;
+let databases = 0;
+before(async () => {
+  if (!skip) shared = await createPostgresCluster({ auth: 'scram' });
+});
+after(() => shared?.destroy());
+
+/** A fresh, migrated database on `cluster`; its URL without the password (which comes as PGPASSWORD). */
+async function freshDatabase(cluster: PostgresCluster): Promise<{ url: string; env: Record<string, string>; query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult> }> {
+  const name = `flags_${process.pid}_${++databases}`;
+  await cluster.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} OWNER ${pg.escapeIdentifier(cluster.user)}`);
+  const config = { host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: name, connectionTimeoutMillis: 5_000 };
+  const client = new pg.Client(config);
+  await client.connect();
+  try {
+    await migrate(client);
+  } finally {
+    await client.end();
+  }
+  const query = async (sql: string, params?: unknown[]): Promise<pg.QueryResult> => {
+    const c = new pg.Client(config);
+    c.on('error', () => undefined);
+    await c.connect();
+    try {
+      return await c.query(sql, params);
+    } finally {
+      await c.end();
+    }
+  };
+  return { url: `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${name}`, env: { PGPASSWORD: cluster.password ?? '' }, query };
+}
+
+async function daemonOn(sandbox: Sandbox, db: { url: string; env: Record<string, string> }, pollSeconds: number): Promise<Daemon> {
+  await sandbox.write('manifests/a.yaml', fixtureManifest(sandbox, { name: 'a', program: 'idle' }, quickRestarts()));
+  await sandbox.write('manifests/b.yaml', fixtureManifest(sandbox, { name: 'b', program: 'idle' }, quickRestarts()));
+  return startDaemon(sandbox, { env: { PM_DATABASE_URL: db.url, ...db.env }, args: ['--flag-poll-seconds', String(pollSeconds)] });
+}
+
+async function flagRow(db: { query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult> }, id: string): Promise<{ result: string | null; message: string | null; handled: boolean }> {
+  const { rows } = await db.query('SELECT result, message, handled_at IS NOT NULL AS handled FROM pm.flags WHERE id = $1', [id]);
+  return rows[0] as { result: string | null; message: string | null; handled: boolean };
+}
+
+test('a restart flag reaches the daemon through NOTIFY (polling set to an hour): restarted, row marked ok', { skip }, async (t) => {
+  const db = await freshDatabase(shared as PostgresCluster);
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await daemonOn(sandbox, db, 3600);
+  const a = await daemon.waitFor('a', (s) => s.phase === 'Ready', 'a to be Ready');
+  const b = await daemon.waitFor('b', (s) => s.phase === 'Ready', 'b to be Ready');
+
+  const { rows } = await db.query("INSERT INTO pm.flags (process, action, requested_by) VALUES ('a', 'restart', 'billing-team') RETURNING id::text AS id");
+  const id = (rows[0] as { id: string }).id;
+  const restarted = await daemon.waitFor('a', (s) => s.pid !== a.pid && s.phase === 'Ready', 'a restarted by the flag');
+  assert.equal(restarted.restarts, 1);
+  await waitFor(async () => (await flagRow(db, id)).handled, { message: 'the row marked handled' });
+  assert.equal((await flagRow(db, id)).result, 'ok');
+  assert.equal((await daemon.get('b')).pid, b.pid, 'b untouched');
+  const event = (await daemon.events('a')).find((e) => e.type === 'FlagHandled');
+  assert.match(event?.message ?? '', /by billing-team/);
+});
+
+test('with the trigger disabled, polling picks the flag up; bad rows are ignored with a reason and block nothing', { skip }, async (t) => {
+  const db = await freshDatabase(shared as PostgresCluster);
+  await db.query('ALTER TABLE pm.flags DISABLE TRIGGER flags_notify');
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await daemonOn(sandbox, db, 0.2);
+  const b = await daemon.waitFor('b', (s) => s.phase === 'Ready', 'b to be Ready');
+
+  const insert = async (process: string, action: string): Promise<string> =>
+    ((await db.query('INSERT INTO pm.flags (process, action) VALUES ($1, $2) RETURNING id::text AS id', [process, action])).rows[0] as { id: string }).id;
+  const unknownAction = await insert('a', 'explode');
+  const unknownProcess = await insert("x'; DROP TABLE pm.flags; --", 'restart');
+  const pause = await insert('b', 'pause');
+
+  await daemon.waitFor('b', (s) => s.phase === 'Paused' && !s.up, 'b paused by the polled flag');
+  await waitFor(async () => (await flagRow(db, pause)).handled, { message: 'the pause row handled' });
+  assert.deepEqual(await flagRow(db, unknownAction), { result: 'ignored', message: 'unknown action "explode": pm knows restart, pause, resume, reset', handled: true });
+  const inert = await flagRow(db, unknownProcess);
+  assert.equal(inert.result, 'ignored');
+  assert.match(inert.message ?? '', /no process named "x'; DROP TABLE pm\.flags; --" is declared/);
+  assert.equal((await flagRow(db, pause)).result, 'ok');
+  assert.notEqual((await daemon.get('b')).pid, b.pid === undefined ? -1 : b.pid);
+
+  const resume = await insert('b', 'resume');
+  await daemon.waitFor('b', (s) => s.phase === 'Ready', 'b resumed');
+  await waitFor(async () => (await flagRow(db, resume)).result === 'ok', { message: 'the resume row handled' });
+});
+
+test('a database outage: the daemon keeps supervising, /readyz says degraded; back up, waiting flags are handled', { skip }, async (t) => {
+  const cluster = await startPostgres(t, { auth: 'scram' });
+  if (!cluster) return;
+  const db = await freshDatabase(cluster);
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await daemonOn(sandbox, db, 0.2);
+  const a = await daemon.waitFor('a', (s) => s.phase === 'Ready', 'a to be Ready');
+  assert.equal((await daemon.readyz()).status, 200);
+
+  await cluster.stop();
+  await waitFor(async () => (await daemon.readyz()).status === 503, { message: '/readyz to report the database down', timeoutMs: 20_000 });
+  const report = (await daemon.readyz()).body;
+  assert.equal(report.database?.up, false);
+  assert.ok(report.reasons.some((r) => /database .* unreachable .*degraded/.test(r)), report.reasons.join('\n'));
+
+  // Supervision goes on without the database.
+  process.kill(a.pid as number, 'SIGKILL');
+  const again = await daemon.waitFor('a', (s) => s.pid !== a.pid && s.phase === 'Ready', 'a restarted while the database is down');
+  assert.equal(again.restarts, 1);
+
+  await cluster.start();
+  const { rows } = await db.query("INSERT INTO pm.flags (process, action) VALUES ('a', 'restart') RETURNING id::text AS id");
+  const id = (rows[0] as { id: string }).id;
+  await daemon.waitFor('a', (s) => s.pid !== again.pid && s.phase === 'Ready', 'a restarted by the flag after the outage', 30_000);
+  await waitFor(async () => (await flagRow(db, id)).result === 'ok', { message: 'the row handled' });
+  await waitFor(async () => (await daemon.readyz()).status === 200, { message: '/readyz ready again', timeoutMs: 30_000 });
+  assert.match(await daemon.metrics(), /^pm_database_up 1$/m);
+});
+
+test('a database without pm\'s schema: the daemon refuses to start and names pm db migrate', { skip }, async (t) => {
+  const cluster = shared as PostgresCluster;
+  const name = `bare_${process.pid}_${++databases}`;
+  await cluster.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} OWNER ${pg.escapeIdentifier(cluster.user)}`);
+  const sandbox = await createDaemonSandbox(t);
+  const url = `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${name}`;
+  const result = await sandbox.pm(['daemon', '-f', sandbox.manifestsDir, '--listen', '127.0.0.1:0'], { env: { PM_DATABASE_URL: url, PGPASSWORD: cluster.password ?? '' }, timeoutMs: 30_000 });
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /pm db migrate/);
+  assert.ok(!result.stderr.includes(cluster.password ?? '\u0000') && !result.stdout.includes(cluster.password ?? '\u0000'), 'no password in the output');
+});
