@@ -7,7 +7,8 @@ import { appliedMigrations, migrate, pendingMigrations, planMigrations, schemaVe
 import { LATEST_VERSION, MIGRATIONS } from '../../db/migrations.js';
 import { poolOptions, resolveDatabaseSettings, type DatabaseSettings } from '../../db/settings.js';
 import { formatTable } from '../output/table.js';
-import { stringOption, type Cli, type Command } from '../command.js';
+import { stringOption, type Cli, type Command, type Values } from '../command.js';
+import { loadConfig } from '../../config/index.js';
 
 const CONNECT_TIMEOUT_MS = 5_000;
 /** status reads two small tables. */
@@ -27,7 +28,8 @@ export const dbCommand: Command = {
     'rolled back, the ones before it stay applied. An advisory lock keeps two pm from migrating at',
     'once (the second waits, then finds nothing to do), so running it twice is safe. pm never',
     'migrates down. pm db status shows the version, the latest this pm knows and what is pending.',
-    'The database is --database-url URL, else $PM_DATABASE_URL; what the URL leaves out comes from',
+    'The database is --database-url URL, else the daemon config\'s databaseUrl (config file, then',
+    '$PM_DATABASE_URL; with its password file and TLS settings); what the URL leaves out comes from',
     'PGHOST, PGPORT, PGUSER, PGDATABASE, and the password from PGPASSWORD or ~/.pgpass (PGPASSFILE).',
     'Only user@host:port/database is ever printed, never the password.',
   ].join('\n'),
@@ -39,11 +41,13 @@ export const dbCommand: Command = {
   ],
   options: {
     'database-url': { type: 'string' },
+    config: { type: 'string' },
     to: { type: 'string' },
     'dry-run': { type: 'boolean' },
   },
   optionHelp: [
-    ['--database-url URL', 'postgres://USER@HOST:PORT/DATABASE (default $PM_DATABASE_URL)'],
+    ['--database-url URL', 'postgres://USER@HOST:PORT/DATABASE (default: the config\'s databaseUrl, $PM_DATABASE_URL)'],
+    ['--config PATH', 'the daemon config file to read the database settings from (default as pm daemon)'],
     ['--to N', `migrate: stop at schema version N (default: the latest, ${LATEST_VERSION})`],
     ['--dry-run', 'migrate: show what would be applied, change nothing'],
   ],
@@ -56,7 +60,7 @@ export const dbCommand: Command = {
       for (const flag of ['to', 'dry-run']) if (values[flag] !== undefined) throw new UsageError(`--${flag} is an option of pm db migrate, not of pm db status`);
     }
     const target = targetOption(stringOption(values, 'to'));
-    const settings = await databaseSettings(stringOption(values, 'database-url'), cli.env);
+    const settings = await databaseSettings(values, cli);
     const statementTimeoutMs = sub === 'migrate' && values['dry-run'] !== true ? MIGRATE_STATEMENT_TIMEOUT_MS : STATUS_STATEMENT_TIMEOUT_MS;
     return withClient(settings, `pm db ${sub}`, statementTimeoutMs, (client) => {
       if (sub === 'status') return status(client, settings, cli);
@@ -121,12 +125,26 @@ function targetOption(text: string | undefined): number | undefined {
   return n;
 }
 
-async function databaseSettings(flag: string | undefined, env: NodeJS.ProcessEnv): Promise<DatabaseSettings> {
-  const url = flag ?? env.PM_DATABASE_URL;
+/**
+ * The database the daemon would use: the daemon's config (file < PM_* < flags, as `pm config
+ * show` prints it), with --database-url on top; so migrate and the daemon never disagree on it.
+ */
+async function databaseSettings(values: Values, cli: Cli): Promise<DatabaseSettings> {
+  const file = stringOption(values, 'config');
+  const { config } = await loadConfig({ ...(file !== undefined && { file }), env: cli.env, flags: values, cwd: cli.cwd });
+  const url = stringOption(values, 'database-url') ?? config.databaseUrl;
   if (url === undefined || url === '') {
-    throw new UsageError('no database given', 'pass --database-url postgres://USER@HOST:PORT/DATABASE or set PM_DATABASE_URL (postgres:// alone takes everything from PGHOST, PGPORT, PGUSER, PGDATABASE)');
+    throw new UsageError('no database given', 'pass --database-url postgres://USER@HOST:PORT/DATABASE, or set databaseUrl in the config file or PM_DATABASE_URL (postgres:// alone takes everything from PGHOST, PGPORT, PGUSER, PGDATABASE)');
   }
-  return resolveDatabaseSettings({ url }, env);
+  return resolveDatabaseSettings(
+    {
+      url,
+      ...(config.databasePasswordFile !== undefined && { passwordFile: config.databasePasswordFile }),
+      ...(config.databaseSslMode !== undefined && { sslMode: config.databaseSslMode }),
+      ...(config.databaseSslRootCert !== undefined && { sslRootCert: config.databaseSslRootCert }),
+    },
+    cli.env,
+  );
 }
 
 /** One connection with timeouts, closed whatever happens; driver errors become pm's typed ones. */
