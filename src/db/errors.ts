@@ -3,7 +3,7 @@
 // its masked description (user@host:port/database).
 import { PmError } from '../errors.js';
 
-export type DatabaseProblem = 'auth-failed' | 'no-database' | 'refused' | 'timeout' | 'host-unknown' | 'permission-denied' | 'tls' | 'other';
+export type DatabaseProblem = 'auth-failed' | 'no-database' | 'no-schema' | 'refused' | 'timeout' | 'host-unknown' | 'permission-denied' | 'tls' | 'other';
 
 export class DatabaseError extends PmError {
   readonly problem: DatabaseProblem;
@@ -33,6 +33,9 @@ export function classifyDatabaseError(error: unknown, where: string): DatabaseEr
       return new DatabaseError('auth-failed', `PostgreSQL refused the login of ${where}: ${message}`, 'check the user and password (the URL, databasePasswordFile, PGPASSWORD or ~/.pgpass) and the server\'s pg_hba.conf', error);
     case '3D000':
       return new DatabaseError('no-database', `the database named in ${where} does not exist`, 'create it (createdb NAME, or CREATE DATABASE) or name another one in the URL / PGDATABASE', error);
+    case '42P01':
+    case '3F000':
+      return new DatabaseError('no-schema', `pm's tables are not in ${where}: ${message}`, 'run pm db migrate against this database (it creates schema pm)', error);
     case '42501':
       return new DatabaseError('permission-denied', `${where} may not use pm's schema: ${message}`, "grant the role what pm needs: GRANT USAGE, CREATE ON SCHEMA pm TO ROLE (or run pm db migrate as the schema's owner)", error);
     case 'ECONNREFUSED':

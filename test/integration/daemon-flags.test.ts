@@ -139,3 +139,34 @@ test('a database without pm\'s schema: the daemon refuses to start and names pm 
   assert.match(result.stderr, /pm db migrate/);
   assert.ok(!result.stderr.includes(cluster.password ?? '\u0000') && !result.stdout.includes(cluster.password ?? '\u0000'), 'no password in the output');
 });
+
+test('with a database configured, pm restart and pm pause write flags and report what the daemon did', { skip }, async (t) => {
+  const db = await freshDatabase(shared as PostgresCluster);
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await daemonOn(sandbox, db, 3600);
+  const a = await daemon.waitFor('a', (s) => s.phase === 'Ready', 'a to be Ready');
+  await daemon.waitFor('b', (s) => s.phase === 'Ready', 'b to be Ready');
+  const env = { PM_DATABASE_URL: db.url, ...db.env };
+
+  const restarted = await sandbox.pm(['restart', 'a'], { env });
+  assert.equal(restarted.code, 0, restarted.stderr);
+  assert.match(restarted.stdout, /^restart requested in .* \(pm\.flags \d+\)$/m);
+  assert.match(restarted.stdout, /^a: ok: restart of a requested$/m);
+  const after = await daemon.get('a');
+  assert.notEqual(after.pid, a.pid);
+  assert.equal(after.phase, 'Ready', 'pm restart waited for the new instance');
+
+  const paused = await sandbox.pm(['pause', 'b', 'nope'], { env });
+  assert.equal(paused.code, 1, 'one of the two names is unknown');
+  assert.match(paused.stdout, /^b: ok: /m);
+  assert.match(paused.stdout, /^nope: ignored: no process named "nope" is declared$/m);
+  await daemon.waitFor('b', (s) => s.phase === 'Paused', 'b paused');
+
+  const { rows } = await db.query('SELECT process, action, requested_by, result FROM pm.flags ORDER BY id');
+  const { userInfo } = await import('node:os');
+  assert.deepEqual(rows, [
+    { process: 'a', action: 'restart', requested_by: userInfo().username, result: 'ok' },
+    { process: 'b', action: 'pause', requested_by: userInfo().username, result: 'ok' },
+    { process: 'nope', action: 'pause', requested_by: userInfo().username, result: 'ignored' },
+  ]);
+});

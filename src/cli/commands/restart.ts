@@ -5,6 +5,7 @@ import { parallelOption, stringOption, type Command } from '../command.js';
 import { observeAll, openState } from '../state.js';
 import { runPlan } from '../run-plan.js';
 import { awaitConvergence, daemonClient, type Expectation } from '../via-daemon.js';
+import { requestByFlag } from '../flag-request.js';
 
 export const restartCommand: Command = {
   name: 'restart',
@@ -16,6 +17,8 @@ export const restartCommand: Command = {
     '`restart: true` on a restarted dependency restart too. With --later the request is only recorded',
     'and the next pm apply honours it. While a pm daemon runs, the request goes to it (a process with',
     'restartPolicy.strategy script runs its restart script instead) and pm restart waits for it.',
+    'With a database configured (databaseUrl), the request is a row in pm.flags, like any other',
+    "system's; pm restart waits for the daemon to handle it.",
   ].join('\n'),
   examples: ['pm restart api', 'pm restart api worker --timeout 1m', 'pm restart api --later'],
   options: { later: { type: 'boolean' }, timeout: { type: 'string' }, parallel: { type: 'string' } },
@@ -29,6 +32,16 @@ export const restartCommand: Command = {
     if (positionals.length === 0) throw new UsageError('pm restart needs the NAME of a process', 'e.g. pm restart api; pm get lists them');
     const timeoutMs = parseDuration(stringOption(values, 'timeout') ?? '5m', '--timeout');
     const parallel = parallelOption(values);
+    const byFlag = await requestByFlag(cli, 'restart', positionals);
+    if (byFlag) {
+      if (byFlag.code !== ExitCode.ok || !byFlag.handled || values.later === true) return byFlag.code;
+      const daemon = await daemonClient(cli);
+      if (!daemon) return byFlag.code;
+      const expected = new Map<string, Expectation>(positionals.map((n) => [n, { kind: 'restarted', since: byFlag.since }]));
+      const failures = await awaitConvergence(daemon, expected, { timeoutMs, signal: cli.signal, out: cli.stdout });
+      for (const failure of failures) cli.stderr.write(`${cli.errStyle.red('failed')}: ${failure}\n`);
+      return failures.length === 0 ? ExitCode.ok : ExitCode.failed;
+    }
     const client = await daemonClient(cli);
     if (client) {
       const since = Date.now();
