@@ -19,6 +19,8 @@ const commandLoaders: Record<string, () => Promise<Command>> = {
   daemon: async () => (await import('./commands/daemon.js')).daemonCommand,
   config: async () => (await import('./commands/config.js')).configCommand,
   db: async () => (await import('./commands/db.js')).dbCommand,
+  audit: async () => (await import('./commands/audit.js')).auditCommand,
+  events: async () => (await import('./commands/events.js')).eventsCommand,
 };
 
 function version(): string {

@@ -8,6 +8,8 @@ import { Database } from '../db/connection.js';
 import { checkSchema } from '../db/migrate.js';
 import { resolveDatabaseSettings } from '../db/settings.js';
 import { PostgresFlags } from '../flags/postgres.js';
+import { Shipper, spoolSources } from '../store/shipper.js';
+import { hostname } from 'node:os';
 import type { Supervisor } from './supervisor.js';
 
 export interface DaemonDatabase {
@@ -57,7 +59,7 @@ export async function connectDatabase(
   }
 
   db.onChange((up, error) => {
-    if (up) deps.supervisor.daemonEvent('DatabaseUp', 'normal', `database ${settings.display} reachable again: flags resume`);
+    if (up) deps.supervisor.daemonEvent('DatabaseUp', 'normal', `database ${settings.display} reachable again: flags resume, the audit and events spooled meanwhile are shipped`);
     else deps.supervisor.daemonEvent('DatabaseDown', 'warning', `database ${settings.display} unreachable (degraded: supervising from the manifests; flags wait): ${error?.message ?? 'connection lost'}`);
   });
 
@@ -78,12 +80,16 @@ export async function connectDatabase(
     },
   });
   flags.start();
+  // Audit and events are written locally first (the spool); the shipper forwards them, exactly once.
+  const shipper = new Shipper(db, { host: hostname(), stateDir: config.stateDir, sources: spoolSources(config.stateDir), log: log.child({ component: 'shipper' }) });
+  shipper.start();
 
   return {
     display: settings.display,
     health: () => db.health(),
     close: async () => {
       await flags.stop();
+      await shipper.close();
       await db.close();
     },
   };

@@ -15,6 +15,7 @@ import { removeDaemonFile, writeDaemonFile, type DaemonEndpoint } from '../serve
 import { startServer, type RunningServer } from '../server/http.js';
 import { DaemonMetrics } from '../server/metrics.js';
 import { FileStore } from '../store/file-store.js';
+import { EVENTS_SPOOL_FILE, Journal } from '../store/journal.js';
 import { DaemonApiAdapter, type ApiContext } from './api-adapter.js';
 import { DesiredSources } from './desired.js';
 import { Supervisor } from './supervisor.js';
@@ -101,6 +102,17 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         meter.metrics?.countManifestLoad(false);
         supervisor.daemonEvent('ManifestsRejected', 'warning', `${errors.length} problem(s) in ${root}; the last good set stays in force:\n${errors.join('\n')}`);
       }
+    });
+
+    // Every event also goes to STATE/events.jsonl: `pm events` reads it, and with a database the
+    // shipper forwards it (the file is the spool that survives an outage).
+    const eventSpool = await Journal.open(path.join(store.dir, EVENTS_SPOOL_FILE));
+    const stopSpooling = supervisor.events.subscribe((event) => {
+      eventSpool.append([event]).catch((error: unknown) => log.warn({ err: error }, `event not written to ${eventSpool.path}: ${(error as Error).message}`));
+    });
+    cleanups.push(async () => {
+      stopSpooling();
+      await eventSpool.flush();
     });
 
     const context: ApiContext = { version: options.version, manifests, log, reloadManifests };

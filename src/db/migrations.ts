@@ -2,6 +2,7 @@
 // copy). Each runs once, in its own transaction, through `pm db migrate` (see migrate.ts). Never edit
 // a migration that has been released: add the next one. Every name is schema-qualified (pm.…), so
 // no migration depends on the connection's search_path.
+import { SPOOL_MIGRATION } from './migrations-2.js';
 
 export interface Migration {
   /** 1, 2, 3 …: applied in order; the highest applied is the database's schema version. */
@@ -154,7 +155,7 @@ COMMENT ON COLUMN pm.history.kind IS 'start, exit, restart, breaker or flag.';
 COMMENT ON COLUMN pm.history.detail IS 'Kind-specific fields as JSON, e.g. {"code": 1} for an exit, {"flag": 42} for a flag.';
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: INITIAL_SQL }];
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: INITIAL_SQL }, SPOOL_MIGRATION];
 
 /** The schema version this pm knows and needs. */
 export const LATEST_VERSION: number = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

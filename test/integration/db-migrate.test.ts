@@ -191,7 +191,7 @@ test('migrate --to stops at a version; down and beyond the latest are refused as
   assert.deepEqual(await migrate(client, { migrations: [initial, second] }), { from: 1, to: 2, applied: [2] });
   await assert.rejects(migrate(client, { migrations: [initial, second], target: 1 }), { code: 'E_DB_MIGRATE_DOWN', exitCode: 2 });
   // A database newer than the code: migrate refuses too, and changes nothing.
-  await assert.rejects(migrate(client), (e: unknown) => e instanceof SchemaVersionError && e.problem === 'newer');
+  await assert.rejects(migrate(client, { migrations: [initial] }), (e: unknown) => e instanceof SchemaVersionError && e.problem === 'newer');
   assert.deepEqual(await versions(client), [1, 2]);
 });
 
@@ -313,7 +313,7 @@ test('pm db status and pm db migrate through the CLI: exit codes, and the passwo
 
   r = await pm(['migrate', '--database-url', db.url]);
   assert.equal(r.code, 0, both(r));
-  assert.match(r.stdout, /already at version 1/);
+  assert.match(r.stdout, new RegExp(`already at version ${LATEST_VERSION}`));
 
   r = await pm(['status'], { PM_DATABASE_URL: db.url });
   assert.equal(r.code, 0, both(r));
