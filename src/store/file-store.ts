@@ -84,9 +84,12 @@ export class FileStore {
   async appendAudit(entries: AuditEntry | AuditEntry[]): Promise<void> {
     const list = Array.isArray(entries) ? entries : [entries];
     if (list.length === 0) return;
-    const file = await open(this.auditPath, 'a', 0o600);
+    const file = await open(this.auditPath, 'a+', 0o600);
     try {
-      await file.write(list.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      // A line torn by a crash mid-append is ended first, so the next entry is not swallowed by it.
+      const { size } = await file.stat();
+      const last = size > 0 ? (await file.read(Buffer.alloc(1), 0, 1, size - 1)).buffer[0] : 0x0a;
+      await file.write(`${last === 0x0a ? '' : '\n'}${list.map((e) => `${JSON.stringify(e)}\n`).join('')}`);
       await file.sync();
     } finally {
       await file.close();

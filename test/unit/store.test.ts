@@ -10,7 +10,7 @@ import { readProcessIdentity } from '../../src/drivers/exec/index.js';
 import { LockBusyError, PmError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 import { manifest } from '../support/manifests.js';
-import type { ProcessRecord } from '../../src/store/records.js';
+import type { AuditEntry, ProcessRecord } from '../../src/store/records.js';
 
 const record = (name: string): ProcessRecord => ({
   name,
@@ -164,4 +164,14 @@ test('state directory: flag, then PM_STATE_DIR, then XDG_STATE_HOME, then ~/.loc
   assert.equal(defaultStateDir({ PM_STATE_DIR: '/a', XDG_STATE_HOME: '/b' }), '/a');
   assert.equal(defaultStateDir({ XDG_STATE_HOME: '/b' }), '/b/pm');
   assert.match(defaultStateDir({}), /\.local\/state\/pm$/);
+});
+
+test('an audit line torn by a crash mid-append does not swallow the next entry', async (t) => {
+  const dir = await tempDir(t);
+  const store = await FileStore.open(dir);
+  const entry = (process: string): AuditEntry => ({ time: '2026-01-01T00:00:00.000Z', actor: 'a', command: 'apply', action: 'start', process, reason: 'r', result: 'ok', durationMs: 1 });
+  await store.appendAudit(entry('one'));
+  await appendFile(join(dir, 'audit.jsonl'), '{"time":"2026-01-01T00:00:00.000Z","actor":"a","comm');
+  await store.appendAudit(entry('two'));
+  assert.deepEqual((await store.readAudit()).map((e) => e.process), ['one', 'two']);
 });
