@@ -71,14 +71,14 @@ export function mib(kib: number | undefined): string {
 export const MARKER_BEGIN = '<!-- bench:daemon -->';
 export const MARKER_END = '<!-- /bench:daemon -->';
 
-/** Puts `block` between the markers in the doc, adding the markers at its end the first time. */
-export async function writeBlock(docPath: string, block: string): Promise<'replaced' | 'appended'> {
+/** Puts `block` between the markers in the doc (bench:daemon's unless told), adding them at its end the first time. */
+export async function writeBlock(docPath: string, block: string, markers: { begin: string; end: string } = { begin: MARKER_BEGIN, end: MARKER_END }): Promise<'replaced' | 'appended'> {
   const doc = await readFile(docPath, 'utf8');
-  const begin = doc.indexOf(MARKER_BEGIN);
-  const end = doc.indexOf(MARKER_END);
-  const content = `${MARKER_BEGIN}\n${block.trim()}\n${MARKER_END}`;
+  const begin = doc.indexOf(markers.begin);
+  const end = doc.indexOf(markers.end);
+  const content = `${markers.begin}\n${block.trim()}\n${markers.end}`;
   if (begin >= 0 && end > begin) {
-    await writeFile(docPath, `${doc.slice(0, begin)}${content}${doc.slice(end + MARKER_END.length)}`);
+    await writeFile(docPath, `${doc.slice(0, begin)}${content}${doc.slice(end + markers.end.length)}`);
     return 'replaced';
   }
   await writeFile(docPath, `${doc.trimEnd()}\n\n${content}\n`);

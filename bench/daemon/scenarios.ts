@@ -117,7 +117,7 @@ async function writeTrial(manager: Manager & WatchedDirectory, reports: ReportSo
 }
 
 /** Adds the manager's own log to a failure: a timeout alone says little. */
-async function withDiagnostics<T>(manager: Manager, work: Promise<T>): Promise<T> {
+export async function withDiagnostics<T>(manager: Manager, work: Promise<T>): Promise<T> {
   try {
     return await work;
   } catch (error) {

@@ -29,6 +29,12 @@ spec:
 `;
 }
 
+/** What a scenario adds to the daemon (bench/flags.ts: a database): environment variables and flags. */
+export interface PmExtras {
+  env?: Readonly<Record<string, string>>;
+  args?: readonly string[];
+}
+
 export class PmManager implements Manager, WatchedDirectory {
   readonly name = 'pm';
   readonly settings = 'one manifest per process: restartPolicy {policy: always, backoff: {initialSeconds: 0}, circuitBreaker: {enabled: false}}, minReadySeconds: 0';
@@ -36,34 +42,37 @@ export class PmManager implements Manager, WatchedDirectory {
   readonly #dir: string;
   readonly #manifests: string;
   readonly #cli: string;
+  readonly #extras: PmExtras;
   #daemon: Background | undefined;
   #stopped: Promise<void> | undefined;
 
-  private constructor(context: ManagerContext, cli: string, version: string) {
+  private constructor(context: ManagerContext, cli: string, version: string, extras: PmExtras) {
     this.#dir = context.dir;
     this.#cli = cli;
+    this.#extras = extras;
     this.#manifests = join(context.dir, 'manifests');
     this.version = version;
   }
 
-  static async create(context: ManagerContext, cli = DEFAULT_CLI): Promise<PmManager> {
+  static async create(context: ManagerContext, cli = DEFAULT_CLI, extras: PmExtras = {}): Promise<PmManager> {
     if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`npm run build\` first`);
     const version = (JSON.parse(await readFile(PACKAGE, 'utf8')) as { version: string }).version;
-    return new PmManager(context, cli, version);
+    return new PmManager(context, cli, version, extras);
   }
 
   /** The daemon's command line (shown in the report). */
-  static commandLine(cli = 'dist/cli/main.js'): string {
-    return `node ${cli} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop --log-level warn`;
+  static commandLine(cli = 'dist/cli/main.js', args: readonly string[] = []): string {
+    return `node ${cli} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop --log-level warn${args.map((a) => ` ${a}`).join('')}`;
   }
 
   async start(processes: ProcessSpec[]): Promise<void> {
     await mkdir(this.#manifests, { recursive: true });
     await Promise.all(processes.map((p) => writeFile(join(this.#manifests, `${p.name}.yaml`), pmManifest(p))));
-    // No PM_* variable and no config file of the user running the bench: flags only.
+    // No PM_* variable and no config file of the user running the bench: flags and extras only.
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PM_')));
     env.XDG_CONFIG_HOME = join(this.#dir, 'xdg-config');
-    const argv = [process.execPath, this.#cli, 'daemon', '-f', this.#manifests, '--state-dir', join(this.#dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', '--log-level', 'warn'];
+    Object.assign(env, this.#extras.env);
+    const argv = [process.execPath, this.#cli, 'daemon', '-f', this.#manifests, '--state-dir', join(this.#dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', '--log-level', 'warn', ...(this.#extras.args ?? [])];
     this.#daemon = await Background.start(argv, { env, cwd: this.#dir, logFile: join(this.#dir, 'daemon.log') });
   }
 
