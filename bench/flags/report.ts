@@ -42,7 +42,7 @@ export function renderReport(r: FlagsReport): string {
     `- machine: ${r.machine.cores} × ${r.machine.cpu}; ${r.machine.os}, ${r.machine.kernel}; Node ${r.machine.node}`,
     `- load average (1, 5, 15 min): ${r.loadAtStart} at the start, ${r.loadAtEnd} at the end`,
     `- database: ${r.postgres}, a throwaway cluster on the same machine (fsync off, autovacuum off), scram password over TCP 127.0.0.1; one database per daemon, each migrated by \`pm db migrate\``,
-    `- pm: \`PM_DATABASE_URL=postgres://pm_test@127.0.0.1:PORT/DB PGPASSWORD=… ${r.daemonCommand}\`; ${r.manifestSettings}`,
+    `- pm: \`PM_DATABASE_URL=postgres://pm_test@127.0.0.1:PORT/DB PGPASSWORD=… ${r.daemonCommand}\` (S: 3600 with NOTIFY, ${r.latency.pollSeconds} polling only; left out in (b): the default, 5); ${r.manifestSettings}`,
     `- child: bench/daemon/reporter.c (${r.binary.linkage} build)`,
     '',
     `**(a) flag written → restart begun.** t0 right before \`INSERT INTO pm.flags (process, action) VALUES ('${FLAG_PROCESS}', 'restart')\` is sent (the writer's own connection, already open) → the replacement of \`${FLAG_PROCESS}\` has connected. Two daemons side by side, a database each; ${a.trials} trials per mode after ${a.warmup} not counted, modes alternated in blocks of ${a.block}; after each trial the old child's exit and the row's \`result = ok\` are awaited, then a pause of ${a.settleMs}–${2 * a.settleMs} ms (NOTIFY) or ${a.settleMs}–${a.settleMs + a.pollSeconds * 1000} ms (polling: flags meet the poll loop at every phase).`,
@@ -71,7 +71,7 @@ export function renderReport(r: FlagsReport): string {
     `| statements from any other session in that database | ${b.result.otherStatements} |`,
     `| rolled-back transactions | ${b.result.rollbacks} |`,
     `| daemon CPU (\`/proc/PID/stat\` utime + stime) | ${b.result.cpuPercent.toFixed(2)} % of one CPU (${b.result.cpuSeconds.toFixed(2)} s) |`,
-    `| daemon RSS at the start / end / most of the window | ${mib(b.result.rssKiB.start)} / ${mib(b.result.rssKiB.end)} / ${mib(b.result.rssKiB.max)} |`,
+    `| daemon RSS at the start / end / highest in the window | ${mib(b.result.rssKiB.start)} / ${mib(b.result.rssKiB.end)} / ${mib(b.result.rssKiB.max)} |`,
     ...(b.stopMs === undefined ? [] : [`| then: SIGTERM to the daemon (\`--shutdown stop\`) → it exited, every process stopped | ${formatMs(b.stopMs)} |`]),
   ];
   return lines.join('\n');
