@@ -7,7 +7,7 @@ import pg from 'pg';
 import { loadConfig } from '../config/index.js';
 import type { ControlVerb } from '../daemon/api.js';
 import { classifyDatabaseError } from '../db/errors.js';
-import { poolOptions, resolveDatabaseSettings } from '../db/settings.js';
+import { poolOptions, databaseSettingsFromConfig } from '../db/settings.js';
 import { ExitCode } from '../errors.js';
 import { findDaemon } from '../server/client.js';
 import type { Cli } from './command.js';
@@ -27,15 +27,7 @@ export interface FlagRequestOutcome {
 export async function requestByFlag(cli: Cli, verb: ControlVerb, names: readonly string[]): Promise<FlagRequestOutcome | undefined> {
   const { config } = await loadConfig({ env: cli.env, flags: {}, cwd: cli.cwd });
   if (config.databaseUrl === undefined) return undefined;
-  const settings = await resolveDatabaseSettings(
-    {
-      url: config.databaseUrl,
-      ...(config.databasePasswordFile !== undefined && { passwordFile: config.databasePasswordFile }),
-      ...(config.databaseSslMode !== undefined && { sslMode: config.databaseSslMode }),
-      ...(config.databaseSslRootCert !== undefined && { sslRootCert: config.databaseSslRootCert }),
-    },
-    cli.env,
-  );
+  const settings = await databaseSettingsFromConfig(config, cli.env);
   const client = new pg.Client({
     ...poolOptions(settings),
     connectionTimeoutMillis: config.databaseConnectTimeoutMs,

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { PmConfig } from '../config/index.js';
 import { Database } from '../db/connection.js';
 import { checkSchema } from '../db/migrate.js';
-import { resolveDatabaseSettings } from '../db/settings.js';
+import { databaseSettingsFromConfig } from '../db/settings.js';
 import { PostgresFlags } from '../flags/postgres.js';
 import { Shipper, spoolSources } from '../store/shipper.js';
 import { hostname } from 'node:os';
@@ -23,15 +23,7 @@ export async function connectDatabase(
   deps: { supervisor: Supervisor; log: Logger; env: NodeJS.ProcessEnv; redactor: { add(value: string): void } },
 ): Promise<DaemonDatabase | undefined> {
   if (config.databaseUrl === undefined) return undefined;
-  const settings = await resolveDatabaseSettings(
-    {
-      url: config.databaseUrl,
-      ...(config.databasePasswordFile !== undefined && { passwordFile: config.databasePasswordFile }),
-      ...(config.databaseSslMode !== undefined && { sslMode: config.databaseSslMode }),
-      ...(config.databaseSslRootCert !== undefined && { sslRootCert: config.databaseSslRootCert }),
-    },
-    deps.env,
-  );
+  const settings = await databaseSettingsFromConfig(config, deps.env);
   if (settings.password) deps.redactor.add(settings.password);
   const log = deps.log.child({ database: settings.display });
   const db = new Database(settings, {

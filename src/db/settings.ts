@@ -65,6 +65,23 @@ export async function resolveDatabaseSettings(input: DatabaseInput, env: NodeJS.
   return { host, port, database, user, sslMode, display, ...(password && { password }), ...(ca && { ca }) };
 }
 
+/** The database the daemon's config names (databaseUrl, or `url` given instead), with its password file and TLS keys. */
+export function databaseSettingsFromConfig(
+  config: { databaseUrl?: string; databasePasswordFile?: string; databaseSslMode?: SslMode; databaseSslRootCert?: string },
+  env: NodeJS.ProcessEnv,
+  url = config.databaseUrl,
+): Promise<DatabaseSettings> {
+  return resolveDatabaseSettings(
+    {
+      url: url ?? '',
+      ...(config.databasePasswordFile !== undefined && { passwordFile: config.databasePasswordFile }),
+      ...(config.databaseSslMode !== undefined && { sslMode: config.databaseSslMode }),
+      ...(config.databaseSslRootCert !== undefined && { sslRootCert: config.databaseSslRootCert }),
+    },
+    env,
+  );
+}
+
 /** The settings as node-postgres takes them; TLS by sslmode, as libpq reads it. */
 export function poolOptions(settings: DatabaseSettings): { host: string; port: number; database: string; user: string; password?: string; ssl: false | { rejectUnauthorized: boolean; ca?: string; checkServerIdentity?: () => undefined } } {
   return {

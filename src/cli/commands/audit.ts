@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { loadConfig } from '../../config/index.js';
 import { classifyDatabaseError, DatabaseError } from '../../db/errors.js';
-import { poolOptions, resolveDatabaseSettings, type DatabaseSettings } from '../../db/settings.js';
+import { poolOptions, databaseSettingsFromConfig, type DatabaseSettings } from '../../db/settings.js';
 import { ExitCode, PmError, UsageError } from '../../errors.js';
 import { FileStore } from '../../store/file-store.js';
 import type { AuditEntry } from '../../store/records.js';
@@ -97,15 +97,7 @@ export async function configuredDatabase(values: Values, cli: Cli): Promise<Conf
   const file = stringOption(values, 'config');
   const { config } = await loadConfig({ ...(file !== undefined && { file }), env: cli.env, flags: values, cwd: cli.cwd });
   if (config.databaseUrl === undefined || config.databaseUrl === '') return undefined;
-  const settings = await resolveDatabaseSettings(
-    {
-      url: config.databaseUrl,
-      ...(config.databasePasswordFile !== undefined && { passwordFile: config.databasePasswordFile }),
-      ...(config.databaseSslMode !== undefined && { sslMode: config.databaseSslMode }),
-      ...(config.databaseSslRootCert !== undefined && { sslRootCert: config.databaseSslRootCert }),
-    },
-    cli.env,
-  );
+  const settings = await databaseSettingsFromConfig(config, cli.env);
   return { settings, connectTimeoutMs: config.databaseConnectTimeoutMs, statementTimeoutMs: config.databaseStatementTimeoutMs };
 }
 

@@ -5,7 +5,7 @@ import { ExitCode, PmError, UsageError } from '../../errors.js';
 import { classifyDatabaseError } from '../../db/errors.js';
 import { appliedMigrations, migrate, pendingMigrations, planMigrations, schemaVersion } from '../../db/migrate.js';
 import { LATEST_VERSION, MIGRATIONS } from '../../db/migrations.js';
-import { poolOptions, resolveDatabaseSettings, type DatabaseSettings } from '../../db/settings.js';
+import { databaseSettingsFromConfig, poolOptions, type DatabaseSettings } from '../../db/settings.js';
 import { formatTable } from '../output/table.js';
 import { stringOption, type Cli, type Command, type Values } from '../command.js';
 import { loadConfig } from '../../config/index.js';
@@ -136,15 +136,7 @@ async function databaseSettings(values: Values, cli: Cli): Promise<DatabaseSetti
   if (url === undefined || url === '') {
     throw new UsageError('no database given', 'pass --database-url postgres://USER@HOST:PORT/DATABASE, or set databaseUrl in the config file or PM_DATABASE_URL (postgres:// alone takes everything from PGHOST, PGPORT, PGUSER, PGDATABASE)');
   }
-  return resolveDatabaseSettings(
-    {
-      url,
-      ...(config.databasePasswordFile !== undefined && { passwordFile: config.databasePasswordFile }),
-      ...(config.databaseSslMode !== undefined && { sslMode: config.databaseSslMode }),
-      ...(config.databaseSslRootCert !== undefined && { sslRootCert: config.databaseSslRootCert }),
-    },
-    cli.env,
-  );
+  return databaseSettingsFromConfig(config, cli.env, url);
 }
 
 /** One connection with timeouts, closed whatever happens; driver errors become pm's typed ones. */
