@@ -1,6 +1,7 @@
 // With a database configured, pm restart / pause / resume / reset are flags like any other
 // system's: a row in pm.flags (so the request is on record there, by whom and when), handled by the
-// daemon through NOTIFY. The command waits for the row to be handled and says what came of it.
+// daemon through NOTIFY. The command waits for the row to be handled and says what came of it. The
+// rows are addressed to this host (hostName): the daemon on this state directory is the one asked.
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -40,7 +41,7 @@ export async function requestByFlag(cli: Cli, verb: ControlVerb, names: readonly
     await client.connect();
     const ids: string[] = [];
     for (const name of names) {
-      const { rows } = await client.query<{ id: string }>('INSERT INTO pm.flags (process, action, requested_by) VALUES ($1, $2, $3) RETURNING id::text AS id', [name, verb, actor()]);
+      const { rows } = await client.query<{ id: string }>('INSERT INTO pm.flags (process, action, requested_by, host) VALUES ($1, $2, $3, $4) RETURNING id::text AS id', [name, verb, actor(), config.hostName]);
       ids.push((rows[0] as { id: string }).id);
     }
     cli.stdout.write(`${verb} requested in ${settings.display} (pm.flags ${ids.join(', ')})\n`);

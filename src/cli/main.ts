@@ -21,6 +21,7 @@ const commandLoaders: Record<string, () => Promise<Command>> = {
   db: async () => (await import('./commands/db.js')).dbCommand,
   audit: async () => (await import('./commands/audit.js')).auditCommand,
   events: async () => (await import('./commands/events.js')).eventsCommand,
+  history: async () => (await import('./commands/history.js')).historyCommand,
 };
 
 function version(): string {

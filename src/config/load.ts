@@ -1,7 +1,7 @@
 // Builds the effective daemon config from four layers, lowest first: schema defaults < config file
 // < PM_* environment variables < flags. All or nothing: loadConfig returns a complete, validated
 // config, or throws a ConfigError listing every problem (so a refused reload changes nothing).
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ErrorObject } from 'ajv';
 import { ConfigError, type ConfigIssue } from './errors.js';
@@ -9,8 +9,8 @@ import { parseConfigFile, readConfigText } from './file.js';
 import { configKeys, configValidator, type ConfigKey, type KeySpec } from './schema.js';
 import type { PmConfigFile } from './types.generated.js';
 
-/** The effective config: the file's shape with every default filled in, stateDir included. */
-export type PmConfig = PmConfigFile & { stateDir: string };
+/** The effective config: the file's shape with every default filled in, stateDir and hostName included. */
+export type PmConfig = PmConfigFile & { stateDir: string; hostName: string };
 
 export type ConfigSourceKind = 'default' | 'file' | 'env' | 'flag';
 
@@ -141,6 +141,9 @@ export async function loadConfig(options: LoadConfigOptions): Promise<LoadedConf
     } else if (spec.key === 'stateDir') {
       merged.stateDir = stateDirDefault.value;
       sources.stateDir = { source: 'default', detail: stateDirDefault.detail };
+    } else if (spec.key === 'hostName') {
+      merged.hostName = hostname();
+      sources.hostName = { source: 'default', detail: 'the machine\'s host name' };
     } else {
       sources[spec.key] = { source: 'default', detail: spec.default === undefined ? 'not set' : 'schema' };
     }

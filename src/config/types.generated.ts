@@ -85,4 +85,8 @@ export interface PmConfigFile {
    * How often the daemon also polls the flags table, in seconds: the fallback that catches a flag whose notification was missed (written while the daemon was disconnected, say). Env PM_FLAG_POLL_SECONDS, flag --flag-poll-seconds.
    */
   flagPollSeconds: number;
+  /**
+   * This pm's name in a shared database: the host column of pm.audit, pm.events and pm.history, the host a flag may be addressed to (pm.flags.host) and its row in pm.daemons. Default: the machine's host name. Give each daemon sharing one database its own. Env PM_HOST_NAME, flag --host-name.
+   */
+  hostName?: string;
 }

@@ -91,6 +91,7 @@ export type EventType =
   | 'ConfigRejected'
   | 'FlagHandled'
   | 'FlagIgnored'
+  | 'HostNameConflict'
   | 'DatabaseDown'
   | 'DatabaseUp';
 

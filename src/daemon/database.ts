@@ -9,7 +9,7 @@ import { checkSchema } from '../db/migrate.js';
 import { databaseSettingsFromConfig } from '../db/settings.js';
 import { PostgresFlags } from '../flags/postgres.js';
 import { Shipper, spoolSources } from '../store/shipper.js';
-import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
 import type { Supervisor } from './supervisor.js';
 
 export interface DaemonDatabase {
@@ -20,7 +20,7 @@ export interface DaemonDatabase {
 
 export async function connectDatabase(
   config: PmConfig,
-  deps: { supervisor: Supervisor; log: Logger; env: NodeJS.ProcessEnv; redactor: { add(value: string): void } },
+  deps: { supervisor: Supervisor; log: Logger; env: NodeJS.ProcessEnv; redactor: { add(value: string): void }; version: string },
 ): Promise<DaemonDatabase | undefined> {
   if (config.databaseUrl === undefined) return undefined;
   const settings = await databaseSettingsFromConfig(config, deps.env);
@@ -57,12 +57,24 @@ export async function connectDatabase(
 
   let lastDrainError: string | undefined;
   const flags = new PostgresFlags(db, {
+    registration: { host: config.hostName, instance: randomUUID(), pid: process.pid, version: deps.version, startedAt: new Date() },
+    declared: () => deps.supervisor.declaredNames(),
+    onHostConflict: (other) =>
+      deps.supervisor.daemonEvent(
+        'HostNameConflict',
+        'warning',
+        `another pm daemon (pid ${other.pid} on its machine, seen ${other.seenAt.toISOString()}) is registered in pm.daemons as "${config.hostName}": flags addressed to that host go to either; give each daemon its own hostName`,
+      ),
     pollSeconds: config.flagPollSeconds,
     handle: (verb, process, actor) => deps.supervisor.control(verb, process, actor),
     report: (row, outcome) => {
       const what = `flag ${row.id} (${row.action} by ${row.requested_by}): ${outcome.result}: ${outcome.message}`;
-      if (outcome.result === 'ignored') deps.supervisor.daemonEvent('FlagIgnored', 'warning', what);
-      else deps.supervisor.processEvent(row.process, outcome.result === 'ok' ? 'FlagHandled' : 'FlagIgnored', outcome.result === 'ok' ? 'normal' : 'warning', what);
+      if (outcome.result === 'ignored') {
+        deps.supervisor.daemonEvent('FlagIgnored', 'warning', what);
+        return;
+      }
+      deps.supervisor.processEvent(row.process, outcome.result === 'ok' ? 'FlagHandled' : 'FlagIgnored', outcome.result === 'ok' ? 'normal' : 'warning', what);
+      deps.supervisor.recordHistory(row.process, 'flag', { flag: Number(row.id), action: row.action, requestedBy: row.requested_by, result: outcome.result, message: outcome.message });
     },
     onError: (error) => {
       // Logged once per distinct failure: while the database is down every poll fails alike.
@@ -72,14 +84,19 @@ export async function connectDatabase(
     },
   });
   flags.start();
+  // A process newly declared may have flags waiting for it (addressed to no host, left for a pm that declares it).
+  const unsubscribe = deps.supervisor.events.subscribe((event) => {
+    if (event.type === 'ManifestsAccepted') void flags.kick();
+  });
   // Audit and events are written locally first (the spool); the shipper forwards them, exactly once.
-  const shipper = new Shipper(db, { host: hostname(), stateDir: config.stateDir, sources: spoolSources(config.stateDir), log: log.child({ component: 'shipper' }) });
+  const shipper = new Shipper(db, { host: config.hostName, stateDir: config.stateDir, sources: spoolSources(config.stateDir), log: log.child({ component: 'shipper' }) });
   shipper.start();
 
   return {
     display: settings.display,
     health: () => db.health(),
     close: async () => {
+      unsubscribe();
       await flags.stop();
       await shipper.close();
       await db.close();

@@ -15,6 +15,7 @@ import { removeDaemonFile, writeDaemonFile, type DaemonEndpoint } from '../serve
 import { startServer, type RunningServer } from '../server/http.js';
 import { DaemonMetrics } from '../server/metrics.js';
 import { FileStore } from '../store/file-store.js';
+import { HISTORY_SPOOL_FILE } from '../store/history.js';
 import { EVENTS_SPOOL_FILE, Journal } from '../store/journal.js';
 import { DaemonApiAdapter, type ApiContext } from './api-adapter.js';
 import { DesiredSources } from './desired.js';
@@ -104,16 +105,22 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       }
     });
 
-    // Every event also goes to STATE/events.jsonl: `pm events` reads it, and with a database the
-    // shipper forwards it (the file is the spool that survives an outage).
-    const eventSpool = await Journal.open(path.join(store.dir, EVENTS_SPOOL_FILE));
-    const stopSpooling = supervisor.events.subscribe((event) => {
-      eventSpool.append([event]).catch((error: unknown) => log.warn({ err: error }, `event not written to ${eventSpool.path}: ${(error as Error).message}`));
-    });
-    cleanups.push(async () => {
-      stopSpooling();
-      await eventSpool.flush();
-    });
+    // Every event and history entry also goes to STATE/events.jsonl and STATE/history.jsonl: pm
+    // events and pm history read them, and with a database the shipper forwards them (the files are
+    // the spool that survives an outage).
+    for (const [file, feed] of [
+      [EVENTS_SPOOL_FILE, supervisor.events],
+      [HISTORY_SPOOL_FILE, supervisor.history],
+    ] as const) {
+      const spool = await Journal.open(path.join(store.dir, file));
+      const unsubscribe = feed.subscribe((entry: object) => {
+        spool.append([entry]).catch((error: unknown) => log.warn({ err: error }, `not written to ${spool.path}: ${(error as Error).message}`));
+      });
+      cleanups.push(async () => {
+        unsubscribe();
+        await spool.flush();
+      });
+    }
 
     const context: ApiContext = { version: options.version, manifests, log, reloadManifests };
     const api = new DaemonApiAdapter(supervisor, context);
@@ -122,7 +129,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     await reloadManifests();
     // Loaded only when a database is configured: without one pm works as before and loads no pg.
-    const database = config.databaseUrl === undefined ? undefined : await (await import('./database.js')).connectDatabase(config, { supervisor, log, env: process.env, redactor });
+    const database = config.databaseUrl === undefined ? undefined : await (await import('./database.js')).connectDatabase(config, { supervisor, log, env: process.env, redactor, version: options.version });
     if (database) {
       cleanups.push(() => database.close());
       context.database = () => ({ ...database.health(), display: database.display });
@@ -218,7 +225,7 @@ interface ManifestState {
 }
 
 /** Settings read once at start. */
-const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile', 'databaseUrl', 'databasePasswordFile', 'databaseSslMode', 'databaseSslRootCert', 'databasePoolSize', 'databaseConnectTimeoutMs', 'databaseStatementTimeoutMs', 'flagPollSeconds']);
+const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile', 'databaseUrl', 'databasePasswordFile', 'databaseSslMode', 'databaseSslRootCert', 'databasePoolSize', 'databaseConnectTimeoutMs', 'databaseStatementTimeoutMs', 'flagPollSeconds', 'hostName']);
 
 /** One run at a time; calls during a run coalesce into one more run after it. */
 function serialized(task: () => Promise<void>): () => Promise<void> {

@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Driver, ExitStatus, Observation, ProcessHandle } from '../drivers/driver.js';
 import type { DesiredProcess, DesiredSet, Hook } from '../manifest/types.js';
 import type { FileStore } from '../store/file-store.js';
+import { HistoryFeed, type HistoryEntry, type HistoryKind } from '../store/history.js';
 import type { AuditEntry, ProcessRecord } from '../store/records.js';
 import { prepareStart, probeIdentity, type Prepared } from '../apply/preflight.js';
 import { withRecordedExit } from '../cli/state.js';
@@ -64,6 +65,8 @@ interface Waiting {
 
 export class Supervisor {
   readonly events = new EventLog();
+  /** Structured facts of each process's life, for STATE/history.jsonl and pm.history. */
+  readonly history = new HistoryFeed();
   readonly controller: Controller;
   readonly #store: FileStore;
   readonly #driver: SupervisorOptions['driver'];
@@ -355,6 +358,7 @@ export class Supervisor {
           return {};
         }
         this.#event(name, 'Restarting', 'normal', describeReason(decision.reason, decision.changes));
+        this.#history(name, 'restart', { strategy: 'stop-start', reason: describeReason(decision.reason, decision.changes) });
         await this.#stopInstance(name, describeReason(decision.reason, decision.changes));
         return this.#start(name, proc, decision.reason, { trial: false, deliberate: true, automatic: false });
     }
@@ -469,6 +473,7 @@ export class Supervisor {
     // record. The spawn is done: this wait costs the replacement nothing.
     await this.#put(record);
     this.#event(name, 'Started', 'normal', `pid ${handle.pid}: ${describeReason(reason)}${how.trial ? ' (circuit breaker trial)' : ''}`);
+    this.#history(name, 'start', { result: 'ok', pid: handle.pid, reason: describeReason(reason), trial: how.trial });
     const postStart = proc.manifest.spec.hooks.postStart;
     this.#waiting.delete(name);
     const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), postStart ? 'postStart hook' : undefined);
@@ -509,6 +514,7 @@ export class Supervisor {
     this.#put({ ...previous, lastError: message, failedManifest: manifestDigest(proc.manifest), backoff, breaker: breaker.state });
     if (breaker.transition) this.#breakerEvent(name, breaker.transition);
     this.#event(name, 'StartFailed', 'warning', message);
+    this.#history(name, 'start', { result: 'failed', reason: describeReason(reason), error: message });
     await this.#audit('start', name, describeReason(reason), 'failed', begin, error);
     const wait = remainingMs(backoff, cfg.backoff, now);
     this.#waiting.set(name, { phase: 'BackOff', detail: `start failed: ${message}; next start in ${formatMs(wait)}` });
@@ -611,11 +617,13 @@ export class Supervisor {
     const verdict = exitVerdict(exit);
     const restarts = policyRestarts(manifest, exit);
     let next: ProcessRecord = { ...record, lastExit: exit };
+    // Told after the exit that caused it.
+    let transition: BreakerTransition | undefined;
     if (restarts) {
       const backoff = backoffFailure(record.backoff ?? emptyBackoff(), cfg.backoff, { startedAt, endedAt: exit.at, jitter01: this.#random() });
       const breaker = breakerFailure(record.breaker ?? closedBreaker(), cfg.circuitBreaker, exit.at);
       next = { ...next, backoff, breaker: breaker.state };
-      if (breaker.transition) this.#breakerEvent(name, breaker.transition);
+      transition = breaker.transition;
     } else if (verdict === 'succeeded' && manifest.spec.type === 'oneshot') {
       this.#applyBreaker(name, recordSuccess(record.breaker ?? closedBreaker(), cfg.circuitBreaker, exit.at), next);
       next = this.#records.get(name) ?? next;
@@ -626,6 +634,8 @@ export class Supervisor {
     if (restarts) this.#waiting.set(name, { phase: 'BackOff', detail: `${describeExit(exit)}; restarting (restartPolicy ${cfg.policy})` });
     const completed = verdict === 'succeeded' && manifest.spec.type === 'oneshot';
     this.#event(name, completed ? 'Completed' : 'Exited', completed || !restarts ? 'normal' : 'warning', `${describeExit(exit)}${restarts ? `; restartPolicy ${cfg.policy}` : ''}`);
+    this.#history(name, 'exit', { code: exit.code, signal: exit.signal, known: exit.known, verdict, restart: restarts, ...(startedAt > 0 && { ranMs: Math.max(0, exit.at - startedAt) }) });
+    if (transition) this.#breakerEvent(name, transition);
   }
 
   #readiness(name: string, instance: Instance, ready: boolean, detail: string): void {
@@ -688,6 +698,7 @@ export class Supervisor {
     const latest = this.#records.get(name) ?? record;
     this.#put({ ...latest, ...(exit && { lastExit: exit }) });
     this.#event(name, 'Stopped', 'normal', why);
+    this.#history(name, 'stop', { reason: why, ...(exit && { code: exit.code, signal: exit.signal, known: exit.known }) });
     await this.#audit('stop', name, why, 'ok', begin);
     this.enqueue(this.#dependents.get(name) ?? []);
   }
@@ -733,6 +744,7 @@ export class Supervisor {
       next = { ...next, restartedAt: iso, starts: next.starts + 1 };
       this.#put(next);
       this.#event(name, 'ScriptRan', 'normal', `restart script succeeded in ${result.durationMs} ms: ${describeReason(reason)}`);
+      this.#history(name, 'restart', { strategy: 'script', reason: describeReason(reason), result: 'ok', durationMs: result.durationMs });
       await this.#audit('restart-script', name, describeReason(reason), 'ok', begin);
     } else {
       const cfg = proc.manifest.spec.restartPolicy;
@@ -742,6 +754,7 @@ export class Supervisor {
       const message = this.#redactor.redact(describeHookFailure('restartScript', result));
       next = { ...next, restartError: message };
       this.#event(name, 'ScriptFailed', 'warning', message);
+      this.#history(name, 'restart', { strategy: 'script', reason: describeReason(reason), result: 'failed', error: message });
       await this.#audit('restart-script', name, describeReason(reason), 'failed', begin, new Error(message));
     }
     this.#put(next);
@@ -773,6 +786,7 @@ export class Supervisor {
     const type: EventType = t.to === 'open' ? 'BreakerOpened' : t.to === 'half-open' ? 'BreakerHalfOpen' : 'BreakerClosed';
     const retry = t.retryAt !== undefined ? `; a trial start at ${new Date(t.retryAt).toISOString()}` : '';
     this.#event(name, type, t.to === 'open' ? 'warning' : 'normal', `circuit breaker ${t.from} → ${t.to} (${t.reason}, ${t.failures} failures in the window)${retry}`);
+    this.#history(name, 'breaker', { from: t.from, to: t.to, reason: t.reason, failures: t.failures, ...(t.retryAt !== undefined && { retryAt: new Date(t.retryAt).toISOString() }) });
     void this.#audit('breaker', name, `${t.from} → ${t.to}: ${t.reason}`, 'ok', t.at);
   }
 
@@ -860,6 +874,22 @@ export class Supervisor {
   /** An event about one process from the daemon's other parts (database flags). */
   processEvent(process: string, type: EventType, severity: DaemonEvent['severity'], message: string): void {
     this.#event(process, type, severity, message);
+  }
+
+  /** The names the manifests declare now (watched directory and API applies). */
+  declaredNames(): string[] {
+    return this.#sources.names();
+  }
+
+  /** A history entry from the daemon's other parts (database flags). */
+  recordHistory(process: string, kind: HistoryKind, detail: HistoryEntry['detail']): void {
+    this.#history(process, kind, detail);
+  }
+
+  #history(process: string, kind: HistoryKind, detail: HistoryEntry['detail']): void {
+    // Error texts quote what a process printed or was given: no secret may reach the history.
+    const redacted = Object.fromEntries(Object.entries(detail).map(([key, value]) => [key, typeof value === 'string' ? this.#redactor.redact(value) : value]));
+    this.history.record({ time: new Date(this.#now()).toISOString(), process, kind, detail: redacted });
   }
 
   /** Daemon-wide events (manifests, config) from the daemon's other parts. */

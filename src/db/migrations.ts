@@ -3,6 +3,7 @@
 // a migration that has been released: add the next one. Every name is schema-qualified (pm.…), so
 // no migration depends on the connection's search_path.
 import { SPOOL_MIGRATION } from './migrations-2.js';
+import { FLEET_MIGRATION } from './migrations-3.js';
 
 export interface Migration {
   /** 1, 2, 3 …: applied in order; the highest applied is the database's schema version. */
@@ -155,7 +156,7 @@ COMMENT ON COLUMN pm.history.kind IS 'start, exit, restart, breaker or flag.';
 COMMENT ON COLUMN pm.history.detail IS 'Kind-specific fields as JSON, e.g. {"code": 1} for an exit, {"flag": 42} for a flag.';
 `;
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: INITIAL_SQL }, SPOOL_MIGRATION];
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: INITIAL_SQL }, SPOOL_MIGRATION, FLEET_MIGRATION];
 
 /** The schema version this pm knows and needs. */
 export const LATEST_VERSION: number = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0);

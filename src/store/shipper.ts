@@ -7,8 +7,8 @@
 // transaction: a crash between COMMIT and the cursor write, or a COMMIT whose answer is lost with
 // the connection, sends the same batch again. pm.audit and pm.events (migration 1) have no column
 // that could recognise a line sent twice, and comparing whole rows cannot tell a repeat from two
-// identical entries made in the same millisecond. So migration 2 (src/db/migrations-2.ts) gives
-// each row its spool (the file's identity) and spool_offset (its line's byte offset), unique with
+// identical entries made in the same millisecond. So migration 2 (src/db/migrations-2.ts; 3 for
+// pm.history) gives each row its spool (the file's identity) and spool_offset (its line's byte offset), unique with
 // the host: a repeat is an INSERT … ON CONFLICT DO NOTHING that inserts nothing. That identity
 // also stands in for a cursor row in the database: the rows themselves say how far a file got.
 //
@@ -24,10 +24,12 @@ import { join } from 'node:path';
 import { isConnectionLoss, type Database } from '../db/connection.js';
 import { ExitCode, PmError } from '../errors.js';
 import { writeFileAtomic } from './atomic.js';
+import { HISTORY_SPOOL_FILE, isHistoryEntry } from './history.js';
 import { AUDIT_SPOOL_FILE, EVENTS_SPOOL_FILE, readLinesFrom, type JournalLine } from './journal.js';
 
-export type SpoolName = 'audit' | 'events';
-export type SpoolTable = 'audit' | 'events';
+export type SpoolName = 'audit' | 'events' | 'history';
+export type SpoolTable = 'audit' | 'events' | 'history';
+const SPOOL_NAMES: readonly SpoolName[] = ['audit', 'events', 'history'];
 
 /** Each table's columns, in the order toRow returns them (the Shipper adds spool and spool_offset). */
 export const TABLE_COLUMNS = {
@@ -50,6 +52,13 @@ export const TABLE_COLUMNS = {
     ['process', 'text'],
     ['severity', 'text'],
     ['message', 'text'],
+  ],
+  history: [
+    ['time', 'timestamptz'],
+    ['host', 'text'],
+    ['process', 'text'],
+    ['kind', 'text'],
+    ['detail', 'jsonb'],
   ],
 } as const satisfies Record<SpoolTable, readonly (readonly [string, string])[]>;
 
@@ -126,11 +135,12 @@ interface CompiledOptions {
 
 const silent: ShipperLogger = { info: () => undefined, warn: () => undefined };
 
-/** The two spool files of a state directory, with the rows pm.audit and pm.events take. */
+/** The spool files of a state directory, with the rows pm.audit, pm.events and pm.history take. */
 export function spoolSources(stateDir: string): ShipperSource[] {
   return [
     { name: 'audit', path: join(stateDir, AUDIT_SPOOL_FILE), table: 'audit', toRow: auditRow },
     { name: 'events', path: join(stateDir, EVENTS_SPOOL_FILE), table: 'events', toRow: eventRow },
+    { name: 'history', path: join(stateDir, HISTORY_SPOOL_FILE), table: 'history', toRow: historyRow },
   ];
 }
 
@@ -396,6 +406,18 @@ export function eventRow(value: unknown, host: string): unknown[] | undefined {
   return [time, host, type, text(event.process) ?? null, severity, message];
 }
 
+/** A history entry (src/store/history.ts) as a pm.history row; detail goes as JSON text, cast to jsonb. */
+export function historyRow(value: unknown, host: string): unknown[] | undefined {
+  if (!isHistoryEntry(value)) return undefined;
+  const time = timestamp(value.time);
+  const process = text(value.process);
+  const kind = text(value.kind);
+  if (time === undefined || process === undefined || kind === undefined) return undefined;
+  // jsonb refuses \u0000 in a string, as text refuses NUL.
+  const detail = Object.fromEntries(Object.entries(value.detail).map(([key, v]) => [text(key) ?? key, typeof v === 'string' ? text(v) : v]));
+  return [time, host, process, kind, JSON.stringify(detail)];
+}
+
 function rowOf(source: ShipperSource, value: unknown, host: string): unknown[] | undefined {
   try {
     return source.toRow(value, host);
@@ -468,8 +490,8 @@ async function loadCursors(path: string, log: ShipperLogger): Promise<Map<SpoolN
     const parsed = JSON.parse(text) as { version?: unknown; sources?: Record<string, Partial<Cursor>> };
     if (parsed.version !== 1 || typeof parsed.sources !== 'object' || parsed.sources === null) throw new Error('not a version 1 cursor file');
     for (const [name, c] of Object.entries(parsed.sources)) {
-      if ((name === 'audit' || name === 'events') && typeof c.file === 'string' && typeof c.head === 'string' && Number.isSafeInteger(c.offset) && (c.offset as number) >= 0) {
-        cursors.set(name, { file: c.file, head: c.head, offset: c.offset as number });
+      if (SPOOL_NAMES.includes(name as SpoolName) && typeof c.file === 'string' && typeof c.head === 'string' && Number.isSafeInteger(c.offset) && (c.offset as number) >= 0) {
+        cursors.set(name as SpoolName, { file: c.file, head: c.head, offset: c.offset as number });
       }
     }
   } catch (error) {

@@ -4,44 +4,19 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { migrate } from '../../src/db/migrate.js';
 import { createDaemonSandbox, fixtureManifest, quickRestarts, startDaemon, type Daemon } from '../support/daemon.js';
-import { createPostgresCluster, postgresSkip, startPostgres, type PostgresCluster } from '../support/postgres.js';
+import { createPostgresCluster, migratedDatabase, postgresSkip, startPostgres, type PostgresCluster, type TestDatabase } from '../support/postgres.js';
 import type { Sandbox } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
 const skip = postgresSkip();
 let shared: PostgresCluster | undefined;
-let databases = 0;
 before(async () => {
   if (!skip) shared = await createPostgresCluster({ auth: 'scram' });
 });
 after(() => shared?.destroy());
 
-/** A fresh, migrated database on `cluster`; its URL without the password (which comes as PGPASSWORD). */
-async function freshDatabase(cluster: PostgresCluster): Promise<{ url: string; env: Record<string, string>; query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult> }> {
-  const name = `flags_${process.pid}_${++databases}`;
-  await cluster.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} OWNER ${pg.escapeIdentifier(cluster.user)}`);
-  const config = { host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: name, connectionTimeoutMillis: 5_000 };
-  const client = new pg.Client(config);
-  await client.connect();
-  try {
-    await migrate(client);
-  } finally {
-    await client.end();
-  }
-  const query = async (sql: string, params?: unknown[]): Promise<pg.QueryResult> => {
-    const c = new pg.Client(config);
-    c.on('error', () => undefined);
-    await c.connect();
-    try {
-      return await c.query(sql, params);
-    } finally {
-      await c.end();
-    }
-  };
-  return { url: `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${name}`, env: { PGPASSWORD: cluster.password ?? '' }, query };
-}
+const freshDatabase = (cluster: PostgresCluster): Promise<TestDatabase> => migratedDatabase(cluster, { prefix: 'flags' });
 
 async function daemonOn(sandbox: Sandbox, db: { url: string; env: Record<string, string> }, pollSeconds: number): Promise<Daemon> {
   await sandbox.write('manifests/a.yaml', fixtureManifest(sandbox, { name: 'a', program: 'idle' }, quickRestarts()));
@@ -49,7 +24,7 @@ async function daemonOn(sandbox: Sandbox, db: { url: string; env: Record<string,
   return startDaemon(sandbox, { env: { PM_DATABASE_URL: db.url, ...db.env }, args: ['--flag-poll-seconds', String(pollSeconds)] });
 }
 
-async function flagRow(db: { query: (sql: string, params?: unknown[]) => Promise<pg.QueryResult> }, id: string): Promise<{ result: string | null; message: string | null; handled: boolean }> {
+async function flagRow(db: Pick<TestDatabase, 'query'>, id: string): Promise<{ result: string | null; message: string | null; handled: boolean }> {
   const { rows } = await db.query('SELECT result, message, handled_at IS NOT NULL AS handled FROM pm.flags WHERE id = $1', [id]);
   return rows[0] as { result: string | null; message: string | null; handled: boolean };
 }
@@ -130,7 +105,7 @@ test('a database outage: the daemon keeps supervising, /readyz says degraded; ba
 
 test('a database without pm\'s schema: the daemon refuses to start and names pm db migrate', { skip }, async (t) => {
   const cluster = shared as PostgresCluster;
-  const name = `bare_${process.pid}_${++databases}`;
+  const name = `bare_${process.pid}`;
   await cluster.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} OWNER ${pg.escapeIdentifier(cluster.user)}`);
   const sandbox = await createDaemonSandbox(t);
   const url = `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${name}`;
@@ -159,7 +134,7 @@ test('with a database configured, pm restart and pm pause write flags and report
   const paused = await sandbox.pm(['pause', 'b', 'nope'], { env });
   assert.equal(paused.code, 1, 'one of the two names is unknown');
   assert.match(paused.stdout, /^b: ok: /m);
-  assert.match(paused.stdout, /^nope: ignored: no process named "nope" is declared$/m);
+  assert.match(paused.stdout, /^nope: ignored: no process named "nope" is declared on \S+$/m);
   await daemon.waitFor('b', (s) => s.phase === 'Paused', 'b paused');
 
   const { rows } = await db.query('SELECT process, action, requested_by, result FROM pm.flags ORDER BY id');

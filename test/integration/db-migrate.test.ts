@@ -295,7 +295,7 @@ test('pm db status and pm db migrate through the CLI: exit codes, and the passwo
   const both = (r: PmResult): string => `${r.stdout}${r.stderr}`;
 
   let r = await pm(['status', '--database-url', db.url]);
-  assert.equal(r.code, 0, both(r));
+  assert.equal(r.code, 1, `not up to date: ${both(r)}`);
   assert.match(r.stdout, new RegExp(`database:\\s+${db.display}`));
   assert.match(r.stdout, /version:\s+0 .*schema is not there: run pm db migrate/);
   assert.match(r.stdout, /1\s+initial\s+pending/);
@@ -319,6 +319,15 @@ test('pm db status and pm db migrate through the CLI: exit codes, and the passwo
   assert.equal(r.code, 0, both(r));
   assert.match(r.stdout, /up to date/);
   assert.match(r.stdout, /1\s+initial\s+applied\s+\S+ by pm_test/);
+  assert.match(r.stdout, /No pm daemon has used this database yet/);
+  await client.query(
+    "INSERT INTO pm.daemons (host, instance, pid, version, started_at, seen_at, poll_seconds, processes) VALUES ('web-1', 'x', 42, '9.9.9', now(), now(), 5, '{api,worker}'), ('old', 'y', 7, '0.1.0', now() - interval '2 days', now() - interval '1 day', 5, '{}')",
+  );
+  r = await pm(['status'], { PM_DATABASE_URL: db.url });
+  assert.equal(r.code, 0, both(r));
+  assert.match(r.stdout, /^HOST\s+STATE\s+LAST SEEN\s+PROCESSES\s+PID\s+VERSION\s+STARTED$/m);
+  assert.match(r.stdout, /^old\s+not seen lately\s+\S+\s+0\s+7\s+0\.1\.0/m);
+  assert.match(r.stdout, /^web-1\s+live\s+\S+\s+2\s+42\s+9\.9\.9/m);
 
   // The libpq variables alone, the password from PGPASSWORD.
   r = await pm(['status'], { PM_DATABASE_URL: 'postgres://', ...c.env, PGDATABASE: db.name });
@@ -341,13 +350,13 @@ test('pm db status and pm db migrate through the CLI: exit codes, and the passwo
   assert.match(r.stderr, new RegExp(`refused the login of ${db.display}`));
   assert.ok(!both(r).includes('Wr0ng-s3cret'));
 
-  // A database newer than this pm: migrate refuses (1), status shows it (0).
+  // A database newer than this pm: migrate refuses (1), status shows it (1: not what this pm runs on).
   await migrate(client, { migrations: [...MIGRATIONS, { version: LATEST_VERSION + 1, name: 'from_the_future', sql: 'SELECT 1;' }] });
   r = await pm(['migrate', '--database-url', db.url]);
   assert.equal(r.code, 1, both(r));
   assert.match(r.stderr, new RegExp(`at version ${LATEST_VERSION + 1}; this pm knows up to ${LATEST_VERSION}: upgrade pm`));
   r = await pm(['status', '--database-url', db.url]);
-  assert.equal(r.code, 0, both(r));
+  assert.equal(r.code, 1, both(r));
   assert.match(r.stdout, /newer than this pm knows: upgrade pm/);
 
   for (const output of outputs) assert.ok(!both(output).includes(password), `the password leaked:\n${both(output)}`);

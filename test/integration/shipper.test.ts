@@ -8,62 +8,31 @@ import { appendFile, readFile, rename, truncate, writeFile, unlink } from 'node:
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, test, type TestContext } from 'node:test';
-import pg from 'pg';
 import type { Cli } from '../../src/cli/command.js';
 import { auditCommand } from '../../src/cli/commands/audit.js';
 import { eventsCommand } from '../../src/cli/commands/events.js';
 import { makeStyle } from '../../src/cli/output/style.js';
 import type { DaemonEvent } from '../../src/daemon/api.js';
 import { Database } from '../../src/db/connection.js';
-import { migrate } from '../../src/db/migrate.js';
 import { MIGRATIONS, type Migration } from '../../src/db/migrations.js';
-import { SPOOL_MIGRATION } from '../../src/db/migrations-2.js';
 import { resolveDatabaseSettings } from '../../src/db/settings.js';
 import { FileStore } from '../../src/store/file-store.js';
 import { Journal } from '../../src/store/journal.js';
 import type { AuditEntry } from '../../src/store/records.js';
 import { CURSOR_FILE, Shipper, spoolSources, type ShipperOptions } from '../../src/store/shipper.js';
-import { createPostgresCluster, postgresSkip, startPostgres, type PostgresCluster } from '../support/postgres.js';
+import { createPostgresCluster, migratedDatabase, postgresSkip, startPostgres, type PostgresCluster, type Query, type TestDatabase } from '../support/postgres.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
 
 const skip = postgresSkip();
 let shared: PostgresCluster | undefined;
-let databases = 0;
 before(async () => {
   if (!skip) shared = await createPostgresCluster();
 });
 after(() => shared?.destroy());
 
-/** Migration 2 until it is registered in MIGRATIONS. */
-const WITH_SPOOL: readonly Migration[] = MIGRATIONS.some((m) => m.version === SPOOL_MIGRATION.version) ? MIGRATIONS : [...MIGRATIONS, SPOOL_MIGRATION];
-
-type Query = (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
-
-/** A fresh database on `cluster`, migrated (to `migrations`); its URL and a one-shot query. */
-async function freshDatabase(cluster: PostgresCluster, migrations: readonly Migration[] = WITH_SPOOL): Promise<{ url: string; query: Query }> {
-  const name = `ship_${process.pid}_${++databases}`;
-  await cluster.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} OWNER ${pg.escapeIdentifier(cluster.user)}`);
-  const config = { host: cluster.host, port: cluster.port, user: cluster.user, database: name, connectionTimeoutMillis: 5_000 };
-  const query: Query = async (sql, params) => {
-    const client = new pg.Client(config);
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-      return await client.query(sql, params);
-    } finally {
-      await client.end();
-    }
-  };
-  const client = new pg.Client(config);
-  await client.connect();
-  try {
-    await migrate(client, { migrations });
-  } finally {
-    await client.end();
-  }
-  return { url: `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${name}`, query };
-}
+/** A fresh database on `cluster`, migrated (to `migrations`). */
+const freshDatabase = (cluster: PostgresCluster, migrations?: readonly Migration[]): Promise<TestDatabase> => migratedDatabase(cluster, { prefix: 'ship', ...(migrations && { migrations }) });
 
 /** A Database as the daemon makes one, with quick reconnects; closed after the test. */
 async function connect(t: TestContext, url: string): Promise<Database> {

@@ -12,6 +12,8 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
+import type { Migration } from '../../src/db/migrations.js';
 import { isAlive } from './processes.js';
 import { waitFor } from './wait.js';
 
@@ -512,4 +514,48 @@ function canListen(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+// ---- databases for one test -----------------------------------------------------------------
+
+export type Query = (sql: string, params?: unknown[]) => Promise<pg.QueryResult>;
+
+export interface TestDatabase {
+  name: string;
+  /** Without the password: it comes as PGPASSWORD in `env`, as an operator would pass it. */
+  url: string;
+  env: Record<string, string>;
+  /** One statement on a connection of its own, closed whatever happens. */
+  query: Query;
+}
+
+let createdDatabases = 0;
+
+/**
+ * A fresh database on `cluster`, migrated with pm's migrations (or `migrations`, e.g. a prefix of
+ * them): one per test, so tests of one file share a cluster without sharing state.
+ */
+export async function migratedDatabase(cluster: PostgresCluster, options: { prefix?: string; migrations?: readonly Migration[] } = {}): Promise<TestDatabase> {
+  const name = `${options.prefix ?? 'test'}_${process.pid}_${++createdDatabases}`;
+  await cluster.query(`CREATE DATABASE ${pg.escapeIdentifier(name)} OWNER ${pg.escapeIdentifier(cluster.user)}`);
+  const config = { host: cluster.host, port: cluster.port, user: cluster.user, password: cluster.password, database: name, connectionTimeoutMillis: 5_000 };
+  const query: Query = async (sql, params) => {
+    const client = new pg.Client(config);
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      return await client.query(sql, params);
+    } finally {
+      await client.end();
+    }
+  };
+  const client = new pg.Client(config);
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await migrate(client, options.migrations ? { migrations: options.migrations } : {});
+  } finally {
+    await client.end();
+  }
+  return { name, url: `postgres://${cluster.user}@${cluster.host}:${cluster.port}/${name}`, env: { PGPASSWORD: cluster.password ?? '' }, query };
 }

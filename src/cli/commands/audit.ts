@@ -9,6 +9,7 @@ import { classifyDatabaseError, DatabaseError } from '../../db/errors.js';
 import { poolOptions, databaseSettingsFromConfig, type DatabaseSettings } from '../../db/settings.js';
 import { ExitCode, PmError, UsageError } from '../../errors.js';
 import { FileStore } from '../../store/file-store.js';
+import { Journal } from '../../store/journal.js';
 import type { AuditEntry } from '../../store/records.js';
 import { AUDIT_SPOOL_FILE } from '../../store/shipper.js';
 import { stringOption, type Cli, type Command, type OptionsConfig, type Values } from '../command.js';
@@ -102,12 +103,21 @@ export async function configuredDatabase(values: Values, cli: Cli): Promise<Conf
 }
 
 /**
- * `select` (SELECT id, time, … FROM one table that has a process column) narrowed by the filter, the
+ * `select` (SELECT id, time, … FROM one table that has a process column, no WHERE) narrowed by the filter, the
  * newest `limit` rows, returned oldest first; on one connection, closed whatever happens.
  */
-export async function readDatabase<R extends pg.QueryResultRow>(database: ConfiguredDatabase, application: string, select: string, filter: ReadFilter, localPath: string): Promise<R[]> {
+export async function readDatabase<R extends pg.QueryResultRow>(
+  database: ConfiguredDatabase,
+  application: string,
+  select: string,
+  filter: ReadFilter,
+  localPath: string,
+  /** More conditions: column (a fixed name from pm's code) = value (a parameter). */
+  equals: Record<string, string> = {},
+): Promise<R[]> {
   const where: string[] = [];
   const params: unknown[] = [];
+  for (const [column, value] of Object.entries(equals)) where.push(`${column} = $${params.push(value)}`);
   if (filter.process !== undefined) where.push(`process = $${params.push(filter.process)}`);
   if (filter.since !== undefined) where.push(`time >= $${params.push(filter.since.toISOString())}`);
   const limit = filter.limit === 0 ? '' : ` LIMIT $${params.push(filter.limit)}`;
@@ -129,6 +139,22 @@ export async function readDatabase<R extends pg.QueryResultRow>(database: Config
     throw withLocalHint(classifyDatabaseError(error, settings.display), localPath);
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+/** How much of a spool file one read takes. */
+const READ_BYTES = 1 << 20;
+
+/** Every whole entry of a local spool file (none when it does not exist), in file order; lines that are not entries are passed over. */
+export async function readSpool<T>(path: string, isEntry: (value: unknown) => value is T): Promise<T[]> {
+  const journal = await Journal.open(path);
+  const entries: T[] = [];
+  let offset = 0;
+  for (;;) {
+    const read = await journal.readFrom(offset, READ_BYTES);
+    if (read.next === offset) return entries;
+    for (const line of read.lines) if (isEntry(line.value)) entries.push(line.value);
+    offset = read.next;
   }
 }
 

@@ -27,7 +27,9 @@ export const dbCommand: Command = {
     'version this pm knows, applying each pending migration in its own transaction: a failing one is',
     'rolled back, the ones before it stay applied. An advisory lock keeps two pm from migrating at',
     'once (the second waits, then finds nothing to do), so running it twice is safe. pm never',
-    'migrates down. pm db status shows the version, the latest this pm knows and what is pending.',
+    'migrates down. pm db status shows the version, the latest this pm knows, what is pending and the',
+    'pm daemons registered in the database (pm.daemons); it exits 0 when the schema is up to date,',
+    '1 when it is missing, behind or ahead of this pm (so a deploy script can run pm db status || pm db migrate).',
     'The database is --database-url URL, else the daemon config\'s databaseUrl (config file, then',
     '$PM_DATABASE_URL; with its password file and TLS settings); what the URL leaves out comes from',
     'PGHOST, PGPORT, PGUSER, PGDATABASE, and the password from PGPASSWORD or ~/.pgpass (PGPASSFILE).',
@@ -88,7 +90,29 @@ async function status(client: pg.Client, settings: DatabaseSettings, cli: Cli): 
     ...pending.map((m) => [String(m.version), m.name, 'pending', '']),
   ];
   cli.stdout.write(rows.length > 0 ? formatTable(['VERSION', 'NAME', 'STATE', 'APPLIED'], rows) : 'No migrations applied or known.\n');
-  return ExitCode.ok;
+  if (current >= FLEET_VERSION) await printDaemons(client, cli);
+  return current === LATEST_VERSION ? ExitCode.ok : ExitCode.failed;
+}
+
+/** The schema version that has pm.daemons. */
+const FLEET_VERSION = 3;
+
+async function printDaemons(client: pg.Client, cli: Cli): Promise<void> {
+  const { rows } = await client.query<{ host: string; pid: number; version: string; started_at: Date; seen_at: Date; live: boolean; processes: number }>(
+    `SELECT host, pid, version, started_at, seen_at, seen_at > now() - make_interval(secs => 3 * poll_seconds + 5) AS live, cardinality(processes) AS processes
+       FROM pm.daemons ORDER BY host`,
+  );
+  if (rows.length === 0) {
+    cli.stdout.write('\nNo pm daemon has used this database yet.\n');
+    return;
+  }
+  cli.stdout.write('\n');
+  cli.stdout.write(
+    formatTable(
+      ['HOST', 'STATE', 'LAST SEEN', 'PROCESSES', 'PID', 'VERSION', 'STARTED'],
+      rows.map((d) => [d.host, d.live ? 'live' : 'not seen lately', d.seen_at.toISOString(), String(d.processes), String(d.pid), d.version, d.started_at.toISOString()]),
+    ),
+  );
 }
 
 async function dryRun(client: pg.Client, settings: DatabaseSettings, target: number | undefined, cli: Cli): Promise<number> {

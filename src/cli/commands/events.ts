@@ -5,17 +5,13 @@
 import { join } from 'node:path';
 import type { DaemonEvent } from '../../daemon/api.js';
 import { ExitCode, UsageError } from '../../errors.js';
-import { Journal } from '../../store/journal.js';
 import { EVENTS_SPOOL_FILE } from '../../store/shipper.js';
 import type { Command } from '../command.js';
 import { formatTable } from '../output/table.js';
-import { configuredDatabase, newestLast, outputOption, readDatabase, readFilter, readOptionHelp, readOptions, type ConfiguredDatabase, type ReadFilter } from './audit.js';
+import { configuredDatabase, newestLast, outputOption, readDatabase, readFilter, readOptionHelp, readOptions, readSpool, type ConfiguredDatabase, type ReadFilter } from './audit.js';
 
 /** An event as pm events prints it; `host` only when it comes from the database. */
 export type EventRecord = DaemonEvent & { host?: string };
-
-/** How much of events.jsonl one read takes. */
-const READ_BYTES = 1 << 20;
 
 export const eventsCommand: Command = {
   name: 'events',
@@ -37,7 +33,7 @@ export const eventsCommand: Command = {
     const format = outputOption(values);
     const database = await configuredDatabase(values, cli);
     const localPath = join(cli.stateDir, EVENTS_SPOOL_FILE);
-    const events = database ? await eventsFromDatabase(database, filter, localPath) : newestLast(await readLocal(localPath), filter);
+    const events = database ? await eventsFromDatabase(database, filter, localPath) : newestLast(await readSpool(localPath, isEvent), filter);
     if (format === 'json') {
       cli.stdout.write(`${JSON.stringify(events, null, 2)}\n`);
     } else if (events.length === 0) {
@@ -70,20 +66,7 @@ async function eventsFromDatabase(database: ConfiguredDatabase, filter: ReadFilt
   }));
 }
 
-/** Every whole event in the file, in order; lines that are not events are passed over. */
-async function readLocal(path: string): Promise<EventRecord[]> {
-  const journal = await Journal.open(path);
-  const events: EventRecord[] = [];
-  let offset = 0;
-  for (;;) {
-    const read = await journal.readFrom(offset, READ_BYTES);
-    if (read.next === offset) return events;
-    for (const line of read.lines) if (isEvent(line.value)) events.push(line.value);
-    offset = read.next;
-  }
-}
-
-function isEvent(value: unknown): value is DaemonEvent {
+function isEvent(value: unknown): value is EventRecord {
   const e = value as Partial<DaemonEvent> | null;
   return typeof e === 'object' && e !== null && typeof e.time === 'string' && typeof e.type === 'string' && typeof e.message === 'string';
 }
