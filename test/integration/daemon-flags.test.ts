@@ -2,6 +2,8 @@
 // when no notification comes; bad rows are marked ignored without blocking good ones; while the
 // database is down the daemon goes on supervising, degraded, and drains the flags once it is back.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { createDaemonSandbox, fixtureManifest, quickRestarts, startDaemon, type Daemon } from '../support/daemon.js';
@@ -74,7 +76,7 @@ test('with the trigger disabled, polling picks the flag up; bad rows are ignored
   await waitFor(async () => (await flagRow(db, resume)).result === 'ok', { message: 'the resume row handled' });
 });
 
-test('a database outage: the daemon keeps supervising, /readyz says degraded; back up, waiting flags are handled', { skip }, async (t) => {
+test('a database outage: the daemon keeps supervising, /readyz says degraded; back up, waiting flags are handled and every record of the outage is shipped', { skip }, async (t) => {
   const cluster = await startPostgres(t, { auth: 'scram' });
   if (!cluster) return;
   const db = await freshDatabase(cluster);
@@ -84,6 +86,7 @@ test('a database outage: the daemon keeps supervising, /readyz says degraded; ba
   assert.equal((await daemon.readyz()).status, 200);
 
   await cluster.stop();
+  const outageBegan = new Date().toISOString();
   await waitFor(async () => (await daemon.readyz()).status === 503, { message: '/readyz to report the database down', timeoutMs: 20_000 });
   const report = (await daemon.readyz()).body;
   assert.equal(report.database?.up, false);
@@ -94,6 +97,7 @@ test('a database outage: the daemon keeps supervising, /readyz says degraded; ba
   const again = await daemon.waitFor('a', (s) => s.pid !== a.pid && s.phase === 'Ready', 'a restarted while the database is down');
   assert.equal(again.restarts, 1);
 
+  const outageEnded = new Date().toISOString();
   await cluster.start();
   const { rows } = await db.query("INSERT INTO pm.flags (process, action) VALUES ('a', 'restart') RETURNING id::text AS id");
   const id = (rows[0] as { id: string }).id;
@@ -101,6 +105,23 @@ test('a database outage: the daemon keeps supervising, /readyz says degraded; ba
   await waitFor(async () => (await flagRow(db, id)).result === 'ok', { message: 'the row handled' });
   await waitFor(async () => (await daemon.readyz()).status === 200, { message: '/readyz ready again', timeoutMs: 30_000 });
   assert.match(await daemon.metrics(), /^pm_database_up 1$/m);
+
+  // Nothing written during the outage is lost: each spool's lines are all in their table, once.
+  for (const [file, table, key] of [
+    ['audit.jsonl', 'pm.audit', (e: Record<string, unknown>) => `${String(e.time)} ${String(e.action)} ${String(e.process)}`],
+    ['history.jsonl', 'pm.history', (e: Record<string, unknown>) => `${String(e.time)} ${String(e.kind)} ${String(e.process)}`],
+  ] as const) {
+    const local = (await readFile(join(sandbox.stateDir, file), 'utf8'))
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const during = local.filter((e) => String(e.time) >= outageBegan && String(e.time) <= outageEnded);
+    assert.ok(during.length > 0, `${file} has entries from the outage (the restart of a)`);
+    await waitFor(async () => Number((await db.query(`SELECT count(*) FROM ${table}`)).rows[0].count) >= local.length, { message: `${table} to catch up with ${file}`, timeoutMs: 15_000 });
+    const shipped = (await db.query(`SELECT * FROM ${table} ORDER BY id`)).rows as Record<string, unknown>[];
+    const asLocal = shipped.map((r) => key({ ...r, time: (r.time as Date).toISOString() }));
+    assert.deepEqual(asLocal.slice(0, local.length), local.map(key), `${table} holds ${file}, in order, once`);
+  }
 });
 
 test('a database without pm\'s schema: the daemon refuses to start and names pm db migrate', { skip }, async (t) => {
