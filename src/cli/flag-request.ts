@@ -1,7 +1,7 @@
 // With a database configured, pm restart / pause / resume / reset are flags like any other
 // system's: a row in pm.flags (so the request is on record there, by whom and when), handled by the
 // daemon through NOTIFY. The command waits for the row to be handled and says what came of it. The
-// rows are addressed to this host (hostName): the daemon on this state directory is the one asked.
+// rows are addressed to the daemon on this state directory (its hostName): it is the one asked.
 import { userInfo } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
@@ -37,16 +37,20 @@ export async function requestByFlag(cli: Cli, verb: ControlVerb, names: readonly
   });
   client.on('error', () => undefined);
   const since = Date.now();
+  // Addressed to the daemon on this state directory, under the name it registered with (its
+  // --host-name or environment may differ from this shell's); with none running, to this host's.
+  const daemon = await findDaemon(cli.stateDir);
+  const host = daemon?.hostName ?? config.hostName;
   try {
     await client.connect();
     const ids: string[] = [];
     for (const name of names) {
-      const { rows } = await client.query<{ id: string }>('INSERT INTO pm.flags (process, action, requested_by, host) VALUES ($1, $2, $3, $4) RETURNING id::text AS id', [name, verb, actor(), config.hostName]);
+      const { rows } = await client.query<{ id: string }>('INSERT INTO pm.flags (process, action, requested_by, host) VALUES ($1, $2, $3, $4) RETURNING id::text AS id', [name, verb, actor(), host]);
       ids.push((rows[0] as { id: string }).id);
     }
     cli.stdout.write(`${verb} requested in ${settings.display} (pm.flags ${ids.join(', ')})\n`);
-    if (!(await findDaemon(cli.stateDir))) {
-      cli.stdout.write('no pm daemon runs on this state directory: the flags wait for one\n');
+    if (!daemon) {
+      cli.stdout.write(`no pm daemon runs on this state directory: the flags wait for one (host ${host})\n`);
       return { code: ExitCode.ok, since, handled: false };
     }
     const deadline = Date.now() + HANDLE_WAIT_MS;

@@ -92,6 +92,7 @@ export type EventType =
   | 'FlagHandled'
   | 'FlagIgnored'
   | 'HostNameConflict'
+  | 'FlagsNotRead'
   | 'DatabaseDown'
   | 'DatabaseUp';
 

@@ -4,10 +4,10 @@
 // (degraded: /readyz and pm_database_up say so) and flags wait; they are drained when it returns.
 import type { Logger } from 'pino';
 import type { PmConfig } from '../config/index.js';
-import { Database } from '../db/connection.js';
+import { Database, isConnectionLoss } from '../db/connection.js';
 import { checkSchema } from '../db/migrate.js';
 import { databaseSettingsFromConfig } from '../db/settings.js';
-import { PostgresFlags } from '../flags/postgres.js';
+import { clip, PostgresFlags } from '../flags/postgres.js';
 import { Shipper, spoolSources } from '../store/shipper.js';
 import { randomUUID } from 'node:crypto';
 import type { Supervisor } from './supervisor.js';
@@ -51,12 +51,12 @@ export async function connectDatabase(
   }
 
   db.onChange((up, error) => {
-    if (up) deps.supervisor.daemonEvent('DatabaseUp', 'normal', `database ${settings.display} reachable again: flags resume, the audit and events spooled meanwhile are shipped`);
+    if (up) deps.supervisor.daemonEvent('DatabaseUp', 'normal', `database ${settings.display} reachable again: flags resume, the audit, events and history spooled meanwhile are shipped`);
     else deps.supervisor.daemonEvent('DatabaseDown', 'warning', `database ${settings.display} unreachable (degraded: supervising from the manifests; flags wait): ${error?.message ?? 'connection lost'}`);
   });
 
-  let lastDrainError: string | undefined;
   const flags = new PostgresFlags(db, {
+    where: settings.display,
     registration: { host: config.hostName, instance: randomUUID(), pid: process.pid, version: deps.version, startedAt: new Date() },
     declared: () => deps.supervisor.declaredNames(),
     onHostConflict: (other) =>
@@ -74,20 +74,20 @@ export async function connectDatabase(
         return;
       }
       deps.supervisor.processEvent(row.process, outcome.result === 'ok' ? 'FlagHandled' : 'FlagIgnored', outcome.result === 'ok' ? 'normal' : 'warning', what);
-      deps.supervisor.recordHistory(row.process, 'flag', { flag: Number(row.id), action: row.action, requestedBy: row.requested_by, result: outcome.result, message: outcome.message });
+      deps.supervisor.recordHistory(row.process, 'flag', { flag: Number(row.id), action: clip(row.action), requestedBy: clip(row.requested_by), result: outcome.result, message: outcome.message });
     },
     onError: (error) => {
-      // Logged once per distinct failure: while the database is down every poll fails alike.
+      // An outage has its own event (DatabaseDown); anything else, such as a schema migrated past
+      // this pm while it runs, is an event of its own.
       const message = (error as Error).message;
-      if (message !== lastDrainError) log.warn({}, `flags not read: ${message}`);
-      lastDrainError = message;
+      if (isConnectionLoss(error) || db.state === 'down') log.warn({}, `flags not read: ${message}`);
+      else deps.supervisor.daemonEvent('FlagsNotRead', 'warning', `flags not read from ${settings.display}: ${message}`);
     },
   });
   flags.start();
-  // A process newly declared may have flags waiting for it (addressed to no host, left for a pm that declares it).
-  const unsubscribe = deps.supervisor.events.subscribe((event) => {
-    if (event.type === 'ManifestsAccepted') void flags.kick();
-  });
+  // New names are registered at once (other daemons must see them before they judge a flag
+  // unknown), and flags waiting for a process newly declared here are taken.
+  const unsubscribe = deps.supervisor.onDeclaredChange(() => void flags.kick());
   // Audit and events are written locally first (the spool); the shipper forwards them, exactly once.
   const shipper = new Shipper(db, { host: config.hostName, stateDir: config.stateDir, sources: spoolSources(config.stateDir), log: log.child({ component: 'shipper' }) });
   shipper.start();

@@ -16,6 +16,7 @@ export class DesiredSources {
   #applied = new Map<string, DesiredProcess>();
   /** Whether a valid set has been read from the watched roots yet. */
   #watchedLoaded = false;
+  readonly #nameListeners = new Set<(names: string[]) => void>();
 
   constructor(
     readonly watchedRoots: readonly string[],
@@ -49,6 +50,21 @@ export class DesiredSources {
     return new Map(this.names().map((n) => [n, this.get(n) as DesiredProcess]));
   }
 
+  /** Told the new names whenever the set of declared names changes (not a manifest's content); returns the unsubscribe function. */
+  onNamesChange(listener: (names: string[]) => void): () => void {
+    this.#nameListeners.add(listener);
+    return () => this.#nameListeners.delete(listener);
+  }
+
+  /** Runs `change`, then tells the listeners if the names differ from before it. */
+  #tellingNames<T>(change: () => T): T {
+    const before = this.names().join('\n');
+    const result = change();
+    const after = this.names();
+    if (after.join('\n') !== before) for (const listener of this.#nameListeners) listener(after);
+    return result;
+  }
+
   get watchedLoaded(): boolean {
     return this.#watchedLoaded;
   }
@@ -62,7 +78,7 @@ export class DesiredSources {
     const conflicts = [...set.processes.keys()].filter((n) => this.#applied.has(n));
     const next = new Map([...set.processes].filter(([n]) => !this.#applied.has(n)));
     const changed = changedNames(this.#watched, next);
-    this.#watched = next;
+    this.#tellingNames(() => (this.#watched = next));
     this.#watchedLoaded = true;
     return { changed, conflicts };
   }
@@ -82,7 +98,7 @@ export class DesiredSources {
     for (const proc of put) next.set(proc.name, proc);
     const changed = changedNames(this.#applied, next);
     await writeFileAtomic(this.file, JSON.stringify([...next.values()]));
-    this.#applied = next;
+    this.#tellingNames(() => (this.#applied = next));
     return changed;
   }
 

@@ -252,7 +252,8 @@ function lastLine(output: string): string {
   const lines = output.split('\n');
   for (let i = lines.length - 1; i >= 0; i--) {
     const line = lines[i]!.trim();
-    if (line !== '') return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+    // Cut by code points, never inside a surrogate pair.
+    if (line !== '') return line.length > 200 ? `${Array.from(line).slice(0, 200).join('')}…` : line;
   }
   return '';
 }

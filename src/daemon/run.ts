@@ -149,6 +149,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       ...(s.socket !== undefined && { socket: s.socket }),
       ...(token.file !== undefined && { tokenFile: token.file }),
       startedAt: api.info().startedAt,
+      hostName: config.hostName,
     });
     await writeDaemonFile(store.dir, daemonFile(server));
     cleanups.push(() => removeDaemonFile(store.dir, process.pid));

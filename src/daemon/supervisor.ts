@@ -881,6 +881,11 @@ export class Supervisor {
     return this.#sources.names();
   }
 
+  /** Told the declared names whenever they change (a manifest added or removed, an API apply or delete). */
+  onDeclaredChange(listener: (names: string[]) => void): () => void {
+    return this.#sources.onNamesChange(listener);
+  }
+
   /** A history entry from the daemon's other parts (database flags). */
   recordHistory(process: string, kind: HistoryKind, detail: HistoryEntry['detail']): void {
     this.#history(process, kind, detail);

@@ -13,6 +13,8 @@
 // row for a host that is down or restarting waits for it.
 import type pg from 'pg';
 import type { ControlVerb } from '../daemon/api.js';
+import { SchemaVersionError } from '../db/migrate.js';
+import { LATEST_VERSION } from '../db/migrations.js';
 import { NotFoundError } from '../errors.js';
 
 export interface FlagRow {
@@ -44,6 +46,8 @@ export interface FlagRegistration {
 
 export interface FlagSourceOptions {
   registration: FlagRegistration;
+  /** The database as errors name it (user@host:port/db). */
+  where: string;
   /** The names the manifests declare now (any order). */
   declared: () => Iterable<string>;
   /** Carries out one valid flag; throws NotFoundError for a process pm does not manage. */
@@ -51,7 +55,7 @@ export interface FlagSourceOptions {
   pollSeconds: number;
   /** Told about every row handled, for events and logs. */
   report: (row: FlagRow, outcome: FlagOutcome) => void;
-  /** A drain that failed (the database went away): reported once per failure, retried by the next trigger. */
+  /** A drain that failed (the database went away, a schema changed under it): told once until a drain succeeds; retried by the next trigger. */
   onError: (error: unknown) => void;
   /** Another live daemon registered under this host name: told once per other instance. */
   onHostConflict?: (other: { instance: string; pid: number; seenAt: Date }) => void;
@@ -61,15 +65,22 @@ export const FLAG_CHANNEL = 'pm_flags';
 const VERBS: readonly ControlVerb[] = ['restart', 'pause', 'resume', 'reset'];
 /** Rows claimed per transaction: a flood of flags is worked through in bounded steps. */
 const BATCH = 100;
+/**
+ * In a fleet, how old a row addressed to no host, whose process no daemon declares, must be before
+ * it is ignored: a daemon that has just been given the process (an apply) registers it within this.
+ */
+const UNKNOWN_GRACE_SECONDS = 10;
 
 export class PostgresFlags {
   #timer: NodeJS.Timeout | undefined;
   #draining: Promise<void> | undefined;
   #again = false;
   #stopped = false;
-  /** The declared names last written to pm.daemons, sorted and joined; undefined: write them. */
+  /** The declared names last written to pm.daemons (committed), sorted and joined; undefined: write them. */
   #registered: string | undefined;
   readonly #conflictsTold = new Set<string>();
+  /** The failure last told: the same one again (every poll while the database is down) is not. */
+  #lastError: string | undefined;
 
   constructor(
     private readonly db: FlagDatabase,
@@ -102,8 +113,11 @@ export class PostgresFlags {
           this.#again = false;
           while (!this.#stopped && (await this.#drainBatch()) === BATCH);
         } while (this.#again && !this.#stopped);
+        this.#lastError = undefined;
       } catch (error) {
-        this.options.onError(error);
+        const message = (error as Error).message;
+        if (message !== this.#lastError) this.options.onError(error);
+        this.#lastError = message;
       } finally {
         this.#draining = undefined;
       }
@@ -111,11 +125,26 @@ export class PostgresFlags {
     return this.#draining;
   }
 
-  /** One transaction: register, claim up to BATCH pending rows, handle each, mark each handled. Returns how many. */
+  /**
+   * Registers when the declared names changed (its own transaction, committed before the claim, so
+   * other daemons see them at once), then one transaction: check the schema, mark this daemon seen,
+   * claim up to BATCH pending rows, handle each, mark each handled. Returns how many were claimed.
+   */
   async #drainBatch(): Promise<number> {
-    let written: string | undefined;
-    const count = await this.db.transaction(async (client) => {
-      written = await this.#register(client);
+    const names = [...new Set(this.options.declared())].sort();
+    const joined = names.join('\n');
+    if (this.#registered !== joined) {
+      await this.db.transaction((client) => this.#register(client, names));
+      this.#registered = joined;
+    }
+    const host = this.options.registration.host;
+    return this.db.transaction(async (client) => {
+      // A schema migrated while the daemon runs (pm db migrate of a newer pm) is refused as at start.
+      const { rows: version } = await client.query<{ v: number }>('SELECT coalesce(max(version), 0)::int AS v FROM pm.schema_migrations');
+      const current = version[0]?.v ?? 0;
+      if (current !== LATEST_VERSION) throw new SchemaVersionError(current > LATEST_VERSION ? 'newer' : 'older', current, LATEST_VERSION, this.options.where);
+      const seen = await client.query('UPDATE pm.daemons SET seen_at = now() WHERE host = $1 AND instance = $2', [host, this.options.registration.instance]);
+      if (seen.rowCount !== 1) await this.#register(client, names, { lost: true });
       const { rows } = await client.query<FlagRow>(
         `SELECT f.id::text AS id, f.process, f.action, f.requested_by, f.requested_at, f.host
            FROM pm.flags f
@@ -123,42 +152,37 @@ export class PostgresFlags {
             AND (f.host = $1
                  OR (f.host IS NULL
                      AND (EXISTS (SELECT 1 FROM pm.daemons d WHERE d.host = $1 AND d.processes @> ARRAY[f.process])
-                          OR NOT EXISTS (SELECT 1 FROM pm.daemons d WHERE d.host <> $1 AND d.processes @> ARRAY[f.process]))))
+                          OR (NOT EXISTS (SELECT 1 FROM pm.daemons d WHERE d.host <> $1 AND d.processes @> ARRAY[f.process])
+                              AND (f.requested_at < now() - make_interval(secs => $3)
+                                   OR NOT EXISTS (SELECT 1 FROM pm.daemons d WHERE d.host <> $1))))))
           ORDER BY f.id LIMIT $2 FOR UPDATE OF f SKIP LOCKED`,
-        [this.options.registration.host, BATCH],
+        [host, BATCH, UNKNOWN_GRACE_SECONDS],
       );
       for (const row of rows) {
         const outcome = await this.#handle(row);
-        await client.query('UPDATE pm.flags SET handled_at = now(), handled_by = $4, result = $2, message = $3 WHERE id = $1', [row.id, outcome.result, outcome.message, this.options.registration.host]);
+        // Told as soon as it is done: the history entry comes before what the action causes.
         this.options.report(row, outcome);
+        await client.query('UPDATE pm.flags SET handled_at = now(), handled_by = $4, result = $2, message = $3 WHERE id = $1', [row.id, outcome.result, outcome.message, host]);
       }
       return rows.length;
     });
-    // Known to be in the table only once the transaction committed: after a rollback the next drain writes them again.
-    if (written !== undefined) this.#registered = written;
-    return count;
   }
 
   /**
-   * Marks this daemon seen; writes its declared names when they changed (or the row is missing or
-   * another instance's). Runs in the drain's transaction, so the claim sees the names just written.
+   * Writes this daemon's row. `lost`: the row it wrote is gone or another instance's, found by the
+   * heartbeat: a second daemon under this host name took it over (told once per instance), or
+   * someone deleted it. A first registration takes over silently: the row is most likely its own
+   * previous run's.
    */
-  async #register(client: pg.ClientBase): Promise<string | undefined> {
+  async #register(client: pg.ClientBase, names: readonly string[], options: { lost?: boolean } = {}): Promise<void> {
     const r = this.options.registration;
-    const names = [...new Set(this.options.declared())].sort();
-    const joined = names.join('\n');
-    if (this.#registered === joined) {
-      const touched = await client.query('UPDATE pm.daemons SET seen_at = now() WHERE host = $1 AND instance = $2', [r.host, r.instance]);
-      if (touched.rowCount === 1) return undefined;
-    }
-    const { rows } = await client.query<{ instance: string; pid: number; seen_at: Date; live: boolean }>(
-      `SELECT instance, pid, seen_at, seen_at > now() - make_interval(secs => 3 * poll_seconds + 5) AS live FROM pm.daemons WHERE host = $1 FOR UPDATE`,
-      [r.host],
-    );
-    const previous = rows[0];
-    if (previous && previous.instance !== r.instance && previous.live && !this.#conflictsTold.has(previous.instance)) {
-      this.#conflictsTold.add(previous.instance);
-      this.options.onHostConflict?.({ instance: previous.instance, pid: previous.pid, seenAt: previous.seen_at });
+    if (options.lost) {
+      const { rows } = await client.query<{ instance: string; pid: number; seen_at: Date }>('SELECT instance, pid, seen_at FROM pm.daemons WHERE host = $1', [r.host]);
+      const other = rows[0];
+      if (other && other.instance !== r.instance && !this.#conflictsTold.has(other.instance)) {
+        this.#conflictsTold.add(other.instance);
+        this.options.onHostConflict?.({ instance: other.instance, pid: other.pid, seenAt: other.seen_at });
+      }
     }
     await client.query(
       `INSERT INTO pm.daemons (host, instance, pid, version, started_at, seen_at, poll_seconds, processes)
@@ -167,7 +191,6 @@ export class PostgresFlags {
          started_at = EXCLUDED.started_at, seen_at = EXCLUDED.seen_at, poll_seconds = EXCLUDED.poll_seconds, processes = EXCLUDED.processes`,
       [r.host, r.instance, r.pid, r.version, r.startedAt, this.options.pollSeconds, names],
     );
-    return joined;
   }
 
   async #handle(row: FlagRow): Promise<FlagOutcome> {
@@ -186,8 +209,8 @@ export class PostgresFlags {
   }
 }
 
-/** Values from another team's rows are shown, bounded and on one line. */
-function clip(text: string): string {
+/** Values from another team's rows are shown bounded (100 code points) and on one line. */
+export function clip(text: string): string {
   const line = text.replace(/[\r\n\t]+/g, ' ');
-  return line.length > 100 ? `${line.slice(0, 100)}…` : line;
+  return line.length > 100 ? `${Array.from(line).slice(0, 100).join('')}…` : line;
 }

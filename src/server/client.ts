@@ -22,6 +22,8 @@ export interface DaemonEndpoint {
   tokenFile?: string;
   /** ISO time. */
   startedAt: string;
+  /** Its hostName: what pm.flags rows for it are addressed to. */
+  hostName?: string;
 }
 
 export const DAEMON_FILE = 'daemon.json';
@@ -274,12 +276,14 @@ function parseEndpoint(text: string): DaemonEndpoint | undefined {
     if (value.url !== undefined && typeof value.url !== 'string') return undefined;
     if (value.socket !== undefined && typeof value.socket !== 'string') return undefined;
     if (value.url === undefined && value.socket === undefined) return undefined;
+    if (value.hostName !== undefined && typeof value.hostName !== 'string') return undefined;
     return {
       pid: value.pid as number,
       ...(value.url !== undefined && { url: value.url }),
       ...(value.socket !== undefined && { socket: value.socket }),
       ...(value.tokenFile !== undefined && { tokenFile: value.tokenFile }),
       startedAt: value.startedAt,
+      ...(value.hostName !== undefined && { hostName: value.hostName }),
     };
   } catch {
     return undefined;

@@ -18,7 +18,7 @@ export interface HistoryEntry {
   kind: HistoryKind;
   /**
    * start: result ok|failed, pid, reason, trial, error · exit: code, signal, known, verdict,
-   * restart (whether the policy restarts it), ranMs · stop: reason, code, signal, forced ·
+   * restart (whether the policy restarts it), ranMs · stop: reason, code, signal, known ·
    * restart: strategy stop-start|script, reason, result, error · breaker: from, to, reason,
    * failures · flag: flag (row id), action, requestedBy, result, message.
    */

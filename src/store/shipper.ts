@@ -362,7 +362,7 @@ export class Shipper {
   #noteOutage(): void {
     if (this.#outage) return;
     this.#outage = true;
-    this.#options.log.warn({}, 'database unreachable: audit and events stay in the local spool until it is back');
+    this.#options.log.warn({}, 'database unreachable: audit, events and history stay in the local spool until it is back');
   }
 
   #noteRecovery(): void {
@@ -436,8 +436,12 @@ function insertSql(table: SpoolTable): string {
 
 /** A string PostgreSQL's text can hold (no NUL). */
 function text(value: unknown): string | undefined {
-  return typeof value === 'string' ? value.replaceAll('\0', '') : undefined;
+  // A lone surrogate (half an emoji, from a message cut at a UTF-16 index) is not UTF-8: text
+  // columns would silently replace it, jsonb refuses the whole batch.
+  return typeof value === 'string' ? value.replaceAll('\0', '').replace(LONE_SURROGATE, '\uFFFD') : undefined;
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
 /** An ISO time PostgreSQL accepts, from any time Date.parse reads, years 1 to 9999. */
 function timestamp(value: unknown): string | undefined {

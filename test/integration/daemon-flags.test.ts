@@ -20,10 +20,10 @@ after(() => shared?.destroy());
 
 const freshDatabase = (cluster: PostgresCluster): Promise<TestDatabase> => migratedDatabase(cluster, { prefix: 'flags' });
 
-async function daemonOn(sandbox: Sandbox, db: { url: string; env: Record<string, string> }, pollSeconds: number): Promise<Daemon> {
+async function daemonOn(sandbox: Sandbox, db: { url: string; env: Record<string, string> }, pollSeconds: number, args: string[] = []): Promise<Daemon> {
   await sandbox.write('manifests/a.yaml', fixtureManifest(sandbox, { name: 'a', program: 'idle' }, quickRestarts()));
   await sandbox.write('manifests/b.yaml', fixtureManifest(sandbox, { name: 'b', program: 'idle' }, quickRestarts()));
-  return startDaemon(sandbox, { env: { PM_DATABASE_URL: db.url, ...db.env }, args: ['--flag-poll-seconds', String(pollSeconds)] });
+  return startDaemon(sandbox, { env: { PM_DATABASE_URL: db.url, ...db.env }, args: ['--flag-poll-seconds', String(pollSeconds), ...args] });
 }
 
 async function flagRow(db: Pick<TestDatabase, 'query'>, id: string): Promise<{ result: string | null; message: string | null; handled: boolean }> {
@@ -136,10 +136,11 @@ test('a database without pm\'s schema: the daemon refuses to start and names pm 
   assert.ok(!result.stderr.includes(cluster.password ?? '\u0000') && !result.stdout.includes(cluster.password ?? '\u0000'), 'no password in the output');
 });
 
-test('with a database configured, pm restart and pm pause write flags and report what the daemon did', { skip }, async (t) => {
+test('with a database configured, pm restart and pm pause write flags to the daemon (under its own host name) and report what it did', { skip }, async (t) => {
   const db = await freshDatabase(shared as PostgresCluster);
   const sandbox = await createDaemonSandbox(t);
-  const daemon = await daemonOn(sandbox, db, 3600);
+  // The daemon's host name is its flag, unknown to the shell the commands run from: they find it in daemon.json.
+  const daemon = await daemonOn(sandbox, db, 3600, ['--host-name', 'only-the-daemon-knows']);
   const a = await daemon.waitFor('a', (s) => s.phase === 'Ready', 'a to be Ready');
   await daemon.waitFor('b', (s) => s.phase === 'Ready', 'b to be Ready');
   const env = { PM_DATABASE_URL: db.url, ...db.env };
@@ -158,11 +159,24 @@ test('with a database configured, pm restart and pm pause write flags and report
   assert.match(paused.stdout, /^nope: ignored: no process named "nope" is declared on \S+$/m);
   await daemon.waitFor('b', (s) => s.phase === 'Paused', 'b paused');
 
-  const { rows } = await db.query('SELECT process, action, requested_by, result FROM pm.flags ORDER BY id');
+  const { rows } = await db.query('SELECT process, action, requested_by, host, handled_by, result FROM pm.flags ORDER BY id');
   const { userInfo } = await import('node:os');
-  assert.deepEqual(rows, [
-    { process: 'a', action: 'restart', requested_by: userInfo().username, result: 'ok' },
-    { process: 'b', action: 'pause', requested_by: userInfo().username, result: 'ok' },
-    { process: 'nope', action: 'pause', requested_by: userInfo().username, result: 'ignored' },
-  ]);
+  const row = (process: string, action: string, result: string): Record<string, string> => ({ process, action, requested_by: userInfo().username, host: 'only-the-daemon-knows', handled_by: 'only-the-daemon-knows', result });
+  assert.deepEqual(rows, [row('a', 'restart', 'ok'), row('b', 'pause', 'ok'), row('nope', 'pause', 'ignored')]);
+});
+
+test('a schema migrated past this pm while the daemon runs: flags stop (FlagsNotRead names the fix), supervision goes on', { skip }, async (t) => {
+  const db = await freshDatabase(shared as PostgresCluster);
+  const sandbox = await createDaemonSandbox(t);
+  const daemon = await daemonOn(sandbox, db, 0.2);
+  const a = await daemon.waitFor('a', (s) => s.phase === 'Ready', 'a to be Ready');
+  await db.query("INSERT INTO pm.schema_migrations (version, name) VALUES ((SELECT max(version) + 1 FROM pm.schema_migrations), 'from_the_future')");
+  const { rows } = await db.query("INSERT INTO pm.flags (process, action) VALUES ('a', 'restart') RETURNING id::text AS id");
+  const notRead = await daemon.waitForEvent(undefined, (e) => e.type === 'FlagsNotRead', 'the daemon to refuse the newer schema');
+  assert.match(notRead.message, /is at version \d+; this pm knows up to \d+: upgrade pm/);
+  assert.equal(notRead.severity, 'warning');
+  process.kill(a.pid as number, 'SIGKILL');
+  await daemon.waitFor('a', (s) => s.pid !== a.pid && s.phase === 'Ready', 'a restarted after the crash all the same');
+  assert.equal((await flagRow(db, (rows[0] as { id: string }).id)).handled, false, 'the flag waits for an upgraded pm');
+  assert.equal((await daemon.events()).filter((e) => e.type === 'FlagsNotRead').length, 1, 'told once, not at every poll');
 });

@@ -23,7 +23,8 @@ after(() => shared?.destroy());
 /** A daemon named `host` in the shared database, declaring `names` (idle fixtures). */
 async function daemonAs(sandbox: Sandbox, db: TestDatabase, host: string, names: string[]): Promise<Daemon> {
   for (const name of names) await sandbox.write(`manifests/${name}.yaml`, fixtureManifest(sandbox, { name, program: 'idle' }, quickRestarts()));
-  return startDaemon(sandbox, { env: { PM_DATABASE_URL: db.url, PM_HOST_NAME: host, ...db.env }, args: ['--flag-poll-seconds', '3600'] });
+  // Polls every second: a row no daemon declares is ignored by the first poll after it is 10 s old.
+  return startDaemon(sandbox, { env: { PM_DATABASE_URL: db.url, PM_HOST_NAME: host, ...db.env }, args: ['--flag-poll-seconds', '1'] });
 }
 
 async function registered(db: TestDatabase): Promise<Record<string, string[]>> {
@@ -112,16 +113,40 @@ test('two daemons share the flags: each takes what it declares or what is addres
     timeoutMs: 15_000,
   });
   assert.equal((await alpha.get('a')).phase, 'Ready', 'resets leave a running process alone');
+
+  // A process given to alpha through its API (not its directory) is registered at once, so beta
+  // leaves its flags to alpha.
+  const extra = await alphaBox.write('extra/n.yaml', fixtureManifest(alphaBox, { name: 'n', program: 'idle' }, quickRestarts()));
+  const applied = await alphaBox.pm(['apply', '-f', extra]);
+  assert.equal(applied.code, 0, applied.stderr);
+  await waitFor(async () => (await registered(db)).alpha?.includes('n') === true, { message: 'n registered for alpha' });
+  const { rows: pause } = await db.query("INSERT INTO pm.flags (process, action) VALUES ('n', 'pause') RETURNING id::text AS id");
+  const pauseId = (pause[0] as { id: string }).id;
+  await waitFor(async () => (await db.query('SELECT handled_at FROM pm.flags WHERE id = $1', [pauseId])).rows[0].handled_at !== null, { message: 'the pause of n handled' });
+  assert.deepEqual((await db.query('SELECT handled_by, result FROM pm.flags WHERE id = $1', [pauseId])).rows[0], { handled_by: 'alpha', result: 'ok' });
+  await alpha.waitFor('n', (s) => s.phase === 'Paused', 'n paused on alpha');
 });
 
-test('two daemons under one host name: a HostNameConflict warning, and both keep working', { skip }, async (t) => {
+test('two daemons under one host name: each is told once (HostNameConflict), and both keep working; a restart of one is no conflict', { skip }, async (t) => {
   const db = await migratedDatabase(shared as PostgresCluster, { prefix: 'fleet' });
-  const first = await daemonAs(await createDaemonSandbox(t), db, 'twin', ['p']);
-  await waitFor(async () => (await registered(db)).twin !== undefined, { message: 'the first registered' });
+  const firstBox = await createDaemonSandbox(t);
+  let first = await daemonAs(firstBox, db, 'twin', ['p']);
+  await waitFor(async () => (await registered(db)).twin?.[0] === 'p', { message: 'the first registered' });
+  // Its own restart takes its row back without a warning.
+  first.kill('SIGTERM');
+  await first.stopped;
+  first = await daemonAs(firstBox, db, 'twin', ['p']);
+  await first.waitFor('p', (s) => s.phase === 'Ready', 'p Ready after the restart');
+
   const second = await daemonAs(await createDaemonSandbox(t), db, 'twin', ['q']);
-  const conflict = await second.waitForEvent(undefined, (e) => e.type === 'HostNameConflict', 'the second is told about the first');
-  assert.match(conflict.message, /registered in pm\.daemons as "twin".*give each daemon its own hostName/);
-  assert.equal(conflict.severity, 'warning');
+  const conflicts = await Promise.all(
+    [first, second].map((d, i) => d.waitForEvent(undefined, (e) => e.type === 'HostNameConflict', `daemon ${i + 1} told about the other`)),
+  );
+  for (const conflict of conflicts) {
+    assert.match(conflict.message, /registered in pm\.daemons as "twin".*give each daemon its own hostName/);
+    assert.equal(conflict.severity, 'warning');
+  }
+  assert.equal((await first.events()).filter((e) => e.type === 'HostNameConflict').length, 1, 'told once, not at each poll, and not about its own previous run');
   await first.waitFor('p', (s) => s.phase === 'Ready', 'p still Ready');
   await second.waitFor('q', (s) => s.phase === 'Ready', 'q Ready');
 });

@@ -17,6 +17,7 @@ import { Database } from '../../src/db/connection.js';
 import { MIGRATIONS, type Migration } from '../../src/db/migrations.js';
 import { resolveDatabaseSettings } from '../../src/db/settings.js';
 import { FileStore } from '../../src/store/file-store.js';
+import { HISTORY_SPOOL_FILE, type HistoryEntry } from '../../src/store/history.js';
 import { Journal } from '../../src/store/journal.js';
 import type { AuditEntry } from '../../src/store/records.js';
 import { CURSOR_FILE, Shipper, spoolSources, type ShipperOptions } from '../../src/store/shipper.js';
@@ -127,6 +128,31 @@ test('entries appended locally are shipped once, every field with its spool line
   assert.equal(s.shipper.status().shipped, 4);
 });
 
+test('history entries reach pm.history as jsonb; NUL and half an emoji (a message cut in a surrogate pair) are made safe instead of failing the batch', { skip }, async (t) => {
+  const { url, query } = await freshDatabase(shared as PostgresCluster);
+  const s = await spool(t, await connect(t, url), 'alpha');
+  const history = await Journal.open(join(s.dir, HISTORY_SPOOL_FILE));
+  const cut = `script failed: ${'x'.repeat(10)}${'\u{1F600}'.slice(0, 1)}`;
+  const entries: HistoryEntry[] = [
+    { time: new Date(BASE).toISOString(), process: 'api', kind: 'exit', detail: { code: 3, signal: null, known: true, verdict: 'failed', restart: true } },
+    { time: new Date(BASE + 1000).toISOString(), process: 'api', kind: 'restart', detail: { strategy: 'script', result: 'failed', error: cut, note: 'a\u0000b' } },
+    { time: new Date(BASE + 2000).toISOString(), process: 'api', kind: 'start', detail: { result: 'ok', pid: 42 } },
+  ];
+  await history.append(entries);
+  assert.equal(await s.shipper.ship(), 3);
+  const { rows } = await query('SELECT host, process, kind, detail, spool FROM pm.history ORDER BY id');
+  assert.deepEqual(
+    rows.map((r: Record<string, unknown>) => [r.host, r.process, r.kind, r.detail]),
+    [
+      ['alpha', 'api', 'exit', { code: 3, signal: null, known: true, verdict: 'failed', restart: true }],
+      ['alpha', 'api', 'restart', { strategy: 'script', result: 'failed', error: `script failed: ${'x'.repeat(10)}\uFFFD`, note: 'ab' }],
+      ['alpha', 'api', 'start', { result: 'ok', pid: 42 }],
+    ],
+  );
+  assert.match(rows[0].spool, /^history:[0-9a-f]{16}$/);
+  assert.equal(await s.shipper.ship(), 0, 'nothing twice');
+});
+
 test('lines that are not entries are skipped with a warning; the others are shipped', { skip }, async (t) => {
   const { url, query } = await freshDatabase(shared as PostgresCluster);
   const s = await spool(t, await connect(t, url), 'alpha');
@@ -158,7 +184,7 @@ test('a database outage: entries stay local, one log line; back up, all arrive e
   await waitFor(() => s.shipper.status().passes >= passes + 10, { message: 'ten more passes during the outage' });
   assert.deepEqual(
     s.logs.filter((l) => l.startsWith('warn')),
-    ['warn database unreachable: audit and events stay in the local spool until it is back'],
+    ['warn database unreachable: audit, events and history stay in the local spool until it is back'],
   );
   assert.equal((await s.store.readAudit()).length, 60, 'all kept locally');
 
