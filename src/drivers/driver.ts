@@ -24,6 +24,37 @@ export interface ExecHandle {
    */
   instance?: string;
 }
+/**
+ * A container pm created (src/drivers/docker). Found again by its id; provably pm's by the labels
+ * the engine keeps (pm.owner, pm.process, pm.spec, pm.instance).
+ */
+export interface DockerHandle {
+  driver: 'docker';
+  /** Full container id. */
+  id: string;
+  /** Container name (pm-<process>). */
+  name: string;
+  /** The instance marker, also the container's pm.instance label. */
+  instance: string;
+  /** State.StartedAt of the run this handle describes (ISO): a restart by someone else is another run. */
+  startedAt: string;
+  /** The container's main process on the host, when it runs (State.Pid). */
+  pid?: number;
+}
+
+/** A systemd unit pm starts and observes (src/drivers/systemd). */
+export interface SystemdHandle {
+  driver: 'systemd';
+  /** Full unit name, e.g. pm-api.service. */
+  unit: string;
+  /** InvocationID of the run this handle describes: each start of a unit gets a new one. */
+  invocationId?: string;
+  /** MainPID when it runs. */
+  pid?: number;
+}
+
+// The exec driver's handle only, until the docker and systemd drivers are wired into the planner,
+// the daemon and apply (issue 5): they define their handles above meanwhile.
 export type ProcessHandle = ExecHandle;
 
 export interface ExitStatus {
