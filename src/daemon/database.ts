@@ -31,7 +31,8 @@ export async function connectDatabase(
     connectTimeoutMs: config.databaseConnectTimeoutMs,
     statementTimeoutMs: config.databaseStatementTimeoutMs,
     applicationName: 'pm daemon',
-    logger: log,
+    // Database names the database in each line itself.
+    logger: deps.log,
   });
 
   // A schema this pm does not match is refused at start, when it can be seen; an unreachable
