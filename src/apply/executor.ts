@@ -164,6 +164,7 @@ class Execution {
     // It is stopped now, whatever happens to the bookkeeping below.
     try {
       if (action.kind === 'delete') {
+        if (record?.handle) await this.ctx.driver.remove?.(record.handle);
         await this.ctx.store.deleteRecord(action.name);
         this.records.delete(action.name);
       } else if (record) {
@@ -297,7 +298,7 @@ class Execution {
       handle = await this.limit(async () => {
         tracker.set('starting');
         startedAt = this.ctx.now();
-        return this.ctx.driver.start({ name: proc.name, manifest: proc.manifest, env: prepared.env, logs: prepared.logs, ...userIds(prepared) });
+        return this.ctx.driver.start({ name: proc.name, manifest: proc.manifest, env: prepared.env, declaredEnv: prepared.declaredEnv, logs: prepared.logs, ...userIds(prepared) });
       });
     } catch (error) {
       tracker.set('failed', describeStartFailure(error));

@@ -2,6 +2,7 @@
 // Kubernetes order (readiness is not probed until the startup probe has passed), and then until it
 // has stayed up minReadySeconds, so a process that crashes at once is not reported as started.
 import { setTimeout as delay } from 'node:timers/promises';
+import { runtimeOf } from '../manifest/runtime.js';
 import type { DesiredProcess, Probe } from '../manifest/types.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind } from '../probes/worker.js';
 import { runProbe, type ProbeContext } from '../probes/runners.js';
@@ -19,8 +20,9 @@ export interface Instance {
 
 /** Resolves once the tracker is ready or final, or `signal` aborted. */
 export async function followProbes(proc: DesiredProcess, tracker: ProcessTracker, signal: AbortSignal, instance: Instance): Promise<void> {
-  const { probes, ports, exec, minReadySeconds } = proc.manifest.spec;
-  const context: ProbeContext = { ports, cwd: exec.cwd, env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }) };
+  const { probes, ports, minReadySeconds } = proc.manifest.spec;
+  const { cwd } = runtimeOf(proc.manifest);
+  const context: ProbeContext = { ports, ...(cwd !== undefined && { cwd }), env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }) };
   if (probes.startup && !(await probeUntilDecided('startup', probes.startup, tracker, context, signal))) return;
   if (probes.readiness && !(await probeUntilDecided('readiness', probes.readiness, tracker, context, signal))) return;
   const settle = instance.startedAt + minReadySeconds * 1000 - Date.now();

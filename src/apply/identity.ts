@@ -1,6 +1,7 @@
 // User and group switching for exec processes: names resolved from the system databases, and a
 // switch pm cannot perform refused before anything is touched.
 import { readFile } from 'node:fs/promises';
+import { runtimeOf } from '../manifest/runtime.js';
 import type { ProcessManifest } from '../manifest/types.js';
 import { StartError } from '../errors.js';
 
@@ -53,7 +54,7 @@ function lookup(entries: Entry[], nameOrId: string): Entry | undefined {
 }
 
 export async function resolveRunAs(name: string, manifest: ProcessManifest): Promise<RunAs> {
-  const { user, group } = manifest.spec.exec;
+  const { user, group } = runtimeOf(manifest);
   if (user === undefined && group === undefined) return {};
   const runAs: RunAs = {};
   if (user !== undefined) {

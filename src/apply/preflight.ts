@@ -1,14 +1,18 @@
 // Step 1 of an apply: resolve every environment, secret and user switch, and ask the driver
 // whether each start can succeed, before anything is touched. Any problem fails the whole apply.
 import type { Driver } from '../drivers/driver.js';
+import { runtimeOf } from '../manifest/runtime.js';
 import type { DesiredProcess, DesiredSet } from '../manifest/types.js';
 import type { Plan } from '../plan/types.js';
 import { ExitCode, PmError } from '../errors.js';
-import { resolveEnvironment } from './environment.js';
+import { inheritedEnvironment, resolveDeclaredEnvironment, resolveEnvironment } from './environment.js';
 import { resolveRunAs, type RunAs } from './identity.js';
 
 export interface Prepared {
+  /** For the process (exec) and its hooks and probes on the host. */
   env: Record<string, string>;
+  /** Only what the manifest declares: what a container gets. */
+  declaredEnv: Record<string, string>;
   runAs: RunAs;
   logs: { stdout: string; stderr: string };
 }
@@ -21,7 +25,7 @@ export class PreflightError extends PmError {
 
 /** Where a process's output goes: the manifest's choice, else the state directory's default. */
 export function logPaths(proc: DesiredProcess, defaultLogPath: (name: string) => string): { stdout: string; stderr: string } {
-  const logs = proc.manifest.spec.exec.logs;
+  const { logs } = runtimeOf(proc.manifest);
   const stdout = logs?.stdout ?? defaultLogPath(proc.name);
   return { stdout, stderr: logs?.stderr ?? stdout };
 }
@@ -61,9 +65,10 @@ export async function prepareStart(
   options: { check: boolean } = { check: true },
 ): Promise<Prepared> {
   const runAs = await resolveRunAs(proc.name, proc.manifest);
-  const childEnv = await resolveEnvironment(proc.name, proc.manifest, env, runAs);
-  const entry: Prepared = { env: childEnv, runAs, logs: logPaths(proc, defaultLogPath) };
-  if (options.check) await driver.check({ name: proc.name, manifest: proc.manifest, env: entry.env, logs: entry.logs });
+  const declaredEnv = await resolveDeclaredEnvironment(proc.name, proc.manifest, env);
+  const childEnv = { ...inheritedEnvironment(env, runAs), ...declaredEnv };
+  const entry: Prepared = { env: childEnv, declaredEnv, runAs, logs: logPaths(proc, defaultLogPath) };
+  if (options.check) await driver.check({ name: proc.name, manifest: proc.manifest, env: entry.env, declaredEnv, logs: entry.logs });
   return entry;
 }
 

@@ -1,6 +1,6 @@
 // What commands share: the store, the driver, and a fresh observation of every managed process.
 import type { Driver, Observation } from '../drivers/driver.js';
-import { ExecDriver } from '../drivers/exec/index.js';
+import { createDrivers } from '../drivers/index.js';
 import { FileStore } from '../store/file-store.js';
 import type { ProcessRecord } from '../store/records.js';
 import { limitConcurrency } from '../util/limit.js';
@@ -12,7 +12,8 @@ export interface State {
 }
 
 export async function openState(cli: Cli): Promise<State> {
-  return { store: await FileStore.open(cli.stateDir), driver: new ExecDriver() };
+  const store = await FileStore.open(cli.stateDir);
+  return { store, driver: createDrivers({ stateDir: store.dir }) };
 }
 
 /** Asks the driver about every record at once (bounded), so `pm get` with many processes stays quick. */

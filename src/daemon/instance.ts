@@ -2,6 +2,7 @@
 // for the children this daemon spawned) and its probes, in the Kubernetes order — the startup
 // probe holds readiness and liveness off until it passes; readiness and liveness then run for as
 // long as the instance lives. It decides nothing: it reports, and the supervisor acts.
+import { optionalCwd } from '../manifest/runtime.js';
 import type { Driver, ExitStatus, ProcessHandle } from '../drivers/driver.js';
 import type { DesiredProcess, Probe } from '../manifest/types.js';
 import { runProbe, type ProbeContext } from '../probes/runners.js';
@@ -155,8 +156,8 @@ export class Instance {
     const done = new AbortController();
     const stop = (): void => done.abort();
     this.#abort.signal.addEventListener('abort', stop, { once: true });
-    const { ports, exec } = this.proc.manifest.spec;
-    const context: ProbeContext = { ports, cwd: exec.cwd, env: this.identity.env, signal: done.signal, ...ids(this.identity) };
+    const { ports } = this.proc.manifest.spec;
+    const context: ProbeContext = { ports, ...optionalCwd(this.proc.manifest), env: this.identity.env, signal: done.signal, ...ids(this.identity) };
     const worker = new ProbeWorker(kind, probe, () => runProbe(probe, context));
     let lastStatus = worker.status;
     try {

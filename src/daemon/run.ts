@@ -6,7 +6,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfig, reloadConfig, type LoadConfigOptions, type LoadedConfig } from '../config/index.js';
-import { ExecDriver } from '../drivers/exec/index.js';
+import { createDrivers } from '../drivers/index.js';
 import { formatManifestIssue, ManifestError, PmError } from '../errors.js';
 import { createLogger, SecretRedactor } from '../log/logger.js';
 import { loadDesiredSet } from '../manifest/index.js';
@@ -74,9 +74,11 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     // Created once the API exists; the supervisor's hooks reach it through this holder.
     const meter: { metrics?: DaemonMetrics } = {};
+    const drivers = createDrivers({ stateDir: store.dir });
+    cleanups.push(() => drivers.close());
     const supervisor = new Supervisor({
       store,
-      driver: new ExecDriver(),
+      driver: drivers,
       sources,
       records,
       logger: log,

@@ -7,10 +7,12 @@
 // Records live in memory and are written through to the store in the background, one write chain
 // per process, so a crash → restart never waits for an fsync; the new handle is written right
 // after the spawn, so a daemon killed at any point finds (and adopts) what it started.
+import { optionalCwd, programArgv, runtimeOf } from '../manifest/runtime.js';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Logger } from 'pino';
-import type { Driver, ExitStatus, Observation, ProcessHandle } from '../drivers/driver.js';
+import type { ExitStatus, Observation, ProcessHandle } from '../drivers/driver.js';
+import type { DriverName, ProcessDriver } from '../drivers/router.js';
 import type { DesiredProcess, DesiredSet, Hook } from '../manifest/types.js';
 import type { FileStore } from '../store/file-store.js';
 import { HistoryFeed, type HistoryEntry, type HistoryKind } from '../store/history.js';
@@ -40,7 +42,8 @@ export interface SupervisorHooks {
 
 export interface SupervisorOptions {
   store: FileStore;
-  driver: Driver & { forget?(handle: ProcessHandle): void; recover?(instance: string): Promise<ProcessHandle | undefined> };
+  /** Usually a DriverRouter: recoverFor asks the driver the intent's manifest names. */
+  driver: ProcessDriver & { recoverFor?(driver: DriverName, instance: string): Promise<ProcessHandle | undefined> };
   sources: DesiredSources;
   records: Map<string, ProcessRecord>;
   logger: Logger;
@@ -207,7 +210,7 @@ export class Supervisor {
       breaker: { phase: breaker.phase, failures: breaker.failures.length, ...(breaker.phase === 'open' && { retryAt: new Date(breaker.openedAt + breaker.cooldownMs).toISOString() }) },
       paused: record?.paused !== undefined,
       driver: manifest.spec.driver,
-      command: manifest.spec.exec.command,
+      command: programArgv(manifest),
       labels: manifest.metadata.labels,
       source: (proc?.source ?? (record as ProcessRecord).source).file,
     };
@@ -448,7 +451,7 @@ export class Supervisor {
       const instance = randomBytes(16).toString('hex');
       this.#store.writeIntent({ name, instance, manifest: proc.manifest, source: proc.source, at: new Date(this.#now()).toISOString() });
       startedAt = this.#now();
-      handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, logs: prepared.logs, instance, ...ids(prepared) });
+      handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, declaredEnv: prepared.declaredEnv, logs: prepared.logs, instance, ...ids(prepared) });
     } catch (error) {
       return this.#startFailed(name, proc, reason, begin, error);
     }
@@ -544,11 +547,17 @@ export class Supervisor {
    * the intent written before the spawn names its marker, and the driver finds it by that.
    */
   async #recoverUnrecorded(): Promise<void> {
-    if (!this.#driver.recover) return;
     for (const intent of await this.#store.listIntents()) {
       const record = this.#records.get(intent.name);
       if (record?.handle?.instance === intent.instance) continue;
-      const handle = await this.#driver.recover(intent.instance);
+      let handle: ProcessHandle | undefined;
+      try {
+        handle = this.#driver.recoverFor ? await this.#driver.recoverFor(intent.manifest.spec.driver, intent.instance) : await this.#driver.recover?.(intent.instance);
+      } catch (error) {
+        // The engine may be down: the intent stays, and the next daemon start looks again.
+        this.#processLog(intent.name).warn({ err: error }, `could not look for an unrecorded start (instance ${intent.instance}): ${(error as Error).message}`);
+        continue;
+      }
       if (!handle) {
         await this.#store.deleteIntent(intent.name);
         continue;
@@ -677,7 +686,7 @@ export class Supervisor {
       // stretch a stop beyond what the manifest allows.
       const identity = await this.#identity({ name, manifest: record.manifest, source: record.source });
       const hook = { ...preStop, timeoutSeconds: Math.max(0.001, Math.min(preStop.timeoutSeconds, options.gracePeriodMs / 1000)) };
-      const result = await runHook(hook, { name, kind: 'preStop', env: identity.env, extraEnv: { PM_PID: String(record.handle.pid) }, cwd: record.manifest.spec.exec.cwd, ...ids2(identity) });
+      const result = await runHook(hook, { name, kind: 'preStop', env: identity.env, extraEnv: { PM_PID: String(record.handle.pid) }, ...optionalCwd(record.manifest), ...ids2(identity) });
       if (!result.ok) this.#hookFailed(name, 'preStop', result);
       options.gracePeriodMs = Math.max(0, options.gracePeriodMs - result.durationMs);
     }
@@ -706,6 +715,10 @@ export class Supervisor {
   async #forget(name: string, record: ProcessRecord): Promise<void> {
     const why = this.#sources.isWatched(record.source.file) ? `no manifest declares it any more (was in ${record.source.file})` : 'deleted';
     await this.#stopInstance(name, why);
+    if (record.handle) {
+      const handle = record.handle;
+      await this.#driver.remove?.(handle).catch((error: unknown) => this.#processLog(name).warn({ err: error }, `stopped, but not removed from its engine: ${(error as Error).message}`));
+    }
     this.#records.delete(name);
     this.#waiting.delete(name);
     this.#failing.delete(name);
@@ -732,7 +745,7 @@ export class Supervisor {
       kind: 'restartScript',
       env: identity.env,
       extraEnv: { PM_REASON: describeReason(reason), ...(record.handle && { PM_PID: String(record.handle.pid) }) },
-      cwd: proc.manifest.spec.exec.cwd,
+      ...optionalCwd(proc.manifest),
       ...ids2(identity),
     });
     const iso = new Date(this.#now()).toISOString();
@@ -763,7 +776,7 @@ export class Supervisor {
 
   async #hookOrThrow(name: string, kind: 'preStart' | 'postStart', hook: Hook, prepared: Prepared, extraEnv: Record<string, string>): Promise<void> {
     const proc = this.#sources.get(name);
-    const result = await runHook(hook, { name, kind, env: prepared.env, extraEnv, signal: this.#stopping.signal, ...(proc?.manifest.spec.exec.cwd !== undefined && { cwd: proc.manifest.spec.exec.cwd }), ...ids(prepared) });
+    const result = await runHook(hook, { name, kind, env: prepared.env, extraEnv, signal: this.#stopping.signal, ...(proc && optionalCwd(proc.manifest)), ...ids(prepared) });
     if (result.ok) return;
     this.#hookFailed(name, kind, result);
     throw new PmError('E_HOOK', this.#redactor.redact(describeHookFailure(kind, result)));
@@ -917,7 +930,7 @@ export class Supervisor {
 
 /** Values a process gets from pm's environment, files or env files: secrets, as far as pm can tell. */
 function secretValues(proc: DesiredProcess, env: Record<string, string>): string[] {
-  const literal = new Set(Object.entries(proc.manifest.spec.exec.env).filter(([, v]) => typeof v !== 'object').map(([k]) => k));
+  const literal = new Set(Object.entries(runtimeOf(proc.manifest).env).filter(([, v]) => typeof v !== 'object').map(([k]) => k));
   const plain = new Set(['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME']);
   return Object.entries(env)
     .filter(([key]) => !literal.has(key) && !plain.has(key))

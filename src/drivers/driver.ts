@@ -38,8 +38,8 @@ export interface DockerHandle {
   instance: string;
   /** State.StartedAt of the run this handle describes (ISO): a restart by someone else is another run. */
   startedAt: string;
-  /** The container's main process on the host, when it runs (State.Pid). */
-  pid?: number;
+  /** The container's main process on the host when it was started (State.Pid). */
+  pid: number;
 }
 
 /** A systemd unit pm starts and observes (src/drivers/systemd). */
@@ -53,9 +53,8 @@ export interface SystemdHandle {
   pid?: number;
 }
 
-// The exec driver's handle only, until the docker and systemd drivers are wired into the planner,
-// the daemon and apply (issue 5): they define their handles above meanwhile.
-export type ProcessHandle = ExecHandle;
+// systemd joins when its driver is wired into the planner, the daemon and apply.
+export type ProcessHandle = ExecHandle | DockerHandle;
 
 export interface ExitStatus {
   /** Exit code, or null when killed by a signal or when pm was not there to learn it. */
@@ -78,6 +77,8 @@ export interface StartRequest {
   manifest: ProcessManifest;
   /** The complete environment for the child, already resolved (secrets included). */
   env: Record<string, string>;
+  /** Only what the manifest declares (env files, env), resolved: a container's environment. */
+  declaredEnv?: Record<string, string>;
   /** Absolute paths; equal when stdout and stderr share one file. */
   logs: { stdout: string; stderr: string };
   uid?: number;
@@ -122,4 +123,10 @@ export interface Driver {
    * it; otherwise the driver polls and reports `known: false`. `signal` stops the wait.
    */
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus>;
+  /** After a stop, for good (pm delete, a manifest removed): what the process leaves on its engine (a container). Safe when it is gone. */
+  remove?(handle: ProcessHandle): Promise<void>;
+}
+
+export function isExecHandle(handle: ProcessHandle): handle is ExecHandle {
+  return handle.driver === 'exec';
 }

@@ -2,18 +2,28 @@
 // file's folder (stdin: the working directory), so two manifests that mean the same thing compare
 // equal. Files named here (env files, secrets, logs) are not read or created: that happens at start.
 import path from 'node:path';
-import type { DesiredProcess, DesiredSet, ProcessManifest } from './types.js';
+import type { DesiredProcess, DesiredSet, ExecSpec, ProcessManifest } from './types.js';
 import type { ValidDocument } from './semantic.js';
 
 export function normalizeManifest(manifest: ProcessManifest, dir: string): ProcessManifest {
-  const { exec } = manifest.spec;
+  const { exec, docker } = manifest.spec;
   const resolve = (p: string): string => path.resolve(dir, p);
-  exec.cwd = resolve(exec.cwd ?? '.');
-  exec.envFiles = exec.envFiles.map(resolve);
-  if (exec.logs?.stdout !== undefined) exec.logs.stdout = resolve(exec.logs.stdout);
-  if (exec.logs?.stderr !== undefined) exec.logs.stderr = resolve(exec.logs.stderr);
-  for (const value of Object.values(exec.env)) {
-    if (value !== null && typeof value === 'object' && 'fromFile' in value) value.fromFile = resolve(value.fromFile);
+  const resolveEnv = (env: ExecSpec['env']): void => {
+    for (const value of Object.values(env)) {
+      if (value !== null && typeof value === 'object' && 'fromFile' in value) value.fromFile = resolve(value.fromFile);
+    }
+  };
+  if (exec) {
+    exec.cwd = resolve(exec.cwd ?? '.');
+    exec.envFiles = exec.envFiles.map(resolve);
+    if (exec.logs?.stdout !== undefined) exec.logs.stdout = resolve(exec.logs.stdout);
+    if (exec.logs?.stderr !== undefined) exec.logs.stderr = resolve(exec.logs.stderr);
+    resolveEnv(exec.env);
+  }
+  if (docker) {
+    docker.envFiles = docker.envFiles.map(resolve);
+    for (const volume of docker.volumes) volume.source = resolve(volume.source);
+    resolveEnv(docker.env);
   }
   return manifest;
 }

@@ -59,10 +59,50 @@ export function checkSet(input: SetCheckInput): ManifestIssue[] {
     );
   }
   checkPorts(processes, issues);
+  checkDrivers(processes, issues);
   checkPrograms(processes, issues);
   checkOneshots(processes, issues);
   checkRestartScripts(processes, issues);
   return issues;
+}
+
+/** Each driver has its own spec block, and only that one: a block another driver would ignore is an error. */
+function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
+  for (const { doc, manifest } of processes) {
+    const { spec } = manifest;
+    const own = spec.driver === 'docker' ? 'docker' : 'exec';
+    const other = own === 'docker' ? 'exec' : 'docker';
+    if (spec[own] === undefined) {
+      issues.push(
+        issueAt(
+          doc,
+          ['spec', 'driver'],
+          'driver.spec-missing',
+          `driver ${spec.driver} needs spec.${own}`,
+          own === 'exec' ? 'add spec.exec.command: [program, args...]' : 'add spec.docker.image: the image to run (pm never pulls it: it must be on the engine)',
+          'key',
+        ),
+      );
+    }
+    if (spec[other] !== undefined) {
+      issues.push(issueAt(doc, ['spec', other], 'driver.spec-unused', `spec.${other} is for driver ${other}, but this process has driver ${spec.driver}`, `remove spec.${other}, or set spec.driver: ${other}`, 'key'));
+    }
+    const docker = spec.docker;
+    if (spec.driver !== 'docker' || !docker) continue;
+    for (const kind of ['startup', 'readiness', 'liveness'] as const) {
+      if (spec.probes[kind]?.exec) {
+        issues.push(
+          issueAt(doc, ['spec', 'probes', kind, 'exec'], 'probe.exec-in-container', `an exec ${kind} probe of a container would run on the host, not in the container`, 'use an http or tcp probe on a published port, or the image\'s HEALTHCHECK (spec.docker.useHealthcheck)', 'key'),
+        );
+      }
+    }
+    if (docker.useHealthcheck && spec.probes.readiness) {
+      issues.push(issueAt(doc, ['spec', 'probes', 'readiness'], 'probe.readiness-twice', 'readiness comes from the image\'s HEALTHCHECK (spec.docker.useHealthcheck) and from a readiness probe', 'keep one: remove spec.probes.readiness, or set useHealthcheck: false', 'key'));
+    }
+    for (const key of Object.keys(docker.labels)) {
+      if (key.startsWith('pm.')) issues.push(issueAt(doc, ['spec', 'docker', 'labels', key], 'docker.label-reserved', `label ${key}: keys starting with pm. are pm's own (ownership and drift)`, 'rename the label', 'key'));
+    }
+  }
 }
 
 /** strategy: script and the script itself come together, so neither is silently ignored. */
@@ -100,7 +140,7 @@ function checkOneshots(processes: readonly ValidDocument[], issues: ManifestIssu
 /** Empty arguments are legitimate (`--save ""`), but an empty program name can never run. */
 function checkPrograms(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
   for (const { doc, manifest } of processes) {
-    const commands: [readonly (string | number)[], readonly string[]][] = [[['spec', 'exec', 'command', 0], manifest.spec.exec.command]];
+    const commands: [readonly (string | number)[], readonly string[]][] = manifest.spec.exec ? [[['spec', 'exec', 'command', 0], manifest.spec.exec.command]] : [];
     for (const kind of ['startup', 'readiness', 'liveness'] as const) {
       const exec = manifest.spec.probes[kind]?.exec;
       if (exec) commands.push([['spec', 'probes', kind, 'exec', 'command', 0], exec.command]);

@@ -37,14 +37,15 @@ export interface Metadata {
 }
 export interface ProcessSpec {
   /**
-   * How the process runs. exec: pm spawns and supervises it directly.
+   * How the process runs. exec: pm spawns and supervises it directly (spec.exec). docker: a container pm creates, labels and supervises through the Docker Engine (spec.docker); pm never pulls images.
    */
-  driver: 'exec';
+  driver: 'exec' | 'docker';
   /**
    * service: runs until stopped; apply waits until it is ready. oneshot: runs to completion, like systemd's Type=oneshot (migrations, setup jobs); apply waits until it exits, and only exit code 0 counts as success.
    */
   type: 'service' | 'oneshot';
-  exec: ExecSpec;
+  exec?: ExecSpec;
+  docker?: DockerSpec;
   /**
    * How long a service must have been running, counted from its start, before pm counts it ready (its readiness probe, if it has one, must pass too), so a process that crashes at once is not reported as started (supervisord's startsecs).
    */
@@ -62,6 +63,9 @@ export interface ProcessSpec {
   stop: StopSpec;
   hooks: Hooks;
 }
+/**
+ * The program, for driver exec (required there, refused for other drivers).
+ */
 export interface ExecSpec {
   /**
    * The program and its arguments, as a list. No shell is involved: write [sh, -c, '...'] yourself if you want one. The program is looked up in PATH unless it contains a '/'.
@@ -105,6 +109,73 @@ export interface EnvFromFile {
 export interface LogSpec {
   stdout?: string;
   stderr?: string;
+}
+/**
+ * The container, for driver docker (required there, refused for other drivers).
+ */
+export interface DockerSpec {
+  /**
+   * Image reference, e.g. registry.example/api:1.4. It must already be on the engine: pm never pulls (a missing image is an error naming it).
+   */
+  image: string;
+  /**
+   * Arguments to the image's entrypoint (Docker's Cmd), as a list; default: the image's. No shell is involved.
+   *
+   * @minItems 1
+   */
+  command?: [string, ...string[]];
+  /**
+   * Environment variables, as for exec: literals, {fromEnv: VAR} or {fromFile: path}. Values never appear in pm's logs or in the URLs pm sends to the engine.
+   */
+  env: {
+    [k: string]: EnvValue;
+  };
+  /**
+   * dotenv files loaded before env; env wins. Relative to the manifest file's folder.
+   */
+  envFiles: string[];
+  /**
+   * Container ports published on the host. Probes reach a container through these (list the host port in spec.ports to name it).
+   */
+  publish: PublishedPort[];
+  /**
+   * Bind mounts from the host.
+   */
+  volumes: Volume[];
+  /**
+   * Docker network mode or network name: bridge (the engine's default), host, none, or a network that exists.
+   */
+  network?: string;
+  /**
+   * Extra container labels. Keys starting with pm. are pm's own and refused.
+   */
+  labels: {
+    [k: string]: string;
+  };
+  /**
+   * The image's HEALTHCHECK status is the readiness: healthy is ready, starting and unhealthy are not. Not with spec.probes.readiness.
+   */
+  useHealthcheck: boolean;
+}
+export interface PublishedPort {
+  containerPort: number;
+  hostPort: number;
+  /**
+   * Host address to bind; default 127.0.0.1, so nothing is exposed beyond the machine unless asked (0.0.0.0).
+   */
+  hostIp: string;
+  protocol: 'tcp' | 'udp';
+}
+export interface Volume {
+  /**
+   * Host path; relative paths are resolved against the manifest file's folder. It must exist.
+   */
+  source: string;
+  /**
+   * Absolute path in the container.
+   */
+  target: string;
+  readOnly: boolean;
 }
 /**
  * A port the process listens on; name it so probes can refer to it.

@@ -40,7 +40,7 @@ test('an env change restarts api and its restart: true dependent only; a label/p
   assert.equal(after.get('job')?.state, 'Completed');
   assert.equal((await sandbox.record('job')).startedAt, jobStartedAt, 'the job was not started again');
   assert.equal(await jobRuns(stack), 1);
-  assert.equal((await sandbox.record('api')).manifest.spec.exec.env.GREETING, 'bonjour');
+  assert.equal((await sandbox.record('api')).manifest.spec.exec?.env.GREETING, 'bonjour');
 
   // 2. Labels and a probe's periodSeconds of other: recorded in place.
   const beforeUpdate = pids([...after.values()]);

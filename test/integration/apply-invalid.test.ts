@@ -38,7 +38,7 @@ test('an unknown field anywhere in the set: exit 2, located, and nothing is star
   const after = byName(await sandbox.get());
   assert.deepEqual([...after.keys()].sort(), ['alpha', 'beta'], 'gamma was not started');
   assert.deepEqual(pids([...after.values()]), before, 'beta was not restarted');
-  assert.deepEqual((await sandbox.record('beta')).manifest.spec.exec.command, [process.execPath, programPath('idle')], 'the old beta is still the recorded one');
+  assert.deepEqual((await sandbox.record('beta')).manifest.spec.exec?.command, [process.execPath, programPath('idle')], 'the old beta is still the recorded one');
 });
 
 test('a dependency cycle and a dependency on an unknown process: exit 2 with the cycle path', async (t) => {

@@ -1,6 +1,7 @@
 // A sandbox per integration test: a temporary folder with its own state directory, the real CLI
 // (compiled, in dist/) run as a child process, and cleanup that kills everything the test caused,
 // whether it passed or failed.
+import { isExecHandle } from '../../src/drivers/driver.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -286,7 +287,7 @@ async function cleanup(dir: string, stateDir: string, pidDir: string, background
     try {
       const record = JSON.parse(await readFile(join(stateDir, 'processes', file), 'utf8')) as ProcessRecord;
       const handle = record.handle;
-      if (handle && (await isRunningWith(handle.pid, handle.startTime))) killQuietly(-handle.pgid);
+      if (handle && isExecHandle(handle) && (await isRunningWith(handle.pid, handle.startTime))) killQuietly(-handle.pgid);
     } catch {
       // a record being rewritten, or unreadable: the PID registry below still covers its process
     }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import type { ExitStatus, ProcessHandle } from '../../src/drivers/driver.js';
+import { isExecHandle, type ExitStatus, type ProcessHandle } from '../../src/drivers/driver.js';
 import { ExecDriver } from '../../src/drivers/exec/index.js';
 import { Instance, type InstanceListener } from '../../src/daemon/instance.js';
 import type { DesiredProcess, Probe, Probes } from '../../src/manifest/types.js';
@@ -125,7 +125,7 @@ async function startInstance(t: TestContext, options: StartOptions): Promise<Sta
   const started: { handle?: ProcessHandle; instance?: Instance } = {};
   t.after(async () => {
     started.instance?.close();
-    if (started.handle) {
+    if (started.handle && isExecHandle(started.handle)) {
       killGroup(started.handle.pgid);
       await driver.waitExit(started.handle);
     }
@@ -446,6 +446,7 @@ test('close: no report after it, even when the process then exits; its timers ar
   // The process answers 200 now and then exits: neither may be reported.
   await setAnswers(dir, { '/ready': 200, '/live': 500 });
   process.kill(instance.handle.pid, 'SIGKILL');
+  assert.ok(isExecHandle(instance.handle));
   const exit = await driver.waitExit(instance.handle);
   assert.equal(exit.signal, 'SIGKILL');
   await settle();
@@ -465,6 +466,7 @@ test('close: of an instance that is ready, before its exit, leaves no timer and 
   instance.close();
 
   await writeFile(join(dir, 'exit'), '0');
+  assert.ok(isExecHandle(instance.handle));
   await driver.waitExit(instance.handle);
   await settle();
   assert.deepEqual(reports.readinessFlips(), [true]);

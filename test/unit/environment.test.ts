@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { execSpecOf } from '../../src/manifest/runtime.js';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
@@ -8,11 +9,11 @@ import { resolveRunAs } from '../../src/apply/identity.js';
 import { StartError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 import { manifest } from '../support/manifests.js';
-import type { ProcessManifest } from '../../src/manifest/types.js';
+import type { ExecSpec, ProcessManifest } from '../../src/manifest/types.js';
 
-function withExec(exec: Partial<ProcessManifest['spec']['exec']>): ProcessManifest {
+function withExec(exec: Partial<ExecSpec>): ProcessManifest {
   const m = manifest({ name: 'api', command: ['x'] });
-  return { ...m, spec: { ...m.spec, exec: { ...m.spec.exec, ...exec } } };
+  return { ...m, spec: { ...m.spec, exec: { ...execSpecOf(m), ...exec } } };
 }
 
 test('env: only a few variables inherited; env files, then literals, secrets from env and files', async (t) => {

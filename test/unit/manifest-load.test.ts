@@ -65,8 +65,8 @@ test('stdin is read for -', async (t) => {
   const set = await loadDesiredSet(['-'], { cwd: dir, stdin });
   assert.deepEqual([...set.processes.keys()], ['one', 'two']);
   assert.deepEqual(set.processes.get('two')?.source, { file: '-', line: 9 });
-  assert.equal(set.processes.get('one')?.manifest.spec.exec.cwd, dir);
-  assert.equal(set.processes.get('two')?.manifest.spec.exec.cwd, path.join(dir, 'work'));
+  assert.equal(set.processes.get('one')?.manifest.spec.exec?.cwd, dir);
+  assert.equal(set.processes.get('two')?.manifest.spec.exec?.cwd, path.join(dir, 'work'));
   assert.deepEqual(set.roots, ['-']);
 });
 
@@ -76,7 +76,7 @@ test('stdin issues are reported against -', async (t) => {
   const issues = await issuesOf(['-'], { cwd: dir, stdin });
   assert.deepEqual(
     issues.map((issue) => `${at(issue)} ${issue.code}`),
-    ['-:4:7 schema.required'],
+    ['-:4:7 driver.spec-missing'],
   );
 });
 
@@ -112,10 +112,10 @@ test('a valid set fills in defaults and resolves paths against the manifest fold
   const { spec, metadata } = api.manifest;
   assert.deepEqual(metadata, { name: 'api', labels: {} });
   assert.equal(spec.driver, 'exec');
-  assert.equal(spec.exec.cwd, path.join(dir, 'manifests/srv'));
-  assert.deepEqual(spec.exec.envFiles, [path.join(web, '.env'), '/etc/pm/common.env']);
-  assert.deepEqual(spec.exec.env, { PORT: 8080, HOME_DIR: { fromEnv: 'HOME' }, TOKEN: { fromFile: path.join(web, 'secrets/token') } });
-  assert.deepEqual(spec.exec.logs, { stdout: path.join(web, 'logs/out.log'), stderr: '/var/log/api.err' });
+  assert.equal(spec.exec?.cwd, path.join(dir, 'manifests/srv'));
+  assert.deepEqual(spec.exec?.envFiles, [path.join(web, '.env'), '/etc/pm/common.env']);
+  assert.deepEqual(spec.exec?.env, { PORT: 8080, HOME_DIR: { fromEnv: 'HOME' }, TOKEN: { fromFile: path.join(web, 'secrets/token') } });
+  assert.deepEqual(spec.exec?.logs, { stdout: path.join(web, 'logs/out.log'), stderr: '/var/log/api.err' });
   assert.deepEqual(spec.ports, [{ name: 'http', port: 8080, protocol: 'tcp' }]);
   assert.deepEqual(spec.dependsOn, [{ name: 'db', condition: 'ready', restart: false }]);
   assert.deepEqual(spec.probes.readiness, {
@@ -134,7 +134,7 @@ test('a valid set fills in defaults and resolves paths against the manifest fold
   });
   assert.deepEqual(spec.hooks, {});
   assert.deepEqual(spec.stop, { signal: 'SIGTERM', gracePeriodSeconds: 10 });
-  assert.equal(set.processes.get('db')?.manifest.spec.exec.cwd, path.join(dir, 'manifests'));
+  assert.equal(set.processes.get('db')?.manifest.spec.exec?.cwd, path.join(dir, 'manifests'));
 });
 
 test('a manifest that needs the full YAML parser (anchors) loads the same way', async (t) => {
@@ -142,7 +142,7 @@ test('a manifest that needs the full YAML parser (anchors) loads the same way', 
     'a.yaml': `${proc('a')}---\n${proc('b', '    env: &env\n      MODE: prod\n  probes:\n    liveness:\n      exec: { command: [check] }\n      failureThreshold: &n 7\n      successThreshold: *n\n')}`,
   });
   const set = await loadDesiredSet(['a.yaml'], { cwd: dir });
-  assert.deepEqual(set.processes.get('b')?.manifest.spec.exec.env, { MODE: 'prod' });
+  assert.deepEqual(set.processes.get('b')?.manifest.spec.exec?.env, { MODE: 'prod' });
   assert.equal(set.processes.get('b')?.manifest.spec.probes.liveness?.successThreshold, 7);
   assert.equal(set.processes.get('b')?.source.line, 9);
 });

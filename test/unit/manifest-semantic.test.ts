@@ -1,6 +1,10 @@
 // Checks across the whole set: names, dependencies, cycles, conditions, ports, probe ports.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { loadDesiredSet } from '../../src/manifest/index.js';
 import { at, issuesOfFiles as issuesOf, only, proc } from '../support/manifest-issues.js';
 
 const deps = (...names: string[]): string => `  dependsOn:\n${names.map((n) => `    - name: ${n}\n`).join('')}`;
@@ -193,4 +197,60 @@ test('a hook or restart script with an empty program is refused where it stands'
     issues.map((i) => i.message),
     ['spec.hooks.preStart.command[0] is empty: the first item is the program to run', 'spec.restartPolicy.script.command[0] is empty: the first item is the program to run'],
   );
+});
+
+const container = (name: string, docker: string, extra = ''): string =>
+  `apiVersion: pm.dev/v1alpha1\nkind: Process\nmetadata:\n  name: ${name}\nspec:\n  driver: docker\n  docker:\n${docker}${extra}`;
+
+test('each driver has its own spec block: docker without spec.docker, exec without spec.exec, and a block of the other driver', async (t) => {
+  const issues = await issuesOf(t, {
+    'a.yaml': 'apiVersion: pm.dev/v1alpha1\nkind: Process\nmetadata:\n  name: a\nspec:\n  driver: docker\n  ports: []\n',
+    'b.yaml': 'apiVersion: pm.dev/v1alpha1\nkind: Process\nmetadata:\n  name: b\nspec:\n  minReadySeconds: 0\n',
+    'c.yaml': container('c', '    image: pm-test/busybox:1\n', '  exec:\n    command: [sleep, "1"]\n'),
+  });
+  assert.deepEqual(
+    issues.map((issue) => `${at(issue)} ${issue.code}: ${issue.message}`),
+    [
+      'manifests/a.yaml:6:3 driver.spec-missing: driver docker needs spec.docker',
+      'manifests/b.yaml:6:3 driver.spec-missing: driver exec needs spec.exec',
+      'manifests/c.yaml:9:3 driver.spec-unused: spec.exec is for driver exec, but this process has driver docker',
+    ],
+  );
+  assert.match(issues[0]?.hint ?? '', /pm never pulls/);
+});
+
+test('a container: no exec probes (they would run on the host), not HEALTHCHECK and a readiness probe both, no pm.* labels', async (t) => {
+  const issues = await issuesOf(t, {
+    'web.yaml': container(
+      'web',
+      '    image: pm-test/busybox:1\n    useHealthcheck: true\n    labels:\n      pm.owner: me\n      team: web\n',
+      '  probes:\n    readiness:\n      tcp: { port: 8080 }\n    liveness:\n      exec: { command: [wget, -q, localhost:8080] }\n',
+    ),
+  });
+  assert.deepEqual(
+    issues.map((issue) => `${at(issue)} ${issue.code}`),
+    ['manifests/web.yaml:11:7 docker.label-reserved', 'manifests/web.yaml:14:5 probe.readiness-twice', 'manifests/web.yaml:17:7 probe.exec-in-container'],
+  );
+});
+
+test('a valid container manifest: defaults filled, paths resolved against the manifest folder', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pm-manifests-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(
+    path.join(dir, 'api.yaml'),
+    container('api', '    image: pm-test/busybox:1\n    command: [httpd, -f, -p, "8080"]\n    envFiles: [api.env]\n    publish:\n      - { containerPort: 8080, hostPort: 18080 }\n    volumes:\n      - { source: ./data, target: /data }\n'),
+  );
+  const set = await loadDesiredSet(['api.yaml'], { cwd: dir });
+  const spec = set.processes.get('api')?.manifest.spec;
+  assert.equal(spec?.exec, undefined);
+  assert.deepEqual(spec?.docker, {
+    image: 'pm-test/busybox:1',
+    command: ['httpd', '-f', '-p', '8080'],
+    env: {},
+    envFiles: [path.join(dir, 'api.env')],
+    publish: [{ containerPort: 8080, hostPort: 18080, hostIp: '127.0.0.1', protocol: 'tcp' }],
+    volumes: [{ source: path.join(dir, 'data'), target: '/data', readOnly: false }],
+    labels: {},
+    useHealthcheck: false,
+  });
 });

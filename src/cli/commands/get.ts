@@ -1,4 +1,5 @@
 import type { ExitStatus, Observation } from '../../drivers/driver.js';
+import { optionalCwd, programArgv } from '../../manifest/runtime.js';
 import type { ProcessRecord } from '../../store/records.js';
 import { runProbe } from '../../probes/runners.js';
 import { describeExit } from '../../plan/explain.js';
@@ -146,7 +147,7 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     if (probe) {
       const timeoutSeconds = Math.min(probe.timeoutSeconds, GET_PROBE_TIMEOUT_SECONDS);
       const identity = await probeIdentity({ name: record.name, manifest: record.manifest, source: record.source }, env);
-      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, cwd: spec.exec.cwd, signal, ...identity });
+      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, ...optionalCwd(record.manifest), signal, ...identity });
       ready = result.ok;
       readyDetail = result.message;
     } else {
@@ -172,7 +173,7 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     lastError: record.lastError ?? null,
     source: record.source.file,
     labels: record.manifest.metadata.labels,
-    command: spec.exec.command,
+    command: programArgv(record.manifest),
     manifest: record.manifest,
   };
 }

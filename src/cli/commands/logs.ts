@@ -1,4 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
+import { runtimeOf } from '../../manifest/runtime.js';
 import { watch, type FSWatcher } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { ExitCode, NotFoundError, PmError, UsageError } from '../../errors.js';
@@ -36,7 +37,11 @@ export const logsCommand: Command = {
     const state = await openState(cli);
     const record = await state.store.getRecord(name);
     if (!record) throw new NotFoundError(name);
-    const logs = record.manifest.spec.exec.logs;
+    if (record.handle?.driver === 'docker') {
+      // The engine keeps a container's output (its log driver); pm does not copy it yet.
+      throw new PmError('E_LOGS_DOCKER', `${name} is a container: its output is kept by the Docker Engine`, { hint: `docker logs ${values.follow === true ? '-f ' : ''}${tail === undefined ? '' : `--tail ${tail} `}${record.handle.name}`, exitCode: ExitCode.failed });
+    }
+    const { logs } = runtimeOf(record.manifest);
     const stdoutPath = logs?.stdout ?? state.store.defaultLogPath(name);
     const path = values.stderr === true ? (logs?.stderr ?? stdoutPath) : stdoutPath;
 

@@ -1,5 +1,6 @@
 // Checks that a start can succeed — the working directory exists and the program is found and
 // executable — before apply stops anything, so a typo in a command never costs a running version.
+import { execSpecOf } from '../../manifest/runtime.js';
 import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -8,7 +9,7 @@ import type { StartRequest } from '../driver.js';
 
 export async function checkStartable(request: StartRequest): Promise<void> {
   const { name, env } = request;
-  const { command, cwd } = request.manifest.spec.exec;
+  const { command, cwd } = execSpecOf(request.manifest);
   const workDir = cwd ?? process.cwd();
   const info = await stat(workDir).catch(() => undefined);
   if (!info?.isDirectory()) {

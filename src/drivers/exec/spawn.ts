@@ -1,5 +1,6 @@
 // Spawning one supervised process: no shell, its own session and process group, output to log
 // files by descriptor, and every way it can fail turned into a StartError a user can act on.
+import { execSpecOf } from '../../manifest/runtime.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -22,7 +23,7 @@ export interface SpawnedChild {
 /** Spawns the request's command; resolves after the 'spawn' event, rejects with StartError. */
 export async function spawnProcess(request: StartRequest): Promise<SpawnedChild> {
   const { name, env } = request;
-  const { command, cwd } = request.manifest.spec.exec;
+  const { command, cwd } = execSpecOf(request.manifest);
   const [file, ...args] = command;
   if (cwd !== undefined) await checkCwd(name, cwd);
 
@@ -122,7 +123,7 @@ async function checkCwd(name: string, cwd: string): Promise<void> {
 /** Turns a spawn 'error' event into a message that names what failed. */
 function describeSpawnError(request: StartRequest, err: unknown): StartError {
   const { name, env } = request;
-  const { command, cwd } = request.manifest.spec.exec;
+  const { command, cwd } = execSpecOf(request.manifest);
   const file = command[0];
   const code = (err as NodeJS.ErrnoException).code;
   // libuv reports a failed chdir with the same codes as a failed exec: look at the cwd again.

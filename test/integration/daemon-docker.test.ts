@@ -1,0 +1,162 @@
+// Containers under pm daemon, against the real Docker Engine: a manifest with driver docker becomes
+// a labelled container, ready through a published port; a container killed or removed by hand is
+// replaced; a spec change recreates it, a label-only change does not; an exec process waits for a
+// container's readiness (one graph across drivers); a missing image and a foreign container holding
+// the name are clear errors, and the foreign container is never touched.
+import assert from 'node:assert/strict';
+import { test, type TestContext } from 'node:test';
+import { stringify } from 'yaml';
+import type Docker from 'dockerode';
+import { ownerOf } from '../../src/drivers/index.js';
+import { createDaemonSandbox, fixtureManifest, quickRestarts, startDaemon } from '../support/daemon.js';
+import { dockerSkip, engineClient, ensureTestImage, TEST_IMAGE, TEST_OWNER_LABEL } from '../support/docker.js';
+import type { Sandbox } from '../support/cli.js';
+import { waitFor } from '../support/wait.js';
+
+const skip = dockerSkip();
+
+/** Every container this sandbox's pm owns is force-removed when the test ends, passed or failed. */
+function removeContainersOf(t: TestContext, sandbox: Sandbox, docker: Docker): void {
+  t.after(async () => {
+    const owned = await docker.listContainers({ all: true, filters: { label: [`pm.owner=${ownerOf(sandbox.stateDir)}`] } });
+    await Promise.all(owned.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  });
+}
+
+/**
+ * A busybox httpd serving an index page on containerPort 8080, published on 127.0.0.1:hostPort,
+ * ready when the page answers. An http probe, not tcp: the engine's proxy accepts connections on a
+ * published port before the container listens.
+ */
+function webManifest(name: string, hostPort: number, extra: { labels?: Record<string, string>; args?: string[] } = {}): string {
+  return stringify({
+    apiVersion: 'pm.dev/v1alpha1',
+    kind: 'Process',
+    metadata: { name },
+    spec: {
+      driver: 'docker',
+      docker: {
+        image: TEST_IMAGE,
+        command: ['sh', '-c', `mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www ${(extra.args ?? []).join(' ')}`],
+        env: { GREETING: 'hello' },
+        publish: [{ containerPort: 8080, hostPort }],
+        ...(extra.labels && { labels: extra.labels }),
+      },
+      minReadySeconds: 0,
+      ports: [{ name: 'http', port: hostPort }],
+      probes: { readiness: { http: { port: 'http', path: '/' }, periodSeconds: 0.2 } },
+      stop: { gracePeriodSeconds: 2 },
+      restartPolicy: { backoff: { initialSeconds: 0.05, jitter: 0 } },
+    },
+  });
+}
+
+async function containerOf(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo> {
+  return docker.getContainer(`pm-${name}`).inspect();
+}
+
+const unique = (base: string): string => `${base}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+
+test('a container under the daemon: labelled, ready, replaced after a kill by hand, recreated on a spec change, left alone on a label change', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  removeContainersOf(t, sandbox, docker);
+  const name = unique('web');
+  const port = await sandbox.freePort();
+  await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port));
+  // The directory keeps one manifest when the container's goes: an empty one is refused as a mistake.
+  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  const daemon = await startDaemon(sandbox);
+
+  const ready = await daemon.waitFor(name, (s) => s.phase === 'Ready', 'the container Ready through its published port', 30_000);
+  assert.equal(ready.driver, 'docker');
+  const first = await containerOf(docker, name);
+  assert.equal(first.State.Running, true);
+  assert.equal(first.Config.Labels['pm.owner'], ownerOf(sandbox.stateDir));
+  assert.equal(first.Config.Labels['pm.process'], name);
+  assert.match(first.Config.Labels['pm.spec'] ?? '', /^[0-9a-f]{16,}$/);
+  assert.equal(first.HostConfig.RestartPolicy?.Name, 'no', 'pm restarts it, not the engine');
+  assert.ok(first.Config.Env.includes('GREETING=hello'));
+  assert.ok(!first.Config.Env.some((e) => e.startsWith('HOME=/') && e !== 'HOME=/root') && !first.Config.Env.some((e) => e.startsWith(`PATH=${process.env.PATH}`)), 'nothing of the host environment');
+
+  // Killed by hand: the daemon sees the exit through the engine and starts it again.
+  await docker.getContainer(first.Id).kill({ signal: 'SIGKILL' });
+  const again = await daemon.waitFor(name, (s) => s.phase === 'Ready' && s.restarts === 1, 'replaced after the kill', 30_000);
+  assert.equal(again.lastExit?.signal ?? again.lastExit?.code, again.lastExit?.signal === null ? 137 : 'SIGKILL');
+  const second = await containerOf(docker, name);
+  assert.notEqual(second.State.StartedAt, first.State.StartedAt);
+
+  // Removed by hand: the same.
+  await docker.getContainer(second.Id).remove({ force: true });
+  await daemon.waitFor(name, (s) => s.phase === 'Ready' && s.restarts === 2, 'replaced after the removal', 30_000);
+
+  // A label change is an update in place: the container stays.
+  const before = await containerOf(docker, name);
+  await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port).replace(`name: ${name}\n`, `name: ${name}\n  labels:\n    team: web\n`));
+  await daemon.waitForEvent(name, (e) => e.type === 'Updated', 'the label change applied');
+  assert.equal((await containerOf(docker, name)).Id, before.Id, 'not recreated for a label');
+
+  // A spec change recreates it, with a new spec digest.
+  await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port, { args: ['-v'] }));
+  await waitFor(async () => (await containerOf(docker, name).catch(() => undefined))?.Id !== before.Id, { message: 'a new container for the new spec', timeoutMs: 30_000 }).catch(async (error: unknown) => {
+    console.log((await daemon.events(name)).map((e) => `${e.time} ${e.type} ${e.message}`).join('\n'));
+    console.log(daemon.output().slice(-3000));
+    throw error;
+  });
+  await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready with the new spec', 30_000);
+  const recreated = await containerOf(docker, name);
+  assert.match(recreated.Config.Cmd?.[2] ?? '', /exec httpd -f -p 8080 -h \/www -v$/);
+  assert.notEqual(recreated.Config.Labels['pm.spec'], before.Config.Labels['pm.spec']);
+
+  // Deleted from the directory: stopped and removed.
+  await sandbox.remove(`manifests/${name}.yaml`);
+  await waitFor(async () => (await containerOf(docker, name).catch(() => undefined)) === undefined, { message: 'the container removed with its manifest', timeoutMs: 30_000 }).catch((error: unknown) => {
+    console.log(daemon.output().slice(-2500));
+    throw error;
+  });
+});
+
+test('one graph across drivers: an exec process waits for a container to be ready', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  removeContainersOf(t, sandbox, docker);
+  const db = unique('db');
+  const port = await sandbox.freePort();
+  await sandbox.write(`manifests/${db}.yaml`, webManifest(db, port));
+  await sandbox.write('manifests/app.yaml', fixtureManifest(sandbox, { name: 'app', program: 'idle', dependsOn: [{ name: db, condition: 'ready' }] }, quickRestarts()));
+  const daemon = await startDaemon(sandbox);
+  const app = await daemon.waitFor('app', (s) => s.phase === 'Ready', 'app Ready after the container', 30_000);
+  const events = await daemon.events();
+  const dbReady = events.findIndex((e) => e.process === db && e.type === 'Ready');
+  const appStarted = events.findIndex((e) => e.process === 'app' && e.type === 'Started');
+  assert.ok(dbReady >= 0 && appStarted > dbReady, 'app started only after the container was ready');
+  assert.equal(app.driver, 'exec');
+});
+
+test('a missing image is refused before anything changes; a foreign container holding the name is never touched', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  removeContainersOf(t, sandbox, docker);
+  const ghost = unique('ghost');
+  await sandbox.write('ghost.yaml', stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name: ghost }, spec: { driver: 'docker', docker: { image: 'pm-test/no-such-image:0' } } }));
+  const missing = await sandbox.pm(['apply', '-f', 'ghost.yaml']);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(missing.stderr, /pm-test\/no-such-image:0/);
+  assert.match(missing.stderr, /never pulls|pull|build/);
+
+  const taken = unique('taken');
+  const foreign = await docker.createContainer({ name: `pm-${taken}`, Image: TEST_IMAGE, Cmd: ['sleep', '1000'], Labels: { [TEST_OWNER_LABEL]: 'daemon-docker-test' } });
+  t.after(() => foreign.remove({ force: true }).catch(() => undefined));
+  await foreign.start();
+  const before = await foreign.inspect();
+  await sandbox.write('taken.yaml', stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name: taken }, spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sleep', '1000'] }, minReadySeconds: 0 } }));
+  const conflict = await sandbox.pm(['apply', '-f', 'taken.yaml', '--timeout', '20s']);
+  assert.notEqual(conflict.code, 0);
+  assert.match(`${conflict.stdout}${conflict.stderr}`, /the container name pm-\S+ is taken by container [0-9a-f]{12} \(running\), not created by pm/);
+  const after = await foreign.inspect();
+  assert.equal(after.State.Running, true, 'the foreign container still runs');
+  assert.equal(after.State.StartedAt, before.State.StartedAt, 'and was not restarted');
+});
