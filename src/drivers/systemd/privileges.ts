@@ -1,0 +1,96 @@
+// What a user other than root needs to drive given units with given verbs: a polkit rule, or, where
+// polkit is not wanted, sudoers lines. Both allow exactly those verbs on exactly those units, and
+// nothing else: no pattern, no wildcard (in sudoers `*` matches across spaces, so `start pm-*`
+// would also allow `start pm-x other.service`).
+//
+// Writing unit files and `daemon-reload` still need root (install/uninstall); reading state
+// (show, cat) needs no privilege, so with sudo the runner's readPrefix should be [].
+import { SystemdError, SystemdErrorCode } from './errors.js';
+import { UNIT_VERBS, verbArgv, type UnitVerb } from './systemctl.js';
+import { validateUnitNames } from './unit-name.js';
+
+export interface PrivilegeOptions {
+  /** The account pm runs as. */
+  user: string;
+  /** systemctl's absolute path as sudo resolves it (default /usr/bin/systemctl). */
+  systemctlPath?: string;
+}
+
+export interface Privileges {
+  /** JavaScript for polkit (≥ 0.106, systemd ≥ 226 passes `unit` and `verb`). */
+  polkitRule: string;
+  /** Where it goes; polkitd reads rules.d on change. */
+  polkitPath: string;
+  /** sudoers lines; check with `visudo -cf FILE` before installing, mode 0440. */
+  sudoers: string;
+  sudoersPath: string;
+  /** The systemctl command lines the sudoers text allows, as argv (after `sudo -n`). */
+  commands: string[][];
+  /** The runner settings that go with the sudoers text. */
+  sudoRunner: { prefix: string[]; readPrefix: string[] };
+}
+
+const MANAGE_UNITS = 'org.freedesktop.systemd1.manage-units';
+
+/** The polkit rule and the sudoers alternative for `units` × `verbs`, for `options.user`. */
+export function privileges(units: readonly string[], verbs: readonly UnitVerb[], options: PrivilegeOptions): Privileges {
+  const names = validateUnitNames(units);
+  if (names.length === 0) throw privilegeError('no units given');
+  const allowedVerbs = [...new Set(verbs)];
+  if (allowedVerbs.length === 0) throw privilegeError('no verbs given');
+  for (const verb of allowedVerbs) {
+    if (!(UNIT_VERBS as readonly string[]).includes(verb)) throw privilegeError(`unknown verb ${JSON.stringify(verb)} (one of ${UNIT_VERBS.join(', ')})`);
+  }
+  const user = options.user;
+  if (typeof user !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.-]*\$?$/.test(user) || user.length > 256) {
+    throw privilegeError(`${JSON.stringify(user)} is not a user name`);
+  }
+  const systemctlPath = options.systemctlPath ?? '/usr/bin/systemctl';
+  if (!/^\/[A-Za-z0-9_./-]+$/.test(systemctlPath)) throw privilegeError(`systemctlPath must be a plain absolute path, not ${JSON.stringify(systemctlPath)}`);
+
+  const commands = names.flatMap((unit) => allowedVerbs.map((verb) => ['systemctl', ...verbArgv('system', verb, unit)]));
+  const fileTag = user.replace(/[^A-Za-z0-9_-]/g, '_');
+  return {
+    polkitRule: polkitRule(user, names, allowedVerbs),
+    polkitPath: `/etc/polkit-1/rules.d/50-pm-${fileTag}.rules`,
+    sudoers: sudoersText(user, systemctlPath, commands),
+    // sudo skips files in sudoers.d whose name holds a '.' or ends in '~'.
+    sudoersPath: `/etc/sudoers.d/pm-${fileTag}`,
+    commands,
+    sudoRunner: { prefix: ['sudo', '-n'], readPrefix: [] },
+  };
+}
+
+function polkitRule(user: string, units: readonly string[], verbs: readonly UnitVerb[]): string {
+  // ES5 only: polkit's JavaScript engine (duktape, or old mozjs) has no let, arrows or includes.
+  const allowed = Object.fromEntries(units.map((unit) => [unit, verbs]));
+  return [
+    `// Written by pm: lets ${user} run exactly these systemctl verbs on exactly these units.`,
+    `polkit.addRule(function (action, subject) {`,
+    `  if (action.id != ${JSON.stringify(MANAGE_UNITS)} || subject.user != ${JSON.stringify(user)}) return polkit.Result.NOT_HANDLED;`,
+    `  var allowed = ${JSON.stringify(allowed)};`,
+    `  var unit = action.lookup("unit"), verb = action.lookup("verb");`,
+    `  if (Object.prototype.hasOwnProperty.call(allowed, unit) && allowed[unit].indexOf(verb) >= 0) return polkit.Result.YES;`,
+    `  return polkit.Result.NOT_HANDLED;`,
+    `});`,
+    '',
+  ].join('\n');
+}
+
+function sudoersText(user: string, systemctlPath: string, commands: readonly string[][]): string {
+  const lines = commands.map((argv) => `${user} ALL=(root) NOPASSWD: ${[systemctlPath, ...argv.slice(1)].map(sudoersWord).join(' ')}`);
+  return [
+    `# Written by pm: lets ${user} run exactly these command lines with \`sudo -n\` (sudo matches the whole argument list).`,
+    ...lines,
+    '',
+  ].join('\n');
+}
+
+/** sudoers(5): in command arguments , : = and \ must be escaped with a backslash. */
+function sudoersWord(word: string): string {
+  return word.replace(/[\\,:=]/g, (char) => `\\${char}`);
+}
+
+function privilegeError(problem: string): SystemdError {
+  return new SystemdError(SystemdErrorCode.unitSpec, `cannot write privileges: ${problem}`, { hint: 'give at least one unit, one verb and the user pm runs as' });
+}
