@@ -6,6 +6,7 @@
 //      --parallel), then is followed until it is ready, completed or failed
 // The executor never decides what to do; the plan did. It records every step in the store and
 // the audit log as it goes, so an interrupted apply leaves an accurate state behind.
+import type { HealthStatus } from '../probes/runners.js';
 import { userInfo } from 'node:os';
 import type { DesiredSet, DesiredProcess } from '../manifest/types.js';
 import type { Driver, Observation, ExitStatus, ProcessHandle } from '../drivers/driver.js';
@@ -244,9 +245,11 @@ class Execution {
         const startedAt = record?.startedAt ? Date.parse(record.startedAt) : 0;
         if (conditions.has('ready')) {
           const pid = observation.pid;
+          const handle = record?.handle;
+          const health = handle && this.ctx.driver.health ? (): Promise<HealthStatus> => this.ctx.driver.health?.(handle) ?? Promise.resolve('none') : undefined;
           this.background.push(
             probeIdentity(proc, this.ctx.env)
-              .then((identity) => followProbes(proc, tracker, this.abort.signal, { pid, startedAt, ...identity }))
+              .then((identity) => followProbes(proc, tracker, this.abort.signal, { pid, startedAt, ...identity, ...(health && { health }) }))
               .catch(() => undefined),
           );
         }
@@ -319,7 +322,8 @@ class Execution {
       await exited;
       return;
     }
-    const probing = followProbes(proc, tracker, signal, { pid: handle.pid, startedAt, env: prepared.env, ...userIds(prepared) }).catch(() => undefined);
+    const health = this.ctx.driver.health ? (): Promise<HealthStatus> => this.ctx.driver.health?.(handle) ?? Promise.resolve('none') : undefined;
+    const probing = followProbes(proc, tracker, signal, { pid: handle.pid, startedAt, env: prepared.env, ...userIds(prepared), ...(health && { health }) }).catch(() => undefined);
     // Wait until the process has converged, failed, or the apply stops waiting.
     await Promise.race([exited, probing.then(() => (tracker.final ? undefined : exited))]);
   }

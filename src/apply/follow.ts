@@ -1,11 +1,12 @@
 // Follows a started service through its startup and readiness probes until it is ready, in the
 // Kubernetes order (readiness is not probed until the startup probe has passed), and then until it
 // has stayed up minReadySeconds, so a process that crashes at once is not reported as started.
+import { probesOf } from '../probes/effective.js';
 import { setTimeout as delay } from 'node:timers/promises';
 import { runtimeOf } from '../manifest/runtime.js';
-import type { DesiredProcess, Probe } from '../manifest/types.js';
+import type { DesiredProcess } from '../manifest/types.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind } from '../probes/worker.js';
-import { runProbe, type ProbeContext } from '../probes/runners.js';
+import { runProbe, type HealthStatus, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
 import type { ProcessTracker } from './tracker.js';
 
 export interface Instance {
@@ -16,13 +17,16 @@ export interface Instance {
   env: Record<string, string>;
   uid?: number;
   gid?: number;
+  /** The instance's HEALTHCHECK status (containers), for spec.docker.useHealthcheck. */
+  health?: () => Promise<HealthStatus>;
 }
 
 /** Resolves once the tracker is ready or final, or `signal` aborted. */
 export async function followProbes(proc: DesiredProcess, tracker: ProcessTracker, signal: AbortSignal, instance: Instance): Promise<void> {
-  const { probes, ports, minReadySeconds } = proc.manifest.spec;
+  const { ports, minReadySeconds } = proc.manifest.spec;
+  const probes = probesOf(proc.manifest);
   const { cwd } = runtimeOf(proc.manifest);
-  const context: ProbeContext = { ports, ...(cwd !== undefined && { cwd }), env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }) };
+  const context: ProbeContext = { ports, ...(cwd !== undefined && { cwd }), env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }), ...(instance.health && { health: instance.health }) };
   if (probes.startup && !(await probeUntilDecided('startup', probes.startup, tracker, context, signal))) return;
   if (probes.readiness && !(await probeUntilDecided('readiness', probes.readiness, tracker, context, signal))) return;
   const settle = instance.startedAt + minReadySeconds * 1000 - Date.now();
@@ -38,7 +42,7 @@ export async function followProbes(proc: DesiredProcess, tracker: ProcessTracker
  * ends, or the apply stops waiting (false). Readiness failures are not final: the process may still
  * get ready before the timeout, and the last result is shown meanwhile.
  */
-async function probeUntilDecided(kind: ProbeKind, probe: Probe, tracker: ProcessTracker, context: ProbeContext, signal: AbortSignal): Promise<boolean> {
+async function probeUntilDecided(kind: ProbeKind, probe: RunnableProbe, tracker: ProcessTracker, context: ProbeContext, signal: AbortSignal): Promise<boolean> {
   const done = new AbortController();
   const stop = (): void => done.abort();
   signal.addEventListener('abort', stop, { once: true });

@@ -2,10 +2,11 @@
 // for the children this daemon spawned) and its probes, in the Kubernetes order — the startup
 // probe holds readiness and liveness off until it passes; readiness and liveness then run for as
 // long as the instance lives. It decides nothing: it reports, and the supervisor acts.
+import { probesOf } from '../probes/effective.js';
 import { optionalCwd } from '../manifest/runtime.js';
 import type { Driver, ExitStatus, ProcessHandle } from '../drivers/driver.js';
-import type { DesiredProcess, Probe } from '../manifest/types.js';
-import { runProbe, type ProbeContext } from '../probes/runners.js';
+import type { DesiredProcess } from '../manifest/types.js';
+import { runProbe, type HealthStatus, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind, type ProbeUpdate } from '../probes/worker.js';
 import { MAX_TIMER_MS } from '../util/duration.js';
 
@@ -52,7 +53,7 @@ export class Instance {
   ) {
     this.handle = handle;
     this.startedAt = startedAt;
-    const probes = proc.manifest.spec.probes;
+    const probes = probesOf(proc.manifest);
     this.#startupPassed = !probes.startup;
     this.#readinessPassed = !probes.readiness;
     const settleMs = startedAt + proc.manifest.spec.minReadySeconds * 1000 - now;
@@ -109,7 +110,7 @@ export class Instance {
   }
 
   async #probe(): Promise<void> {
-    const { probes } = this.proc.manifest.spec;
+    const probes = probesOf(this.proc.manifest);
     if (probes.startup) {
       const passed = await this.#loop('startup', probes.startup, (update) => {
         if (update.status === 'failure') {
@@ -152,12 +153,13 @@ export class Instance {
   }
 
   /** Runs one probe until `onUpdate` says stop or the instance closes; true when it ended on a success. */
-  async #loop(kind: ProbeKind, probe: Probe, onUpdate: (update: ProbeUpdate) => 'stop' | 'go on'): Promise<boolean> {
+  async #loop(kind: ProbeKind, probe: RunnableProbe, onUpdate: (update: ProbeUpdate) => 'stop' | 'go on'): Promise<boolean> {
     const done = new AbortController();
     const stop = (): void => done.abort();
     this.#abort.signal.addEventListener('abort', stop, { once: true });
     const { ports } = this.proc.manifest.spec;
-    const context: ProbeContext = { ports, ...optionalCwd(this.proc.manifest), env: this.identity.env, signal: done.signal, ...ids(this.identity) };
+    const health = this.driver.health === undefined ? undefined : (): Promise<HealthStatus> => this.driver.health?.(this.handle) ?? Promise.resolve('none');
+    const context: ProbeContext = { ports, ...optionalCwd(this.proc.manifest), env: this.identity.env, signal: done.signal, ...ids(this.identity), ...(health && { health }) };
     const worker = new ProbeWorker(kind, probe, () => runProbe(probe, context));
     let lastStatus = worker.status;
     try {

@@ -1,6 +1,7 @@
 // The docker driver as pm's planner, daemon and apply see it: a manifest with driver docker and
 // its spec.docker becomes the DockerDriver's ContainerSpec. Only the environment the manifest
 // declares reaches the container (never pm's PATH or HOME); the stop signal is the manifest's.
+import type { HealthStatus } from '../probes/runners.js';
 import { stat } from 'node:fs/promises';
 import { StartError } from '../errors.js';
 import { dockerSpecOf } from '../manifest/runtime.js';
@@ -58,6 +59,10 @@ class DockerProcessDriver implements ProcessDriver {
 
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus> {
     return this.docker.waitExit(dockerHandle(handle), signal);
+  }
+
+  health(handle: ProcessHandle): Promise<HealthStatus> {
+    return this.docker.health(dockerHandle(handle));
   }
 
   remove(handle: ProcessHandle): Promise<void> {

@@ -1,6 +1,7 @@
 // The driver contract: how a process runs. The planner never knows which driver it talks to.
 // Shaped after Nomad's driver plugin: a small core (start, inspect, stop) plus an opaque handle
 // that is stored so a process can be found again by a later pm command.
+import type { HealthStatus } from '../probes/runners.js';
 import type { ProcessManifest } from '../manifest/types.js';
 
 /** Enough to find a process again, and to be sure it is still ours. Stored as JSON. */
@@ -123,6 +124,8 @@ export interface Driver {
    * it; otherwise the driver polls and reports `known: false`. `signal` stops the wait.
    */
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus>;
+  /** A container's HEALTHCHECK status (drivers without one: absent). */
+  health?(handle: ProcessHandle): Promise<HealthStatus>;
   /** After a stop, for good (pm delete, a manifest removed): what the process leaves on its engine (a container). Safe when it is gone. */
   remove?(handle: ProcessHandle): Promise<void>;
 }

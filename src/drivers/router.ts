@@ -2,6 +2,7 @@
 // the driver its manifest names (spec.driver), a handle to the driver that made it (handle.driver).
 // The docker driver is loaded on first use, so a pm with only exec processes never loads dockerode
 // nor needs an engine; while the engine is unreachable, exec processes are unaffected.
+import type { HealthStatus } from '../probes/runners.js';
 import { PmError } from '../errors.js';
 import type { Driver, ExitStatus, Observation, ProcessHandle, StartRequest, StopOptions, StopResult } from './driver.js';
 
@@ -44,6 +45,10 @@ export class DriverRouter implements ProcessDriver {
 
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus> {
     return this.#for(handle.driver).then((d) => d.waitExit(handle, signal));
+  }
+
+  health(handle: ProcessHandle): Promise<HealthStatus> {
+    return this.#for(handle.driver).then((d) => d.health?.(handle) ?? 'none');
   }
 
   remove(handle: ProcessHandle): Promise<void> {

@@ -9,6 +9,15 @@ import { runTcpProbe } from './tcp.js';
 
 export type { ProbeResult } from './result.js';
 
+/** A container's HEALTHCHECK status, as its engine reports it. */
+export type HealthStatus = 'starting' | 'healthy' | 'unhealthy' | 'none';
+
+/**
+ * What pm runs as a probe: one of the manifest's, or the image's HEALTHCHECK read from the engine
+ * (spec.docker.useHealthcheck), with the same timing fields so the worker and its thresholds serve both.
+ */
+export type RunnableProbe = Probe | (Omit<Probe, 'exec' | 'http' | 'tcp'> & { healthcheck: true });
+
 export interface ProbeContext {
   /** The process's declared ports, for probes that name one. */
   ports: readonly Port[];
@@ -19,10 +28,13 @@ export interface ProbeContext {
   uid?: number;
   gid?: number;
   signal?: AbortSignal;
+  /** The instance's HEALTHCHECK status, for a healthcheck probe. */
+  health?: () => Promise<HealthStatus>;
 }
 
 /** Runs the probe once. Never rejects: every failure, timeout and abort is a result with ok: false. */
-export async function runProbe(probe: Probe, context: ProbeContext): Promise<ProbeResult> {
+export async function runProbe(probe: RunnableProbe, context: ProbeContext): Promise<ProbeResult> {
+  if ('healthcheck' in probe) return runHealthcheckProbe(context);
   const { timeoutSeconds } = probe;
   if (probe.exec) {
     const { cwd, env, uid, gid } = context;
@@ -40,4 +52,17 @@ export async function runProbe(probe: Probe, context: ProbeContext): Promise<Pro
     return runTcpProbe({ host: probe.tcp.host, port: resolved.port }, timeoutSeconds, context.signal);
   }
   return { ok: false, message: 'probe has none of exec, http, tcp', durationMs: 0 };
+}
+
+async function runHealthcheckProbe(context: ProbeContext): Promise<ProbeResult> {
+  const began = Date.now();
+  if (!context.health) return { ok: false, message: 'no HEALTHCHECK status to read (not a container)', durationMs: 0 };
+  try {
+    const status = await context.health();
+    const durationMs = Date.now() - began;
+    if (status === 'none') return { ok: false, message: 'the image has no HEALTHCHECK (useHealthcheck needs one)', durationMs };
+    return { ok: status === 'healthy', message: `HEALTHCHECK ${status}`, durationMs };
+  } catch (error) {
+    return { ok: false, message: `HEALTHCHECK status not read: ${(error as Error).message}`, durationMs: Date.now() - began };
+  }
 }

@@ -4,6 +4,8 @@
 // container's readiness (one graph across drivers); a missing image and a foreign container holding
 // the name are clear errors, and the foreign container is never touched.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import type Docker from 'dockerode';
@@ -159,4 +161,37 @@ test('a missing image is refused before anything changes; a foreign container ho
   const after = await foreign.inspect();
   assert.equal(after.State.Running, true, 'the foreign container still runs');
   assert.equal(after.State.StartedAt, before.State.StartedAt, 'and was not restarted');
+});
+
+test('useHealthcheck: the image HEALTHCHECK is the readiness, both ways', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  // An image whose HEALTHCHECK passes while /healthy is not empty (built from the test image, offline;
+  // the image has sh but no test, touch or rm binaries).
+  const image = 'pm-test/busybox-health:2';
+  const dockerfile = `FROM ${TEST_IMAGE}\nHEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["sh", "-c", "test -s /healthy"]\n`;
+  const build = await promisify(execFile)('sh', ['-c', `printf '%s' "$0" | docker build -q -t ${image} -`, dockerfile], { timeout: 120_000 });
+  assert.match(build.stdout, /sha256:/);
+  const sandbox = await createDaemonSandbox(t);
+  removeContainersOf(t, sandbox, docker);
+  const name = unique('health');
+  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write(
+    `manifests/${name}.yaml`,
+    stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name }, spec: { driver: 'docker', docker: { image, command: ['sleep', '1000'], useHealthcheck: true }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 } } }),
+  );
+  const daemon = await startDaemon(sandbox);
+  await daemon.waitFor(name, (s) => s.up && s.phase !== 'Ready' && /HEALTHCHECK (starting|unhealthy)/.test(s.detail), 'running, not ready while the check fails', 30_000);
+
+  const exec = async (cmd: string[]): Promise<void> => {
+    const run = await docker.getContainer(`pm-${name}`).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    const stream = await run.start({ Detach: false, Tty: false });
+    stream.resume();
+    await new Promise((resolve) => stream.on('end', resolve));
+    assert.equal((await run.inspect()).ExitCode, 0, `${cmd.join(' ')} in the container`);
+  };
+  await exec(['sh', '-c', 'echo ok > /healthy']);
+  await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready once the HEALTHCHECK passes', 30_000);
+  await exec(['sh', '-c', ': > /healthy']);
+  await daemon.waitFor(name, (s) => s.phase !== 'Ready' && /HEALTHCHECK unhealthy/.test(s.detail), 'not ready again once it fails', 30_000);
 });

@@ -1,7 +1,9 @@
 import type { ExitStatus, Observation } from '../../drivers/driver.js';
+import type { Driver } from '../../drivers/driver.js';
+import { probesOf } from '../../probes/effective.js';
 import { optionalCwd, programArgv } from '../../manifest/runtime.js';
 import type { ProcessRecord } from '../../store/records.js';
-import { runProbe } from '../../probes/runners.js';
+import { runProbe, type HealthStatus } from '../../probes/runners.js';
 import { describeExit } from '../../plan/explain.js';
 import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
 import { formatAge } from '../../util/duration.js';
@@ -78,7 +80,7 @@ export const getCommand: Command = {
     const records = new Map(chosen.map((r) => [r.name, r]));
     const observed = await observeAll(state.driver, records);
     const limit = limitConcurrency(16);
-    const statuses = await Promise.all(chosen.map((r) => limit(() => statusOf(r, observed.get(r.name) ?? { state: 'missing' }, cli.env, cli.signal))));
+    const statuses = await Promise.all(chosen.map((r) => limit(() => statusOf(r, observed.get(r.name) ?? { state: 'missing' }, cli.env, cli.signal, state.driver))));
 
     return print(statuses, positionals, format, cli, state.store.dir, selector !== undefined);
   },
@@ -136,18 +138,20 @@ function fromDaemon(s: ProcessStatus): Status {
 /** A readiness check in `pm get` answers now: it waits at most this long, whatever the probe says. */
 const GET_PROBE_TIMEOUT_SECONDS = 2;
 
-async function statusOf(record: ProcessRecord, observation: Observation, env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<Status> {
+async function statusOf(record: ProcessRecord, observation: Observation, env: NodeJS.ProcessEnv, signal: AbortSignal, driver: Driver): Promise<Status> {
   const spec = record.manifest.spec;
   let stateText: string;
   let ready: boolean | null = null;
   let readyDetail = '';
   if (observation.state === 'running') {
     stateText = 'Running';
-    const probe = spec.probes.readiness;
+    const probe = probesOf(record.manifest).readiness;
+    const handle = record.handle;
+    const health = handle && driver.health ? (): Promise<HealthStatus> => driver.health?.(handle) ?? Promise.resolve('none') : undefined;
     if (probe) {
       const timeoutSeconds = Math.min(probe.timeoutSeconds, GET_PROBE_TIMEOUT_SECONDS);
       const identity = await probeIdentity({ name: record.name, manifest: record.manifest, source: record.source }, env);
-      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, ...optionalCwd(record.manifest), signal, ...identity });
+      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, ...optionalCwd(record.manifest), signal, ...identity, ...(health && { health }) });
       ready = result.ok;
       readyDetail = result.message;
     } else {
