@@ -23,7 +23,12 @@ export async function observeAll(driver: Driver, records: ReadonlyMap<string, Pr
     [...records.values()].map((record) =>
       limit(async (): Promise<[string, Observation]> => {
         if (!record.handle) return [record.name, { state: 'missing' }];
-        return [record.name, withRecordedExit(await driver.inspect(record.handle), record)];
+        try {
+          return [record.name, withRecordedExit(await driver.inspect(record.handle), record)];
+        } catch (error) {
+          // One engine that does not answer must not hide every other process.
+          return [record.name, { state: 'unknown', reason: (error as Error).message }];
+        }
       }),
     ),
   );

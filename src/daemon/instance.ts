@@ -8,7 +8,12 @@ import type { Driver, ExitStatus, ProcessHandle } from '../drivers/driver.js';
 import type { DesiredProcess } from '../manifest/types.js';
 import { runProbe, type HealthStatus, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind, type ProbeUpdate } from '../probes/worker.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_TIMER_MS } from '../util/duration.js';
+
+/** A failed exit watch is tried again after this long, doubling up to the max. */
+const WATCH_RETRY_MIN_MS = 100;
+const WATCH_RETRY_MAX_MS = 5_000;
 
 export interface InstanceListener {
   exited(exit: ExitStatus): void;
@@ -39,6 +44,8 @@ export class Instance {
   /** A postStart hook is running: readiness waits for it (as Kubernetes does). */
   #heldBy: string | undefined;
   #closed = false;
+  /** Why the exit watch failed, until the driver answers again. */
+  #watchLost: string | undefined;
   readonly #abort = new AbortController();
   readonly #timers: NodeJS.Timeout[] = [];
 
@@ -87,15 +94,7 @@ export class Instance {
 
   /** Starts watching. Resolves at once; reports arrive through the listener until close(). */
   watch(): void {
-    const signal = this.#abort.signal;
-    this.driver.waitExit(this.handle, signal).then(
-      (exit) => {
-        if (this.#closed) return;
-        this.close();
-        this.listener.exited(exit);
-      },
-      () => undefined,
-    );
+    void this.#watchExit();
     if (this.proc.manifest.spec.type === 'oneshot') return;
     void this.#probe();
     this.#update();
@@ -107,6 +106,45 @@ export class Instance {
     this.#closed = true;
     this.#abort.abort(new Error('instance closed'));
     for (const timer of this.#timers) clearTimeout(timer);
+  }
+
+  /**
+   * Waits for the exit through the driver. A wait that fails (the Docker Engine restarting, its
+   * socket reset) is not an exit, and must not leave the instance unwatched: it is not ready
+   * meanwhile (its state is unknown), and the driver is asked again, with a growing pause, until it
+   * answers; an exit that happened meanwhile is then reported like any other.
+   */
+  async #watchExit(): Promise<void> {
+    const signal = this.#abort.signal;
+    let pauseMs = WATCH_RETRY_MIN_MS;
+    while (!this.#closed) {
+      try {
+        const exit = await this.driver.waitExit(this.handle, signal);
+        if (this.#closed) return;
+        this.close();
+        this.listener.exited(exit);
+        return;
+      } catch (error) {
+        if (this.#closed || signal.aborted) return;
+        if (this.#watchLost === undefined) {
+          this.#watchLost = (error as Error).message;
+          this.listener.note(`exit watch lost (${this.#watchLost}): retrying`);
+          this.#update();
+        }
+      }
+      try {
+        await sleep(pauseMs, undefined, { signal });
+      } catch {
+        return;
+      }
+      pauseMs = Math.min(pauseMs * 2, WATCH_RETRY_MAX_MS);
+      const seen = await this.driver.inspect(this.handle).catch(() => undefined);
+      if (seen?.state === 'running' && this.#watchLost !== undefined) {
+        this.#watchLost = undefined;
+        pauseMs = WATCH_RETRY_MIN_MS;
+        this.#update();
+      }
+    }
   }
 
   async #probe(): Promise<void> {
@@ -180,10 +218,11 @@ export class Instance {
 
   #update(): void {
     if (this.#closed) return;
-    const ready = this.#heldBy === undefined && this.#startupPassed && this.#readinessPassed && this.#upLongEnough;
+    const ready = this.#heldBy === undefined && this.#watchLost === undefined && this.#startupPassed && this.#readinessPassed && this.#upLongEnough;
     if (ready === this.#ready) return;
     this.#ready = ready;
-    this.listener.readiness(ready, ready ? `pid ${this.handle.pid}` : 'readiness probe failing');
+    const why = this.#watchLost !== undefined ? `state unknown: ${this.#watchLost}` : 'readiness probe failing';
+    this.listener.readiness(ready, ready ? `pid ${this.handle.pid}` : why);
   }
 }
 

@@ -137,11 +137,12 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       context.database = () => ({ ...database.health(), display: database.display });
       metrics.watchDatabase(() => database.health().up);
     }
-    await supervisor.start();
+    // Registered before start(): a start that fails part-way leaves instances whose timers must end.
     cleanups.push(async () => {
       await supervisor.stop();
       if (loaded.config.shutdown === 'stop') await supervisor.stopAll();
     });
+    await supervisor.start();
 
     let server: RunningServer = await startServer({ api, metrics, token: token.token, listen: config.listen, ...(config.socket !== undefined && { socket: config.socket }), logger: log });
     cleanups.push(() => server.close());

@@ -118,7 +118,16 @@ export class Supervisor {
   /** Adopts what runs, then starts the workers and reconciles every process once. */
   async start(): Promise<void> {
     await this.#recoverUnrecorded();
-    await Promise.all([...this.#records.values()].map((record) => this.#adopt(record)));
+    // One engine that cannot answer (Docker down) must not keep the daemon from supervising the rest:
+    // its processes are left to their reconciles, which retry with backoff and show in /readyz.
+    await Promise.all(
+      [...this.#records.values()].map((record) =>
+        this.#adopt(record).catch((error: unknown) => {
+          this.#failing.set(record.name, (error as Error).message);
+          this.#processLog(record.name).warn({ err: error }, `not adopted at start: ${(error as Error).message}; retrying`);
+        }),
+      ),
+    );
     this.controller.start();
     this.enqueue(new Set([...this.#sources.names(), ...this.#records.keys()]));
   }

@@ -71,7 +71,9 @@ export type Observation =
   | { state: 'running'; pid: number }
   | { state: 'exited'; exit: ExitStatus }
   /** Nothing to look at: pm holds no handle (the process was never started). */
-  | { state: 'missing' };
+  | { state: 'missing' }
+  /** Its driver could not be asked (the Docker Engine unreachable): neither running nor gone as far as pm knows. */
+  | { state: 'unknown'; reason: string };
 
 export interface StartRequest {
   name: string;

@@ -1,28 +1,59 @@
 // The drivers pm has, behind one router. exec is built in; docker is loaded when a process first
 // needs it (see router.ts).
-import { createHash } from 'node:crypto';
-import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { ExecDriver } from './exec/index.js';
 import { DriverRouter } from './router.js';
 
 export interface DriverOptions {
-  /** The state directory: with the host name, it makes the owner label of pm's containers. */
+  /** The state directory: it keeps the owner id of what pm creates in shared engines. */
   stateDir: string;
 }
 
+export const OWNER_FILE = 'owner-id';
+
 /**
- * This pm's mark on what it creates in shared engines (the pm.owner label): the daemon and the CLI
- * on one state directory share it, another state directory on the same engine does not.
+ * This pm's mark on what it creates in shared engines (the pm.owner label of its containers): 64
+ * random bits made once and kept in the state directory, so the daemon and the CLI on one state
+ * directory share it however the directory is reached (a symlink) and whatever the host is called
+ * later, and another state directory on the same engine never does.
  */
-export function ownerOf(stateDir: string): string {
-  return createHash('sha256').update(`${hostname()}\0${resolve(stateDir)}`).digest('hex').slice(0, 16);
+export async function ownerIdOf(stateDir: string): Promise<string> {
+  const path = join(stateDir, OWNER_FILE);
+  const existing = await readOwner(path);
+  if (existing) return existing;
+  const id = randomBytes(8).toString('hex');
+  try {
+    // Exclusive create: two pm making it at once agree on the first.
+    const file = await open(path, 'wx', 0o644);
+    try {
+      await file.writeFile(`${id}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    return id;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    const winner = await readOwner(path);
+    if (!winner) throw new Error(`${path} exists but holds no owner id: remove it only if no container of this pm exists (docker ps -a --filter label=pm.owner)`, { cause: error });
+    return winner;
+  }
+}
+
+async function readOwner(path: string): Promise<string | undefined> {
+  const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  const id = text?.trim();
+  return id && /^[0-9a-f]{16}$/.test(id) ? id : undefined;
 }
 
 export function createDrivers(options: DriverOptions): DriverRouter {
-  const owner = ownerOf(options.stateDir);
   return new DriverRouter({
     exec: () => Promise.resolve(new ExecDriver()),
-    docker: async () => (await import('./docker-process.js')).createDockerProcessDriver({ owner }),
+    docker: async () => (await import('./docker-process.js')).createDockerProcessDriver({ owner: await ownerIdOf(options.stateDir) }),
   });
 }

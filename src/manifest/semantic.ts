@@ -60,6 +60,7 @@ export function checkSet(input: SetCheckInput): ManifestIssue[] {
   }
   checkPorts(processes, issues);
   checkDrivers(processes, issues);
+  checkPublishedPorts(processes, issues);
   checkPrograms(processes, issues);
   checkOneshots(processes, issues);
   checkRestartScripts(processes, issues);
@@ -102,6 +103,35 @@ function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue
     for (const key of Object.keys(docker.labels)) {
       if (key.startsWith('pm.')) issues.push(issueAt(doc, ['spec', 'docker', 'labels', key], 'docker.label-reserved', `label ${key}: keys starting with pm. are pm's own (ownership and drift)`, 'rename the label', 'key'));
     }
+  }
+}
+
+/**
+ * A container's published host port is taken on the host like a port an exec process listens on:
+ * no other process may declare or publish it (a container may list its own in spec.ports, to name
+ * it for probes). With network host, nothing is published: the container's ports are the host's.
+ */
+function checkPublishedPorts(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
+  const owners = new Map<string, [ValidDocument, readonly (string | number)[]]>();
+  for (const p of processes) p.manifest.spec.ports.forEach((port, i) => owners.has(`${port.port}/${port.protocol}`) || owners.set(`${port.port}/${port.protocol}`, [p, ['spec', 'ports', i, 'port']]));
+  for (const p of processes) {
+    const docker = p.manifest.spec.driver === 'docker' ? p.manifest.spec.docker : undefined;
+    if (!docker) continue;
+    if (docker.network === 'host' && docker.publish.length > 0) {
+      issues.push(issueAt(p.doc, ['spec', 'docker', 'publish'], 'docker.publish-host-network', 'with network: host a container shares the host\'s ports: publish does nothing', 'remove spec.docker.publish, or use another network', 'key'));
+    }
+    docker.publish.forEach((published, i) => {
+      const key = `${published.hostPort}/${published.protocol}`;
+      const at = ['spec', 'docker', 'publish', i, 'hostPort'];
+      const owner = owners.get(key);
+      if (!owner) {
+        owners.set(key, [p, at]);
+      } else if (owner[0] !== p) {
+        issues.push(
+          issueAt(p.doc, at, 'port.conflict', `host port ${key} is also declared by ${owner[0].manifest.metadata.name} at ${where(owner[0].doc, owner[1])}`, 'two processes cannot take the same host port: change one of them'),
+        );
+      }
+    });
   }
 }
 

@@ -96,7 +96,8 @@ function planDeclared(proc: DesiredProcess, record: ProcessRecord | undefined, s
   if (record.restartRequestedAt && restartPending(record)) {
     return act({ code: 'RestartRequested', requestedAt: record.restartRequestedAt });
   }
-  if (observation.state !== 'running') {
+  // Unknown (its engine did not answer): nothing is restarted on a guess; a change still is planned.
+  if (observation.state !== 'running' && observation.state !== 'unknown') {
     const policy = proc.manifest.spec.restartPolicy.policy;
     const exit = observation.state === 'exited' ? observation.exit : record.lastExit;
     // An unwitnessed exit of a oneshot job may have been a success: on-failure leaves it alone

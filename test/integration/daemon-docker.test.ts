@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import type Docker from 'dockerode';
-import { ownerOf } from '../../src/drivers/index.js';
+import { ownerIdOf } from '../../src/drivers/index.js';
 import { createDaemonSandbox, fixtureManifest, quickRestarts, startDaemon } from '../support/daemon.js';
 import { dockerSkip, engineClient, ensureTestImage, TEST_IMAGE, TEST_OWNER_LABEL } from '../support/docker.js';
 import type { Sandbox } from '../support/cli.js';
@@ -18,9 +18,11 @@ import { waitFor } from '../support/wait.js';
 const skip = dockerSkip();
 
 /** Every container this sandbox's pm owns is force-removed when the test ends, passed or failed. */
-function removeContainersOf(t: TestContext, sandbox: Sandbox, docker: Docker): void {
+async function removeContainersOf(t: TestContext, sandbox: Sandbox, docker: Docker): Promise<void> {
+  // Made now (pm would make it at its first container): the cleanup must not depend on the state directory still being there.
+  const owner = await ownerIdOf(sandbox.stateDir);
   t.after(async () => {
-    const owned = await docker.listContainers({ all: true, filters: { label: [`pm.owner=${ownerOf(sandbox.stateDir)}`] } });
+    const owned = await docker.listContainers({ all: true, filters: { label: [`pm.owner=${owner}`] } });
     await Promise.all(owned.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
   });
 }
@@ -63,7 +65,7 @@ test('a container under the daemon: labelled, ready, replaced after a kill by ha
   await ensureTestImage();
   const docker = engineClient();
   const sandbox = await createDaemonSandbox(t);
-  removeContainersOf(t, sandbox, docker);
+  await removeContainersOf(t, sandbox, docker);
   const name = unique('web');
   const port = await sandbox.freePort();
   await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port));
@@ -75,7 +77,7 @@ test('a container under the daemon: labelled, ready, replaced after a kill by ha
   assert.equal(ready.driver, 'docker');
   const first = await containerOf(docker, name);
   assert.equal(first.State.Running, true);
-  assert.equal(first.Config.Labels['pm.owner'], ownerOf(sandbox.stateDir));
+  assert.equal(first.Config.Labels['pm.owner'], await ownerIdOf(sandbox.stateDir));
   assert.equal(first.Config.Labels['pm.process'], name);
   assert.match(first.Config.Labels['pm.spec'] ?? '', /^[0-9a-f]{16,}$/);
   assert.equal(first.HostConfig.RestartPolicy?.Name, 'no', 'pm restarts it, not the engine');
@@ -123,7 +125,7 @@ test('one graph across drivers: an exec process waits for a container to be read
   await ensureTestImage();
   const docker = engineClient();
   const sandbox = await createDaemonSandbox(t);
-  removeContainersOf(t, sandbox, docker);
+  await removeContainersOf(t, sandbox, docker);
   const db = unique('db');
   const port = await sandbox.freePort();
   await sandbox.write(`manifests/${db}.yaml`, webManifest(db, port));
@@ -141,7 +143,7 @@ test('a missing image is refused before anything changes; a foreign container ho
   await ensureTestImage();
   const docker = engineClient();
   const sandbox = await createDaemonSandbox(t);
-  removeContainersOf(t, sandbox, docker);
+  await removeContainersOf(t, sandbox, docker);
   const ghost = unique('ghost');
   await sandbox.write('ghost.yaml', stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name: ghost }, spec: { driver: 'docker', docker: { image: 'pm-test/no-such-image:0' } } }));
   const missing = await sandbox.pm(['apply', '-f', 'ghost.yaml']);
@@ -173,7 +175,7 @@ test('useHealthcheck: the image HEALTHCHECK is the readiness, both ways', { skip
   const build = await promisify(execFile)('sh', ['-c', `printf '%s' "$0" | docker build -q -t ${image} -`, dockerfile], { timeout: 120_000 });
   assert.match(build.stdout, /sha256:/);
   const sandbox = await createDaemonSandbox(t);
-  removeContainersOf(t, sandbox, docker);
+  await removeContainersOf(t, sandbox, docker);
   const name = unique('health');
   await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
   await sandbox.write(

@@ -473,3 +473,40 @@ test('close: of an instance that is ready, before its exit, leaves no timer and 
   assert.equal(reports.all.length, 1);
   assert.equal(liveTimers(), timersBefore);
 });
+
+test('an exit watch that fails (the engine went away) is not an exit: not ready meanwhile, asked again, and the exit that follows is reported', async () => {
+  // A fake driver: a connection to the Docker Engine that breaks mid-wait cannot be caused for real
+  // without disturbing the engine every other test shares (the daemon's own use is covered against
+  // the real engine in daemon-docker.test.ts).
+  let waits = 0;
+  let finish: ((exit: ExitStatus) => void) | undefined;
+  const exit: ExitStatus = { code: 137, signal: null, at: Date.now(), known: true };
+  const driver = {
+    check: () => Promise.resolve(),
+    start: () => Promise.reject(new Error('not used')),
+    stop: () => Promise.reject(new Error('not used')),
+    inspect: () => Promise.resolve({ state: 'running' as const, pid: 42 }),
+    waitExit: (): Promise<ExitStatus> => {
+      waits++;
+      if (waits === 1) return Promise.reject(new Error('the engine closed the connection'));
+      return new Promise((resolve) => (finish = resolve));
+    },
+  };
+  const handle: ProcessHandle = { driver: 'docker', id: 'c0ffee', name: 'pm-box', instance: 'i1', startedAt: new Date().toISOString(), pid: 42 };
+  const proc: DesiredProcess = { name: 'box', manifest: { ...manifest({ name: 'box', command: ['x'] }), spec: { ...manifest({ name: 'box', command: ['x'] }).spec, minReadySeconds: 0 } }, source: { file: '-', line: 1 } };
+  const reports = new Reports();
+  const instance = new Instance(proc, handle, Date.now(), { env: {} }, driver, reports, Date.now());
+  instance.watch();
+  try {
+    await waitFor(() => reports.of('note').some((n) => /exit watch lost \(the engine closed the connection\)/.test(n.detail)), { message: 'the lost watch noted' });
+    await waitFor(() => waits >= 2 && reports.readinessFlips().at(-1) === true, { message: 'asked again, and ready once the driver answers' });
+    assert.deepEqual(reports.readinessFlips(), [true, false, true], 'ready, not while the state was unknown, ready again');
+    assert.match(reports.of('readiness')[1]?.detail ?? '', /^state unknown: the engine closed the connection$/);
+    assert.equal(reports.of('exited').length, 0, 'a failed watch is no exit');
+    finish?.(exit);
+    await waitFor(() => reports.of('exited').length === 1, { message: 'the exit after the outage reported' });
+    assert.deepEqual(reports.of('exited')[0]?.exit, exit);
+  } finally {
+    instance.close();
+  }
+});

@@ -254,3 +254,18 @@ test('a valid container manifest: defaults filled, paths resolved against the ma
     useHealthcheck: false,
   });
 });
+
+test('a published host port is taken like a listened one: not by another process; a container may name its own; not with network host', async (t) => {
+  const issues = await issuesOf(t, {
+    'a.yaml': container('a', '    image: pm-test/busybox:1\n    publish:\n      - { containerPort: 80, hostPort: 18080 }\n', '  ports:\n    - { name: http, port: 18080 }\n'),
+    'b.yaml': container('b', '    image: pm-test/busybox:1\n    publish:\n      - { containerPort: 80, hostPort: 18080 }\n'),
+    'c.yaml': container('c', '    image: pm-test/busybox:1\n    network: host\n    publish:\n      - { containerPort: 80, hostPort: 18081 }\n'),
+  });
+  assert.deepEqual(
+    issues.map((issue) => `${at(issue)} ${issue.code}: ${issue.message}`),
+    [
+      'manifests/b.yaml:10:40 port.conflict: host port 18080/tcp is also declared by a at manifests/a.yaml:12:27',
+      'manifests/c.yaml:10:5 docker.publish-host-network: with network: host a container shares the host\'s ports: publish does nothing',
+    ],
+  );
+});

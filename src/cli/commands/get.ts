@@ -160,6 +160,9 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
     }
   } else if (observation.state === 'exited') {
     stateText = exitState(observation.exit);
+  } else if (observation.state === 'unknown') {
+    stateText = 'Unknown';
+    readyDetail = observation.reason;
   } else {
     stateText = record.lastError ? 'StartFailed' : 'NotStarted';
   }

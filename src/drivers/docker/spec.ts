@@ -103,9 +103,12 @@ export function validateSpec(spec: ContainerSpec): void {
 }
 
 /**
- * A stable digest of everything that shapes the container: equal specs give equal digests whatever
- * the key order. It covers the environment's values (a changed secret recreates the container);
- * the engine shows those values to anyone who may inspect the container anyway.
+ * A stable digest of everything that shapes the container (the pm.spec label): equal specs give
+ * equal digests whatever the key order. It covers the environment's values; the engine shows those
+ * to anyone who may inspect the container anyway. pm does not compare it yet: what it recreates on
+ * is a change of the manifest it recorded, so a secret rotated in its file takes effect at the
+ * next start (pm restart), as for exec processes. The label lets people and tools see which
+ * containers were made from the same spec.
  */
 export function specDigest(spec: ContainerSpec): string {
   return createHash('sha256').update(`pm-docker-spec/1\n${canonicalJson(spec)}`).digest('hex').slice(0, 32);
