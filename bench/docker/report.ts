@@ -106,12 +106,16 @@ export function renderReport(r: DockerReport): string {
     row('`create` → `start` event', (t) => t.create, (t) => t.start),
     row('`die` → `start` event (the manager\'s whole reaction)', (t) => t.die, (t) => t.start),
     row('`start` event → the reporter connected (negative: it ran before the event was sent)', (t) => t.start, (t) => t.t1),
-    '',
-    `**(b) crash loop.** One container of each manager crashed ${r.loopCrashes} times in a row, each time ${r.settleMs}–${2 * r.settleMs} ms after its replacement reported (after a first run of at least ${r.restSeconds} s): crash → replacement running.`,
-    '',
-    '| crash | engine restart=always | pm |',
-    '| ---: | ---: | ---: |',
-    ...loopRows,
+    ...(r.loopCrashes > 0
+      ? [
+          '',
+          `**(b) crash loop.** One container of each manager crashed ${r.loopCrashes} times in a row, each time ${r.settleMs}–${2 * r.settleMs} ms after its replacement reported (after a first run of at least ${r.restSeconds} s): crash → replacement running.`,
+          '',
+          '| crash | engine restart=always | pm |',
+          '| ---: | ---: | ---: |',
+          ...loopRows,
+        ]
+      : []),
     '',
     `**(c) \`docker kill -s KILL\`** (the engine's kill endpoint, \`POST /containers/NAME/kill?signal=KILL\`) of a container that had run ${r.restSeconds} s or more: engine restart=always: ${kill('engine')}; pm: ${kill('pm')}.`,
   ];

@@ -13,7 +13,7 @@ export interface State {
 
 export async function openState(cli: Cli): Promise<State> {
   const store = await FileStore.open(cli.stateDir);
-  return { store, driver: createDrivers({ stateDir: store.dir }) };
+  return { store, driver: createDrivers({ stateDir: store.dir, env: cli.env }) };
 }
 
 /** Asks the driver about every record at once (bounded), so `pm get` with many processes stays quick. */

@@ -74,7 +74,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     // Created once the API exists; the supervisor's hooks reach it through this holder.
     const meter: { metrics?: DaemonMetrics } = {};
-    const drivers = createDrivers({ stateDir: store.dir });
+    const drivers = createDrivers({ stateDir: store.dir, env: process.env });
     cleanups.push(() => drivers.close());
     const supervisor = new Supervisor({
       store,

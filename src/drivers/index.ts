@@ -3,12 +3,29 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { PmError } from '../errors.js';
 import { ExecDriver } from './exec/index.js';
 import { DriverRouter } from './router.js';
 
 export interface DriverOptions {
   /** The state directory: it keeps the owner id of what pm creates in shared engines. */
   stateDir: string;
+  /** pm's environment: DOCKER_HOST names the engine's socket, as for the docker CLI. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The Docker Engine's socket: DOCKER_HOST=unix:///path as the docker CLI reads it (rootless Docker's
+ * $XDG_RUNTIME_DIR/docker.sock, say), else the engine's default. Other schemes are refused: pm
+ * speaks to a local engine only.
+ */
+export function dockerSocketOf(env: NodeJS.ProcessEnv): string | undefined {
+  const host = env.DOCKER_HOST;
+  if (host === undefined || host === '') return undefined;
+  if (!host.startsWith('unix://') || host.length <= 'unix://'.length) {
+    throw new PmError('E_DOCKER_HOST', `DOCKER_HOST=${host}: pm speaks to a local Docker Engine through its unix socket only`, { hint: 'set DOCKER_HOST=unix:///path/to/docker.sock, or unset it for /var/run/docker.sock' });
+  }
+  return host.slice('unix://'.length);
 }
 
 export const OWNER_FILE = 'owner-id';
@@ -54,6 +71,9 @@ async function readOwner(path: string): Promise<string | undefined> {
 export function createDrivers(options: DriverOptions): DriverRouter {
   return new DriverRouter({
     exec: () => Promise.resolve(new ExecDriver()),
-    docker: async () => (await import('./docker-process.js')).createDockerProcessDriver({ owner: await ownerIdOf(options.stateDir) }),
+    docker: async () => {
+      const socketPath = dockerSocketOf(options.env ?? {});
+      return (await import('./docker-process.js')).createDockerProcessDriver({ owner: await ownerIdOf(options.stateDir), ...(socketPath !== undefined && { socketPath }) });
+    },
   });
 }

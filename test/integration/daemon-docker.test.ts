@@ -197,3 +197,39 @@ test('useHealthcheck: the image HEALTHCHECK is the readiness, both ways', { skip
   await exec(['sh', '-c', ': > /healthy']);
   await daemon.waitFor(name, (s) => s.phase !== 'Ready' && /HEALTHCHECK unhealthy/.test(s.detail), 'not ready again once it fails', 30_000);
 });
+
+test('the engine unreachable: the daemon starts and supervises its exec processes, /readyz names the container; with the engine back it adopts the same container', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  await removeContainersOf(t, sandbox, docker);
+  const name = unique('outage');
+  const port = await sandbox.freePort();
+  await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port));
+  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  const first = await startDaemon(sandbox);
+  await first.waitFor(name, (s) => s.phase === 'Ready', 'the container Ready', 30_000);
+  const container = await containerOf(docker, name);
+  first.kill('SIGTERM');
+  await first.stopped;
+
+  // A socket where no engine answers stands for an engine that is down (the real one is shared by
+  // every test running now).
+  const away = await startDaemon(sandbox, { env: { DOCKER_HOST: `unix://${sandbox.stateDir}/no-engine.sock` } });
+  const keep = await away.waitFor('keep', (s) => s.phase === 'Ready', 'the exec process adopted and Ready');
+  process.kill(keep.pid as number, 'SIGKILL');
+  await away.waitFor('keep', (s) => s.phase === 'Ready' && s.pid !== keep.pid, 'the exec process restarted while the engine is away');
+  await waitFor(async () => (await away.readyz()).body.failing.some((f) => f.process === name && /E_DOCKER_UNREACHABLE|does not answer|no-engine\.sock/.test(f.error)), {
+    message: '/readyz names the container and why',
+  });
+  assert.equal((await away.readyz()).status, 503);
+  assert.equal((await containerOf(docker, name)).State.StartedAt, container.State.StartedAt, 'the container was left running');
+  away.kill('SIGTERM');
+  await away.stopped;
+
+  const back = await startDaemon(sandbox);
+  await back.waitFor(name, (s) => s.phase === 'Ready', 'the container adopted', 30_000);
+  const adopted = await containerOf(docker, name);
+  assert.equal(adopted.Id, container.Id, 'the same container, not a second one');
+  assert.equal(adopted.State.StartedAt, container.State.StartedAt);
+});
