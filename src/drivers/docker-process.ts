@@ -4,6 +4,7 @@
 import type { HealthStatus } from '../probes/runners.js';
 import { stat } from 'node:fs/promises';
 import { StartError } from '../errors.js';
+import { limitsOf } from '../manifest/resources.js';
 import { dockerSpecOf } from '../manifest/runtime.js';
 import type { DockerHandle, ExitStatus, Observation, ProcessHandle, StartRequest, StopOptions, StopResult } from './driver.js';
 import { DockerDriver } from './docker/index.js';
@@ -18,6 +19,7 @@ export function createDockerProcessDriver(options: { owner: string; socketPath?:
 /** The ContainerSpec a manifest asks for. */
 export function containerSpecOf(request: Pick<StartRequest, 'name' | 'manifest' | 'declaredEnv'>): ContainerSpec {
   const docker = dockerSpecOf(request.manifest);
+  const limits = limitsOf(request.manifest);
   return {
     process: request.name,
     image: docker.image,
@@ -28,6 +30,15 @@ export function containerSpecOf(request: Pick<StartRequest, 'name' | 'manifest' 
     volumes: docker.volumes.map((v) => ({ source: v.source, target: v.target, readOnly: v.readOnly })),
     ...(docker.network !== undefined && { network: docker.network }),
     stopSignal: request.manifest.spec.stop.signal,
+    ...(Object.keys(limits).length > 0 && {
+      resources: {
+        ...(limits.memoryBytes !== undefined && { memoryBytes: limits.memoryBytes }),
+        ...(limits.cpus !== undefined && { cpus: limits.cpus }),
+        ...(limits.ioWeight !== undefined && { ioWeight: limits.ioWeight }),
+        ...(limits.openFiles !== undefined && { nofile: limits.openFiles }),
+        ...(limits.pids !== undefined && { pids: limits.pids }),
+      },
+    }),
   };
 }
 

@@ -6,7 +6,8 @@ import type { ManifestIssue } from '../errors.js';
 import { closest } from './hints.js';
 import { issueAt, where } from './issues.js';
 import type { ParsedDocument } from './parse.js';
-import type { ProcessManifest } from './types.js';
+import { ENFORCED, parseBytes } from './resources.js';
+import type { ProcessManifest, Resources } from './types.js';
 
 export interface ValidDocument {
   doc: ParsedDocument;
@@ -67,6 +68,9 @@ export function checkSet(input: SetCheckInput): ManifestIssue[] {
   return issues;
 }
 
+/** Docker refuses smaller memory limits ("Minimum memory limit allowed is 6MB"). */
+const MIN_CONTAINER_MEMORY = 6 * 1024 * 1024;
+
 /** Each driver has its own spec block, and only that one: a block another driver would ignore is an error. */
 function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
   for (const { doc, manifest } of processes) {
@@ -87,6 +91,24 @@ function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue
     }
     if (spec[other] !== undefined) {
       issues.push(issueAt(doc, ['spec', other], 'driver.spec-unused', `spec.${other} is for driver ${other}, but this process has driver ${spec.driver}`, `remove spec.${other}, or set spec.driver: ${other}`, 'key'));
+    }
+    for (const key of Object.keys(spec.resources ?? {}) as (keyof Resources)[]) {
+      if (!ENFORCED[spec.driver].includes(key)) {
+        issues.push(
+          issueAt(
+            doc,
+            ['spec', 'resources', key],
+            'resources.unsupported',
+            `driver ${spec.driver} cannot enforce resources.${key} (it enforces ${ENFORCED[spec.driver].join(', ')})`,
+            spec.driver === 'exec' ? 'run it as a container (driver docker), or remove the limit: pm does not place exec processes in cgroups yet' : 'remove the limit',
+            'key',
+          ),
+        );
+      }
+    }
+    const memory = spec.resources?.memory;
+    if (spec.driver === 'docker' && memory !== undefined && parseBytes(memory) < MIN_CONTAINER_MEMORY) {
+      issues.push(issueAt(doc, ['spec', 'resources', 'memory'], 'resources.memory-too-small', `resources.memory ${memory} is below the engine's minimum for a container, 6Mi`, 'give it at least 6Mi'));
     }
     const docker = spec.docker;
     if (spec.driver !== 'docker' || !docker) continue;

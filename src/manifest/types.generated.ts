@@ -61,6 +61,7 @@ export interface ProcessSpec {
   probes: Probes;
   restartPolicy: RestartPolicy;
   stop: StopSpec;
+  resources?: Resources;
   hooks: Hooks;
 }
 /**
@@ -304,6 +305,31 @@ export interface StopSpec {
    * After this long, the group is sent SIGKILL.
    */
   gracePeriodSeconds: number;
+}
+/**
+ * Limits on what the process may use, enforced by its driver: docker through the container's HostConfig; exec through setrlimit (prlimit) for openFiles. A limit the process's driver cannot enforce is refused, never ignored: exec enforces openFiles only, so far.
+ */
+export interface Resources {
+  /**
+   * Memory limit: bytes, or a number with Ki, Mi, Gi (1024-based) or K, M, G (1000-based), e.g. 512Mi. At least 6Mi for a container.
+   */
+  memory?: number | string;
+  /**
+   * CPU time, in CPUs: 0.5 is half of one CPU, 2 two whole ones.
+   */
+  cpus?: number;
+  /**
+   * Relative block I/O weight, 10 to 1000 (Docker's range; systemd's IOWeight scale is wider).
+   */
+  ioWeight?: number;
+  /**
+   * Open file descriptors (RLIMIT_NOFILE, soft and hard).
+   */
+  openFiles?: number;
+  /**
+   * Processes and threads the process and its children may have together (a cgroup's pids.max; TasksMax).
+   */
+  pids?: number;
 }
 /**
  * Programs pm runs around the process's lifecycle (Kubernetes lifecycle hooks; systemd ExecStartPre=, ExecStartPost=, ExecStop=). preStart runs before every start, and the process starts only if it exits 0. postStart runs right after every start, while the process runs; readiness waits for it. preStop runs before the stop signal is sent, and its time counts against stop.gracePeriodSeconds. Each runs with the process's environment, user and folder, plus PM_PROCESS, PM_HOOK and, for postStart and preStop, PM_PID. A failing preStart fails the start and a failing postStart stops the new instance: both count as a failed start for backoff and the circuit breaker. A failing preStop is reported and the stop goes on.

@@ -5,6 +5,7 @@
 // the name are clear errors, and the foreign container is never touched.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
@@ -232,4 +233,34 @@ test('the engine unreachable: the daemon starts and supervises its exec processe
   const adopted = await containerOf(docker, name);
   assert.equal(adopted.Id, container.Id, 'the same container, not a second one');
   assert.equal(adopted.State.StartedAt, container.State.StartedAt);
+});
+
+test('resources: a container gets memory, CPU, tasks and open files in its HostConfig; an exec process its open files from its first instruction', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  await removeContainersOf(t, sandbox, docker);
+  const name = unique('limited');
+  await sandbox.write(
+    `manifests/${name}.yaml`,
+    stringify({
+      apiVersion: 'pm.dev/v1alpha1',
+      kind: 'Process',
+      metadata: { name },
+      spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sleep', '1000'] }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 }, resources: { memory: '64Mi', cpus: 0.5, pids: 50, openFiles: 1000 } },
+    }),
+  );
+  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, { ...quickRestarts(), resources: { openFiles: 777 } }));
+  const daemon = await startDaemon(sandbox);
+  await daemon.waitFor(name, (s) => s.phase === 'Ready', 'the limited container Ready', 30_000);
+  const { HostConfig } = await containerOf(docker, name);
+  assert.equal(HostConfig.Memory, 64 * 1024 * 1024);
+  assert.equal(HostConfig.NanoCpus, 500_000_000);
+  assert.equal(HostConfig.PidsLimit, 50);
+  assert.deepEqual(HostConfig.Ulimits, [{ Name: 'nofile', Soft: 1000, Hard: 1000 }]);
+
+  const keep = await daemon.waitFor('keep', (s) => s.phase === 'Ready', 'keep Ready');
+  const limits = await readFile(`/proc/${keep.pid}/limits`, 'utf8');
+  assert.match(limits, /^Max open files\s+777\s+777\s+files\s*$/m);
+  assert.match(await readFile(`/proc/${keep.pid}/cmdline`, 'utf8'), /idle/, 'the program itself, prlimit having exec-ed it');
 });

@@ -1,6 +1,8 @@
 // Checks that a start can succeed — the working directory exists and the program is found and
 // executable — before apply stops anything, so a typo in a command never costs a running version.
+import { limitsOf } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
+import { PRLIMIT } from './spawn.js';
 import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -14,6 +16,9 @@ export async function checkStartable(request: StartRequest): Promise<void> {
   const info = await stat(workDir).catch(() => undefined);
   if (!info?.isDirectory()) {
     throw new StartError(name, `cwd ${workDir} ${info ? 'is not a directory' : 'does not exist'}`, 'create the folder or fix spec.exec.cwd');
+  }
+  if (limitsOf(request.manifest).openFiles !== undefined && !(await isExecutableFile(PRLIMIT))) {
+    throw new StartError(name, `resources.openFiles needs ${PRLIMIT} (util-linux), which is missing`, 'install util-linux, or remove resources.openFiles');
   }
   const program = command[0];
   if (program.includes('/')) {

@@ -1,5 +1,6 @@
 // Spawning one supervised process: no shell, its own session and process group, output to log
 // files by descriptor, and every way it can fail turned into a StartError a user can act on.
+import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
@@ -24,7 +25,7 @@ export interface SpawnedChild {
 export async function spawnProcess(request: StartRequest): Promise<SpawnedChild> {
   const { name, env } = request;
   const { command, cwd } = execSpecOf(request.manifest);
-  const [file, ...args] = command;
+  const [file, ...args] = withLimits(command, limitsOf(request.manifest));
   if (cwd !== undefined) await checkCwd(name, cwd);
 
   let fds;
@@ -180,4 +181,17 @@ function cwdStateNow(cwd: string): string | undefined {
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** util-linux's prlimit: sets the limits, then execs the program in the same process (same PID). */
+export const PRLIMIT = '/usr/bin/prlimit';
+
+/**
+ * The argv that starts `command` with the manifest's rlimits in force from its first instruction:
+ * prlimit sets them on itself and execs the program, so no moment runs without them (setting them
+ * on the PID after the spawn would leave one). No shell is involved.
+ */
+export function withLimits(command: readonly [string, ...string[]], limits: ResourceLimits): [string, ...string[]] {
+  if (limits.openFiles === undefined) return [...command];
+  return [PRLIMIT, `--nofile=${limits.openFiles}:${limits.openFiles}`, '--', ...command];
 }

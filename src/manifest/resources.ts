@@ -1,0 +1,38 @@
+// spec.resources as numbers drivers use, and which limits each driver can enforce: a limit the
+// process's driver cannot enforce is a manifest error (semantic.ts), never silently ignored.
+import type { ProcessManifest, Resources } from './types.js';
+
+export interface ResourceLimits {
+  memoryBytes?: number;
+  cpus?: number;
+  ioWeight?: number;
+  openFiles?: number;
+  pids?: number;
+}
+
+const UNITS: Record<string, number> = { '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4 };
+
+/** `512Mi` → 536870912; a whole number of bytes stays as it is. The schema has checked the form. */
+export function parseBytes(value: number | string): number {
+  if (typeof value === 'number') return value;
+  const match = /^([0-9]+(?:\.[0-9]+)?)([KMGT]i?)?$/.exec(value);
+  if (!match) return Number.NaN;
+  return Math.floor(Number(match[1]) * (UNITS[match[2] ?? ''] ?? Number.NaN));
+}
+
+export function limitsOf(manifest: ProcessManifest): ResourceLimits {
+  const r: Resources = manifest.spec.resources ?? {};
+  return {
+    ...(r.memory !== undefined && { memoryBytes: parseBytes(r.memory) }),
+    ...(r.cpus !== undefined && { cpus: r.cpus }),
+    ...(r.ioWeight !== undefined && { ioWeight: r.ioWeight }),
+    ...(r.openFiles !== undefined && { openFiles: r.openFiles }),
+    ...(r.pids !== undefined && { pids: r.pids }),
+  };
+}
+
+/** The spec.resources fields each driver enforces. exec: setrlimit only so far (no cgroups). */
+export const ENFORCED: Record<ProcessManifest['spec']['driver'], readonly (keyof Resources)[]> = {
+  exec: ['openFiles'],
+  docker: ['memory', 'cpus', 'ioWeight', 'openFiles', 'pids'],
+};
