@@ -6,7 +6,7 @@
 //      --parallel), then is followed until it is ready, completed or failed
 // The executor never decides what to do; the plan did. It records every step in the store and
 // the audit log as it goes, so an interrupted apply leaves an accurate state behind.
-import type { HealthStatus } from '../probes/runners.js';
+import { driverProbeHooks } from '../probes/context.js';
 import { userInfo } from 'node:os';
 import type { DesiredSet, DesiredProcess } from '../manifest/types.js';
 import type { Driver, Observation, ExitStatus, ProcessHandle } from '../drivers/driver.js';
@@ -245,11 +245,10 @@ class Execution {
         const startedAt = record?.startedAt ? Date.parse(record.startedAt) : 0;
         if (conditions.has('ready')) {
           const pid = observation.pid;
-          const handle = record?.handle;
-          const health = handle && this.ctx.driver.health ? (): Promise<HealthStatus> => this.ctx.driver.health?.(handle) ?? Promise.resolve('none') : undefined;
+          const probeHooks = driverProbeHooks(this.ctx.driver, record?.handle);
           this.background.push(
             probeIdentity(proc, this.ctx.env)
-              .then((identity) => followProbes(proc, tracker, this.abort.signal, { pid, startedAt, ...identity, ...(health && { health }) }))
+              .then((identity) => followProbes(proc, tracker, this.abort.signal, { pid, startedAt, ...identity, probeHooks }))
               .catch(() => undefined),
           );
         }
@@ -322,8 +321,7 @@ class Execution {
       await exited;
       return;
     }
-    const health = this.ctx.driver.health ? (): Promise<HealthStatus> => this.ctx.driver.health?.(handle) ?? Promise.resolve('none') : undefined;
-    const probing = followProbes(proc, tracker, signal, { pid: handle.pid, startedAt, env: prepared.env, ...userIds(prepared), ...(health && { health }) }).catch(() => undefined);
+    const probing = followProbes(proc, tracker, signal, { pid: handle.pid, startedAt, env: prepared.env, ...userIds(prepared), probeHooks: driverProbeHooks(this.ctx.driver, handle) }).catch(() => undefined);
     // Wait until the process has converged, failed, or the apply stops waiting.
     await Promise.race([exited, probing.then(() => (tracker.final ? undefined : exited))]);
   }

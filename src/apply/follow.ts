@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { runtimeOf } from '../manifest/runtime.js';
 import type { DesiredProcess } from '../manifest/types.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind } from '../probes/worker.js';
-import { runProbe, type HealthStatus, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
+import { runProbe, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
 import type { ProcessTracker } from './tracker.js';
 
 export interface Instance {
@@ -17,8 +17,8 @@ export interface Instance {
   env: Record<string, string>;
   uid?: number;
   gid?: number;
-  /** The instance's HEALTHCHECK status (containers), for spec.docker.useHealthcheck. */
-  health?: () => Promise<HealthStatus>;
+  /** What probes may ask the instance's driver (a container's HEALTHCHECK, exec probes inside it). */
+  probeHooks?: Pick<ProbeContext, 'health' | 'execIn'>;
 }
 
 /** Resolves once the tracker is ready or final, or `signal` aborted. */
@@ -26,7 +26,7 @@ export async function followProbes(proc: DesiredProcess, tracker: ProcessTracker
   const { ports, minReadySeconds } = proc.manifest.spec;
   const probes = probesOf(proc.manifest);
   const { cwd } = runtimeOf(proc.manifest);
-  const context: ProbeContext = { ports, ...(cwd !== undefined && { cwd }), env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }), ...(instance.health && { health: instance.health }) };
+  const context: ProbeContext = { ports, ...(cwd !== undefined && { cwd }), env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }), ...instance.probeHooks };
   if (probes.startup && !(await probeUntilDecided('startup', probes.startup, tracker, context, signal))) return;
   if (probes.readiness && !(await probeUntilDecided('readiness', probes.readiness, tracker, context, signal))) return;
   const settle = instance.startedAt + minReadySeconds * 1000 - Date.now();

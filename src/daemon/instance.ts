@@ -2,11 +2,12 @@
 // for the children this daemon spawned) and its probes, in the Kubernetes order — the startup
 // probe holds readiness and liveness off until it passes; readiness and liveness then run for as
 // long as the instance lives. It decides nothing: it reports, and the supervisor acts.
+import { driverProbeHooks } from '../probes/context.js';
 import { probesOf } from '../probes/effective.js';
 import { optionalCwd } from '../manifest/runtime.js';
 import type { Driver, ExitStatus, ProcessHandle } from '../drivers/driver.js';
 import type { DesiredProcess } from '../manifest/types.js';
-import { runProbe, type HealthStatus, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
+import { runProbe, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind, type ProbeUpdate } from '../probes/worker.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MAX_TIMER_MS } from '../util/duration.js';
@@ -196,8 +197,7 @@ export class Instance {
     const stop = (): void => done.abort();
     this.#abort.signal.addEventListener('abort', stop, { once: true });
     const { ports } = this.proc.manifest.spec;
-    const health = this.driver.health === undefined ? undefined : (): Promise<HealthStatus> => this.driver.health?.(this.handle) ?? Promise.resolve('none');
-    const context: ProbeContext = { ports, ...optionalCwd(this.proc.manifest), env: this.identity.env, signal: done.signal, ...ids(this.identity), ...(health && { health }) };
+    const context: ProbeContext = { ports, ...optionalCwd(this.proc.manifest), env: this.identity.env, signal: done.signal, ...ids(this.identity), ...driverProbeHooks(this.driver, this.handle) };
     const worker = new ProbeWorker(kind, probe, () => runProbe(probe, context));
     let lastStatus = worker.status;
     try {

@@ -72,6 +72,10 @@ class DockerProcessDriver implements ProcessDriver {
     return this.docker.waitExit(dockerHandle(handle), signal);
   }
 
+  execIn(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
+    return this.docker.execIn(dockerHandle(handle), command, timeoutMs, signal);
+  }
+
   health(handle: ProcessHandle): Promise<HealthStatus> {
     return this.docker.health(dockerHandle(handle));
   }

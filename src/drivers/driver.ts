@@ -126,6 +126,8 @@ export interface Driver {
    * it; otherwise the driver polls and reports `known: false`. `signal` stops the wait.
    */
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus>;
+  /** Runs a command inside the process's container (exec probes); its exit code. Drivers without containers: absent. */
+  execIn?(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number>;
   /** A container's HEALTHCHECK status (drivers without one: absent). */
   health?(handle: ProcessHandle): Promise<HealthStatus>;
   /** After a stop, for good (pm delete, a manifest removed): what the process leaves on its engine (a container). Safe when it is gone. */

@@ -47,6 +47,13 @@ export class DriverRouter implements ProcessDriver {
     return this.#for(handle.driver).then((d) => d.waitExit(handle, signal));
   }
 
+  execIn(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
+    return this.#for(handle.driver).then((d) => {
+      if (!d.execIn) throw new PmError('E_DRIVER', `driver ${handle.driver} runs no commands inside its processes`);
+      return d.execIn(handle, command, timeoutMs, signal);
+    });
+  }
+
   health(handle: ProcessHandle): Promise<HealthStatus> {
     return this.#for(handle.driver).then((d) => d.health?.(handle) ?? 'none');
   }

@@ -112,13 +112,6 @@ function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue
     }
     const docker = spec.docker;
     if (spec.driver !== 'docker' || !docker) continue;
-    for (const kind of ['startup', 'readiness', 'liveness'] as const) {
-      if (spec.probes[kind]?.exec) {
-        issues.push(
-          issueAt(doc, ['spec', 'probes', kind, 'exec'], 'probe.exec-in-container', `an exec ${kind} probe of a container would run on the host, not in the container`, 'use an http or tcp probe on a published port, or the image\'s HEALTHCHECK (spec.docker.useHealthcheck)', 'key'),
-        );
-      }
-    }
     if (docker.useHealthcheck && spec.probes.readiness) {
       issues.push(issueAt(doc, ['spec', 'probes', 'readiness'], 'probe.readiness-twice', 'readiness comes from the image\'s HEALTHCHECK (spec.docker.useHealthcheck) and from a readiness probe', 'keep one: remove spec.probes.readiness, or set useHealthcheck: false', 'key'));
     }

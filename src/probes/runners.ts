@@ -30,12 +30,15 @@ export interface ProbeContext {
   signal?: AbortSignal;
   /** The instance's HEALTHCHECK status, for a healthcheck probe. */
   health?: () => Promise<HealthStatus>;
+  /** Runs an exec probe's command inside the instance (a container) instead of on the host; its exit code. */
+  execIn?: (command: readonly string[], timeoutMs: number, signal?: AbortSignal) => Promise<number>;
 }
 
 /** Runs the probe once. Never rejects: every failure, timeout and abort is a result with ok: false. */
 export async function runProbe(probe: RunnableProbe, context: ProbeContext): Promise<ProbeResult> {
   if ('healthcheck' in probe) return runHealthcheckProbe(context);
   const { timeoutSeconds } = probe;
+  if (probe.exec && context.execIn) return runExecInProbe(probe.exec.command, timeoutSeconds, context.execIn, context.signal);
   if (probe.exec) {
     const { cwd, env, uid, gid } = context;
     return runExecProbe({ command: probe.exec.command, cwd, env, uid, gid }, timeoutSeconds, context.signal);
@@ -64,5 +67,15 @@ async function runHealthcheckProbe(context: ProbeContext): Promise<ProbeResult> 
     return { ok: status === 'healthy', message: `HEALTHCHECK ${status}`, durationMs };
   } catch (error) {
     return { ok: false, message: `HEALTHCHECK status not read: ${(error as Error).message}`, durationMs: Date.now() - began };
+  }
+}
+
+async function runExecInProbe(command: readonly string[], timeoutSeconds: number, execIn: NonNullable<ProbeContext['execIn']>, signal: AbortSignal | undefined): Promise<ProbeResult> {
+  const began = Date.now();
+  try {
+    const code = await execIn(command, timeoutSeconds * 1000, signal);
+    return { ok: code === 0, message: `exit ${code}`, durationMs: Date.now() - began };
+  } catch (error) {
+    return { ok: false, message: (error as Error).message, durationMs: Date.now() - began };
   }
 }

@@ -264,3 +264,33 @@ test('resources: a container gets memory, CPU, tasks and open files in its HostC
   assert.match(limits, /^Max open files\s+777\s+777\s+files\s*$/m);
   assert.match(await readFile(`/proc/${keep.pid}/cmdline`, 'utf8'), /idle/, 'the program itself, prlimit having exec-ed it');
 });
+
+test('an exec probe of a container runs inside it (through the engine), with its exit code as the verdict', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  await removeContainersOf(t, sandbox, docker);
+  const name = unique('probed');
+  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write(
+    `manifests/${name}.yaml`,
+    stringify({
+      apiVersion: 'pm.dev/v1alpha1',
+      kind: 'Process',
+      metadata: { name },
+      spec: {
+        driver: 'docker',
+        docker: { image: TEST_IMAGE, command: ['sleep', '1000'] },
+        minReadySeconds: 0,
+        stop: { gracePeriodSeconds: 1 },
+        // /ready exists only inside the container: a probe run on the host could never pass.
+        probes: { readiness: { exec: { command: ['sh', '-c', 'test -s /ready'] }, periodSeconds: 0.3, failureThreshold: 1 } },
+      },
+    }),
+  );
+  const daemon = await startDaemon(sandbox);
+  await daemon.waitFor(name, (s) => s.up && s.phase !== 'Ready' && /exit 1/.test(s.detail), 'running, the probe failing inside', 30_000);
+  const run = await docker.getContainer(`pm-${name}`).exec({ Cmd: ['sh', '-c', 'echo ok > /ready'], AttachStdout: true });
+  (await run.start({ Detach: false, Tty: false })).resume();
+  await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready once the file exists in the container', 30_000);
+});

@@ -1,9 +1,10 @@
 import type { ExitStatus, Observation } from '../../drivers/driver.js';
+import { driverProbeHooks } from '../../probes/context.js';
 import type { Driver } from '../../drivers/driver.js';
 import { probesOf } from '../../probes/effective.js';
 import { optionalCwd, programArgv } from '../../manifest/runtime.js';
 import type { ProcessRecord } from '../../store/records.js';
-import { runProbe, type HealthStatus } from '../../probes/runners.js';
+import { runProbe } from '../../probes/runners.js';
 import { describeExit } from '../../plan/explain.js';
 import { ExitCode, NotFoundError, UsageError } from '../../errors.js';
 import { formatAge } from '../../util/duration.js';
@@ -146,12 +147,11 @@ async function statusOf(record: ProcessRecord, observation: Observation, env: No
   if (observation.state === 'running') {
     stateText = 'Running';
     const probe = probesOf(record.manifest).readiness;
-    const handle = record.handle;
-    const health = handle && driver.health ? (): Promise<HealthStatus> => driver.health?.(handle) ?? Promise.resolve('none') : undefined;
+
     if (probe) {
       const timeoutSeconds = Math.min(probe.timeoutSeconds, GET_PROBE_TIMEOUT_SECONDS);
       const identity = await probeIdentity({ name: record.name, manifest: record.manifest, source: record.source }, env);
-      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, ...optionalCwd(record.manifest), signal, ...identity, ...(health && { health }) });
+      const result = await runProbe({ ...probe, timeoutSeconds }, { ports: spec.ports, ...optionalCwd(record.manifest), signal, ...identity, ...driverProbeHooks(driver, record.handle) });
       ready = result.ok;
       readyDetail = result.message;
     } else {

@@ -126,6 +126,13 @@ export class DockerDriver {
   }
 
   /** The HEALTHCHECK status of the handle's run; 'none' without a healthcheck or once it is gone. */
+  /** Runs `cmd` in the handle's container (an exec probe): its exit code; rejects on timeout or when the container is not this pm's. */
+  async execIn(handle: DockerHandle, cmd: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
+    const info = await this.#ours(handle, signal);
+    if (!info || !isRunningState(info.State)) throw new DockerError(DockerErrorCode.other, `${handle.name} is not running`, { hint: 'the container exited; pm restarts it under its restart policy' });
+    return this.#engine.execIn(handle.id, cmd, timeoutMs, signal);
+  }
+
   async health(handle: DockerHandle, signal?: AbortSignal): Promise<HealthStatus> {
     const info = await this.#ours(handle, signal);
     if (!info || info.State.StartedAt !== handle.startedAt) return 'none';

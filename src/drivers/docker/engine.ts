@@ -100,6 +100,37 @@ export class Engine {
     return { id: Id, warnings: Array.isArray(Warnings) ? Warnings.filter((w): w is string => typeof w === 'string') : [] };
   }
 
+  /**
+   * Runs `cmd` in the running container (the engine's exec, no shell) and resolves with its exit
+   * code, or rejects on the deadline (the exec itself may run on: the engine cannot stop one).
+   * Output is read and dropped: a probe's verdict is its exit code.
+   */
+  async execIn(id: string, cmd: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
+    return this.call(
+      `exec in container ${id}`,
+      async (abortSignal) => {
+        const exec = await this.docker.getContainer(id).exec({ Cmd: [...cmd], AttachStdout: true, AttachStderr: true, abortSignal });
+        const stream = await exec.start({ Detach: false, Tty: false, abortSignal });
+        await new Promise<void>((resolve, reject) => {
+          const fail = (): void => {
+            stream.destroy();
+            reject(abortSignal.reason as Error);
+          };
+          abortSignal.addEventListener('abort', fail, { once: true });
+          stream.on('error', reject);
+          stream.on('end', () => {
+            abortSignal.removeEventListener('abort', fail);
+            resolve();
+          });
+          stream.resume();
+        });
+        const info = await exec.inspect({ abortSignal });
+        return info.ExitCode ?? -1;
+      },
+      { signal, timeoutMs },
+    );
+  }
+
   /** Starts a created container; "already started" (304) counts as done. */
   async startContainer(id: string, signal?: AbortSignal): Promise<void> {
     try {
