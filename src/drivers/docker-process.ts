@@ -76,6 +76,10 @@ class DockerProcessDriver implements ProcessDriver {
     return this.docker.execIn(dockerHandle(handle), command, timeoutMs, signal);
   }
 
+  logs(handle: ProcessHandle, options: { stdout: boolean; stderr: boolean; follow: boolean; tail?: number }, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+    return this.docker.logs(dockerHandle(handle), options, out, signal);
+  }
+
   health(handle: ProcessHandle): Promise<HealthStatus> {
     return this.docker.health(dockerHandle(handle));
   }

@@ -128,6 +128,8 @@ export interface Driver {
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus>;
   /** Runs a command inside the process's container (exec probes); its exit code. Drivers without containers: absent. */
   execIn?(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number>;
+  /** Output kept by the process's engine (a container's log driver), to `out`; drivers that write log files themselves: absent. */
+  logs?(handle: ProcessHandle, options: { stdout: boolean; stderr: boolean; follow: boolean; tail?: number }, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void>;
   /** A container's HEALTHCHECK status (drivers without one: absent). */
   health?(handle: ProcessHandle): Promise<HealthStatus>;
   /** After a stop, for good (pm delete, a manifest removed): what the process leaves on its engine (a container). Safe when it is gone. */

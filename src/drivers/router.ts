@@ -54,6 +54,13 @@ export class DriverRouter implements ProcessDriver {
     });
   }
 
+  logs(handle: ProcessHandle, options: { stdout: boolean; stderr: boolean; follow: boolean; tail?: number }, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+    return this.#for(handle.driver).then((d) => {
+      if (!d.logs) throw new PmError('E_DRIVER', `driver ${handle.driver} keeps no output of its own: pm writes its log files`);
+      return d.logs(handle, options, out, signal);
+    });
+  }
+
   health(handle: ProcessHandle): Promise<HealthStatus> {
     return this.#for(handle.driver).then((d) => d.health?.(handle) ?? 'none');
   }

@@ -294,3 +294,27 @@ test('an exec probe of a container runs inside it (through the engine), with its
   (await run.start({ Detach: false, Tty: false })).resume();
   await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready once the file exists in the container', 30_000);
 });
+
+test('pm logs of a container reads its output from the engine: both streams, --stderr, --tail', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  await removeContainersOf(t, sandbox, docker);
+  const name = unique('talker');
+  const script = 'echo out-1; echo err-1 >&2; echo out-2; exec sleep 1000';
+  await sandbox.write(
+    'talker.yaml',
+    stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name }, spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sh', '-c', script] }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 } } }),
+  );
+  const applied = await sandbox.pm(['apply', '-f', 'talker.yaml']);
+  assert.equal(applied.code, 0, applied.stderr);
+  await waitFor(async () => (await sandbox.pm(['logs', name])).stdout.includes('out-2'), { message: 'the output reached the engine' });
+
+  const all = await sandbox.pm(['logs', name]);
+  assert.equal(all.code, 0, all.stderr);
+  // Each stream keeps its order; the engine reads them from two pipes, so not their interleaving.
+  assert.deepEqual(all.stdout.trim().split('\n').sort(), ['err-1', 'out-1', 'out-2']);
+  assert.ok(all.stdout.indexOf('out-1') < all.stdout.indexOf('out-2'));
+  assert.deepEqual((await sandbox.pm(['logs', name, '--stderr'])).stdout.trim().split('\n'), ['err-1']);
+  assert.deepEqual((await sandbox.pm(['logs', name, '--tail', '1'])).stdout.trim().split('\n'), all.stdout.trim().split('\n').slice(-1), 'the last line of the whole output');
+});

@@ -37,9 +37,11 @@ export const logsCommand: Command = {
     const state = await openState(cli);
     const record = await state.store.getRecord(name);
     if (!record) throw new NotFoundError(name);
-    if (record.handle?.driver === 'docker') {
-      // The engine keeps a container's output (its log driver); pm does not copy it yet.
-      throw new PmError('E_LOGS_DOCKER', `${name} is a container: its output is kept by the Docker Engine`, { hint: `docker logs ${values.follow === true ? '-f ' : ''}${tail === undefined ? '' : `--tail ${tail} `}${record.handle.name}`, exitCode: ExitCode.failed });
+    if (record.handle?.driver === 'docker' && state.driver.logs) {
+      // The engine keeps a container's output (its log driver): read it there, both streams unless --stderr.
+      const stderrOnly = values.stderr === true;
+      await state.driver.logs(record.handle, { stdout: !stderrOnly, stderr: true, follow: values.follow === true, ...(tail !== undefined && { tail }) }, cli.stdout, cli.signal);
+      return ExitCode.ok;
     }
     const { logs } = runtimeOf(record.manifest);
     const stdoutPath = logs?.stdout ?? state.store.defaultLogPath(name);

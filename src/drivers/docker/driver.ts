@@ -126,6 +126,13 @@ export class DockerDriver {
   }
 
   /** The HEALTHCHECK status of the handle's run; 'none' without a healthcheck or once it is gone. */
+  /** The container's output (see Engine.logs); nothing for a container that is gone. */
+  async logs(handle: DockerHandle, options: { stdout: boolean; stderr: boolean; follow: boolean; tail?: number }, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+    const info = await this.#ours(handle, signal);
+    if (!info) return;
+    await this.#engine.logs(handle.id, options, out, signal);
+  }
+
   /** Runs `cmd` in the handle's container (an exec probe): its exit code; rejects on timeout or when the container is not this pm's. */
   async execIn(handle: DockerHandle, cmd: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
     const info = await this.#ours(handle, signal);

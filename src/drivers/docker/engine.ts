@@ -131,6 +131,41 @@ export class Engine {
     );
   }
 
+  /**
+   * The container's output as the engine's log driver kept it, written to `out` (stdout and stderr
+   * frames demultiplexed, in order); `follow` goes on until the container stops or `signal` aborts.
+   * No deadline: a follow runs as long as the caller wants.
+   */
+  async logs(id: string, options: { stdout: boolean; stderr: boolean; follow: boolean; tail?: number }, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+    await this.call(
+      `logs of container ${id}`,
+      async (abortSignal) => {
+        const query = { stdout: options.stdout, stderr: options.stderr, ...(options.tail !== undefined && { tail: options.tail }), abortSignal };
+        const container = this.docker.getContainer(id);
+        if (!options.follow) {
+          writeFrames(await container.logs({ ...query, follow: false }), out);
+          return;
+        }
+        // An http.IncomingMessage at run time; typed as the bare stream interface.
+        const stream = (await container.logs({ ...query, follow: true })) as NodeJS.ReadableStream & { destroy(): void };
+        await new Promise<void>((resolve, reject) => {
+          const stop = (): void => {
+            stream.destroy();
+            resolve();
+          };
+          abortSignal.addEventListener('abort', stop, { once: true });
+          this.docker.modem.demuxStream(stream, out, out);
+          stream.on('error', (error: Error) => (abortSignal.aborted ? resolve() : reject(error)));
+          stream.on('end', () => {
+            abortSignal.removeEventListener('abort', stop);
+            resolve();
+          });
+        });
+      },
+      { signal, timeoutMs: null },
+    );
+  }
+
   /** Starts a created container; "already started" (304) counts as done. */
   async startContainer(id: string, signal?: AbortSignal): Promise<void> {
     try {
@@ -243,4 +278,17 @@ export class Engine {
 /** An engine answer with this HTTP status. */
 export function isStatus(error: unknown, status: number): boolean {
   return error instanceof DockerError && error.status === status;
+}
+
+/**
+ * The engine's multiplexed log format (no TTY): frames of an 8-byte header (stream type, 3 zero
+ * bytes, a big-endian length) and that many bytes. Written in order, both streams to `out`.
+ */
+export function writeFrames(buffer: Buffer, out: NodeJS.WritableStream): void {
+  let offset = 0;
+  while (offset + 8 <= buffer.length) {
+    const length = buffer.readUInt32BE(offset + 4);
+    out.write(buffer.subarray(offset + 8, offset + 8 + length));
+    offset += 8 + length;
+  }
 }
