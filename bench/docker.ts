@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { engineClient, ensureTestImage } from '../test/support/docker.js';
+import { DOCKER_SOCKET, engineClient, ensureTestImage } from '../test/support/docker.js';
 import { ReportSocket } from './daemon/child.js';
 import { Cleanup } from './daemon/cleanup.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
@@ -135,7 +135,7 @@ try {
   }
 
   const all: Trial[] = [];
-  const options: TrialOptions = { docker, events, cleanup, progress, timeoutMs, settleMs };
+  const options: TrialOptions = { docker, socketPath: DOCKER_SOCKET, events, cleanup, progress, timeoutMs, settleMs };
   const restMs = restSeconds * 1000;
   progress(`(a) crash → running: ${trials} trials per manager after ${warmup} warm-up, each container up ≥ ${restSeconds} s before its crash`);
   await crashToRunning(slots, trials, warmup, restMs, options, (t) => all.push(t));

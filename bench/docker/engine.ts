@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type Docker from 'dockerode';
 import { cmdline, isAlive, onPath, runCommand } from '../daemon/proc.js';
@@ -76,6 +77,42 @@ export async function reporterPid(docker: Docker, container: string): Promise<nu
   if (!info.State.Running || pid <= 0) throw new Error(`${container} is not running (${info.State.Status})`);
   if (!isAlive(pid) || cmdline(pid)?.[0] !== REPORTER_IN_CONTAINER) throw new Error(`${container}: pid ${pid} is not the reporter (${cmdline(pid)?.join(' ') ?? 'gone'})`);
   return pid;
+}
+
+/** A wait on the engine's wait endpoint, as pm's docker driver keeps one per running container. */
+export interface ExitWait {
+  /** When the engine's answer (the exit code) had arrived (monotonic ns); undefined if cancelled or failed first. */
+  answered: Promise<bigint | undefined>;
+  cancel(): void;
+}
+
+/**
+ * POST /containers/NAME/wait?condition=not-running, the call through which pm learns of an exit.
+ * Resolves once the engine has begun the wait (it sends its headers at once, the body at the exit).
+ */
+export function waitForExit(socketPath: string, container: string, timeoutMs: number): Promise<ExitWait> {
+  return new Promise((resolve, reject) => {
+    let answer: (at: bigint | undefined) => void = () => undefined;
+    const answered = new Promise<bigint | undefined>((r) => (answer = r));
+    const req = request({ socketPath, method: 'POST', path: `/containers/${encodeURIComponent(container)}/wait?condition=not-running`, headers: { 'Content-Length': 0 } }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        reject(new Error(`wait on ${container}: HTTP ${res.statusCode}`));
+        return;
+      }
+      res.on('data', () => undefined);
+      res.on('end', () => answer(process.hrtime.bigint()));
+      res.on('error', () => answer(undefined));
+      res.on('close', () => answer(undefined));
+      resolve({ answered, cancel: () => req.destroy() });
+    });
+    req.on('error', (error) => {
+      answer(undefined);
+      reject(error);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`wait on ${container}: no answer within ${timeoutMs} ms`)));
+    req.end();
+  });
 }
 
 /** One container event as the engine reported it; `at` on the bench's monotonic clock (ns). */

@@ -4,9 +4,9 @@
 // reporter): the process dies as in a real crash, and the engine sees an exit it did not ask for.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
-import type { ReportSocket } from '../daemon/child.js';
+import type { Arrival, ReportSocket } from '../daemon/child.js';
 import type { Cleanup } from '../daemon/cleanup.js';
-import { EventLog, reporterPid, type EngineEvent } from './engine.js';
+import { EventLog, reporterPid, waitForExit, type EngineEvent } from './engine.js';
 import type { ContainerSpec, DockerManager } from './managers.js';
 
 /** One supervised container of one manager, and the socket its runs report to. */
@@ -31,6 +31,8 @@ export interface Trial {
   upMs: number;
   t0: bigint;
   t1: bigint;
+  /** When the bench's own call to the engine's wait endpoint (pm's way of learning of an exit) was answered. */
+  waited: bigint | undefined;
   die: bigint | undefined;
   destroy: bigint | undefined;
   create: bigint | undefined;
@@ -39,6 +41,8 @@ export interface Trial {
 
 export interface TrialOptions {
   docker: Docker;
+  /** The engine's socket, for the wait endpoint. */
+  socketPath: string;
   events: EventLog;
   cleanup: Cleanup;
   progress: (line: string) => void;
@@ -60,12 +64,21 @@ export async function crashTrial(slot: Slot, options: TrialOptions, scenario: Tr
   if (live.length !== 1) throw new Error(`${manager.name} ${container}: expected one running reporter before the trial, found ${live.length}`);
   const victim = live[0] as number;
   const pid = await reporterPid(options.docker, container);
-  const next = reports.count;
-  const t0 = process.hrtime.bigint();
-  process.kill(pid, 'SIGKILL');
-  const arrival = await reports.arrival(next, options.timeoutMs, `${manager.name} to replace ${container}`);
-  await reports.gone(victim, options.timeoutMs, `the killed run of ${container} to close its connection`);
-  await options.events.waitFor(container, 'start', t0, EVENT_WAIT_MS);
+  const wait = await waitForExit(options.socketPath, container, options.timeoutMs + EVENT_WAIT_MS);
+  let t0: bigint;
+  let arrival: Arrival;
+  let waited: bigint | undefined;
+  try {
+    const next = reports.count;
+    t0 = process.hrtime.bigint();
+    process.kill(pid, 'SIGKILL');
+    arrival = await reports.arrival(next, options.timeoutMs, `${manager.name} to replace ${container}`);
+    await reports.gone(victim, options.timeoutMs, `the killed run of ${container} to close its connection`);
+    await options.events.waitFor(container, 'start', t0, EVENT_WAIT_MS);
+    waited = await Promise.race([wait.answered, sleep(EVENT_WAIT_MS).then(() => undefined)]);
+  } finally {
+    wait.cancel();
+  }
   const seen = options.events.since(container, t0);
   const first = (action: string): bigint | undefined => seen.find((e: EngineEvent) => e.action === action)?.at;
   const trial: Trial = {
@@ -77,6 +90,7 @@ export async function crashTrial(slot: Slot, options: TrialOptions, scenario: Tr
     upMs: msBetween(slot.upAt, t0),
     t0,
     t1: arrival.at,
+    waited,
     die: first('die'),
     destroy: first('destroy'),
     create: first('create'),
