@@ -318,3 +318,29 @@ test('pm logs of a container reads its output from the engine: both streams, --s
   assert.deepEqual((await sandbox.pm(['logs', name, '--stderr'])).stdout.trim().split('\n'), ['err-1']);
   assert.deepEqual((await sandbox.pm(['logs', name, '--tail', '1'])).stdout.trim().split('\n'), all.stdout.trim().split('\n').slice(-1), 'the last line of the whole output');
 });
+
+test('a crashed container of the same spec is started again, not replaced: the crashed run\'s output stays in pm logs', { skip }, async (t) => {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
+  await removeContainersOf(t, sandbox, docker);
+  const name = unique('again');
+  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write(
+    `manifests/${name}.yaml`,
+    stringify({
+      apiVersion: 'pm.dev/v1alpha1',
+      kind: 'Process',
+      metadata: { name },
+      spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sh', '-c', 'echo hello; exec sleep 1000'] }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 }, restartPolicy: { backoff: { initialSeconds: 0.05, jitter: 0 } } },
+    }),
+  );
+  const daemon = await startDaemon(sandbox);
+  await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready', 30_000);
+  const first = await containerOf(docker, name);
+  process.kill(first.State.Pid, 'SIGKILL');
+  await daemon.waitFor(name, (s) => s.phase === 'Ready' && s.restarts === 1, 'restarted after the crash', 30_000);
+  const second = await containerOf(docker, name);
+  assert.equal(second.Id, first.Id, 'the same container');
+  await waitFor(async () => (await sandbox.pm(['logs', name])).stdout === 'hello\nhello\n', { message: 'both runs in pm logs' });
+});

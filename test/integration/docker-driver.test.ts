@@ -216,19 +216,28 @@ describe('docker driver', { skip }, () => {
     assert.equal(after.State.StartedAt, before.State.StartedAt);
   });
 
-  test('its own container: a stopped one is replaced, a running one refused', async (t) => {
+  test('its own container: a running one refused; a stopped one of the same spec started again (its log kept), of another spec replaced', async (t) => {
     const ctx = await useDocker(t);
     if (!ctx) return;
     const driver = ctx.driver();
     const spec = specFor(ctx, { command: exitsOn('TERM', 0) });
-    const first = await driver.start(spec, { instance: instance() });
+    const firstInstance = instance();
+    const first = await driver.start(spec, { instance: firstInstance });
     await rejectsWith(driver.start(spec, { instance: instance() }), 'E_DOCKER_STILL_RUNNING');
     await waitForContainerProcess(ctx.docker, first.id, 'sleep 1000');
     await driver.stop(first, { signal: 'SIGTERM', gracePeriodMs: 60_000 });
 
-    const second = await driver.start(spec, { instance: instance() });
-    assert.notEqual(second.id, first.id);
-    assert.equal(second.name, first.name);
+    const again = await driver.start(spec, { instance: instance() });
+    assert.equal(again.id, first.id, 'the same container');
+    assert.notEqual(again.startedAt, first.startedAt, 'a new run of it');
+    assert.equal(again.instance, firstInstance, 'the handle names the instance label the container carries');
+    assert.deepEqual(await driver.inspect(again), { state: 'running', pid: again.pid });
+    await waitForContainerProcess(ctx.docker, again.id, 'sleep 1000');
+    await driver.stop(again, { signal: 'SIGTERM', gracePeriodMs: 60_000 });
+
+    const changed = await driver.start({ ...spec, env: { ...spec.env, CHANGED: '1' } }, { instance: instance() });
+    assert.notEqual(changed.id, first.id, 'another spec: a new container');
+    assert.equal(changed.name, first.name);
     await assert.rejects(ctx.docker.getContainer(first.id).inspect(), (e: { statusCode?: number }) => e.statusCode === 404);
   });
 

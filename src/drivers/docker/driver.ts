@@ -13,7 +13,7 @@ import { DockerError, DockerErrorCode, imageNotFound, invalidSpec } from './erro
 import { DEFAULT_SOCKET, DEFAULT_TIMEOUT_MS, Engine, isStatus, type Created } from './engine.js';
 import { watchEvents, type DockerEvent, type WatchOptions } from './events.js';
 import { isOwnedBy, Label, ownerFilter } from './labels.js';
-import { containerLabels, containerName, createBody, droppedSettings, isImageRef, validateSpec, type ContainerSpec } from './spec.js';
+import { containerLabels, containerName, createBody, droppedSettings, isImageRef, specDigest, validateSpec, type ContainerSpec } from './spec.js';
 import { exitFromCode, exitOf, healthOf, isRunningState, observe, unknownExit, type HealthStatus } from './state.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
@@ -89,6 +89,8 @@ export class DockerDriver {
     if (!INSTANCE.test(options.instance)) throw invalidSpec(spec.process, `instance ${JSON.stringify(options.instance)} is not a marker (letters, digits, _ . : -)`);
     const { signal } = options;
     const name = containerName(spec.process);
+    const reused = await this.#restartSame(name, spec, signal);
+    if (reused) return reused;
     await this.#clearName(name, signal);
 
     let created: Created;
@@ -234,6 +236,25 @@ export class DockerDriver {
   }
 
   /** Makes the name free for a new container of ours, or explains why it is not. */
+  /**
+   * This pm's stopped container made from the same spec (pm.spec digest: command, environment
+   * values, ports, volumes, limits, labels) is started again instead of being replaced: its output
+   * so far stays in the engine's log (pm logs shows the run that crashed), and a restart costs no
+   * remove and create. The handle keeps the container's own pm.instance label. Undefined when there
+   * is none to reuse.
+   */
+  async #restartSame(name: string, spec: ContainerSpec, signal: AbortSignal | undefined): Promise<DockerHandle | undefined> {
+    const existing = await this.#engine.inspectContainer(name, signal);
+    if (!existing || !isOwnedBy(existing.Config.Labels, this.owner)) return undefined;
+    if (existing.Config.Labels?.[Label.spec] !== specDigest(spec)) return undefined;
+    const instance = existing.Config.Labels[Label.instance];
+    if (instance === undefined || !['exited', 'created'].includes(existing.State.Status)) return undefined;
+    await this.#engine.startContainer(existing.Id, signal);
+    const info = await this.#engine.inspectContainer(existing.Id, signal);
+    if (!info) throw new DockerError(DockerErrorCode.other, `${name} was removed right after its start`, { hint: 'something else removes containers on this engine: see docker events' });
+    return handleOf(info, instance);
+  }
+
   async #clearName(name: string, signal: AbortSignal | undefined): Promise<void> {
     const existing = await this.#engine.inspectContainer(name, signal);
     if (!existing) return;
