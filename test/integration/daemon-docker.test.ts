@@ -295,7 +295,7 @@ test('an exec probe of a container runs inside it (through the engine), with its
   await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready once the file exists in the container', 30_000);
 });
 
-test('pm logs of a container reads its output from the engine: both streams, --stderr, --tail', { skip }, async (t) => {
+test('pm logs of a container reads its output from the engine: both streams, --stderr, --tail, -f until interrupted', { skip }, async (t) => {
   await ensureTestImage();
   const docker = engineClient();
   const sandbox = await createDaemonSandbox(t);
@@ -317,6 +317,16 @@ test('pm logs of a container reads its output from the engine: both streams, --s
   assert.ok(all.stdout.indexOf('out-1') < all.stdout.indexOf('out-2'));
   assert.deepEqual((await sandbox.pm(['logs', name, '--stderr'])).stdout.trim().split('\n'), ['err-1']);
   assert.deepEqual((await sandbox.pm(['logs', name, '--tail', '1'])).stdout.trim().split('\n'), all.stdout.trim().split('\n').slice(-1), 'the last line of the whole output');
+
+  // -f: what the container prints later arrives too, until the command is interrupted.
+  const follow = sandbox.pmBackground(['logs', name, '-f']);
+  await waitFor(() => follow.stdout().includes('out-2'), { message: 'pm logs -f to print the existing output' });
+  const run = await docker.getContainer(`pm-${name}`).exec({ Cmd: ['sh', '-c', 'echo later > /proc/1/fd/1'], AttachStdout: true });
+  (await run.start({ Detach: false, Tty: false })).resume();
+  await waitFor(() => follow.stdout().includes('later'), { message: 'pm logs -f to print a line written later' });
+  follow.child.kill('SIGINT');
+  const ended = await follow.result;
+  assert.equal(ended.code, 0, `pm logs -f ends cleanly on SIGINT (signal ${ended.signal}):\n${ended.stderr}`);
 });
 
 test('a crashed container of the same spec is started again, not replaced: the crashed run\'s output stays in pm logs', { skip }, async (t) => {
