@@ -12,48 +12,64 @@ import { stringify } from 'yaml';
 import type Docker from 'dockerode';
 import { ownerIdOf } from '../../src/drivers/index.js';
 import { createDaemonSandbox, fixtureManifest, quickRestarts, startDaemon } from '../support/daemon.js';
-import { dockerSkip, engineClient, ensureTestImage, TEST_IMAGE, TEST_OWNER_LABEL } from '../support/docker.js';
+import { dockerSkip, engineClient, ensureTestImage, removeOwned, TEST_IMAGE, TEST_OWNER_LABEL } from '../support/docker.js';
 import type { Sandbox } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
 const skip = dockerSkip();
 
-/** Every container this sandbox's pm owns is force-removed when the test ends, passed or failed. */
-async function removeContainersOf(t: TestContext, sandbox: Sandbox, docker: Docker): Promise<void> {
+/**
+ * A daemon sandbox whose pm's containers are all force-removed when the test ends, passed or
+ * failed, and the engine to look at them with.
+ */
+async function dockerSandbox(t: TestContext): Promise<{ sandbox: Sandbox; docker: Docker }> {
+  await ensureTestImage();
+  const docker = engineClient();
+  const sandbox = await createDaemonSandbox(t);
   // Made now (pm would make it at its first container): the cleanup must not depend on the state directory still being there.
   const owner = await ownerIdOf(sandbox.stateDir);
-  t.after(async () => {
-    const owned = await docker.listContainers({ all: true, filters: { label: [`pm.owner=${owner}`] } });
-    await Promise.all(owned.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-  });
+  t.after(() => removeOwned(docker, owner));
+  return { sandbox, docker };
 }
+
+/** A docker process: `docker` is spec.docker, `spec` the rest of the spec over quick defaults. */
+function containerManifest(name: string, docker: Record<string, unknown>, spec: Record<string, unknown> = {}): string {
+  return stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name }, spec: { driver: 'docker', docker, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 }, ...spec } });
+}
+
+/** Runs `cmd` in pm-NAME (the engine's exec) to its end; fails the test unless it exits 0. */
+async function runIn(docker: Docker, name: string, cmd: string[]): Promise<void> {
+  const run = await docker.getContainer(`pm-${name}`).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await run.start({ Detach: false, Tty: false });
+  stream.resume();
+  await new Promise((resolve) => stream.on('end', resolve));
+  assert.equal((await run.inspect()).ExitCode, 0, `${cmd.join(' ')} in the container`);
+}
+
+/** An exec manifest that keeps the directory non-empty when a test removes its container's manifest. */
+const KEEP = (sandbox: Sandbox): string => fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts());
 
 /**
  * A busybox httpd serving an index page on containerPort 8080, published on 127.0.0.1:hostPort,
  * ready when the page answers. An http probe, not tcp: the engine's proxy accepts connections on a
  * published port before the container listens.
  */
-function webManifest(name: string, hostPort: number, extra: { labels?: Record<string, string>; args?: string[] } = {}): string {
-  return stringify({
-    apiVersion: 'pm.dev/v1alpha1',
-    kind: 'Process',
-    metadata: { name },
-    spec: {
-      driver: 'docker',
-      docker: {
-        image: TEST_IMAGE,
-        command: ['sh', '-c', `mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www ${(extra.args ?? []).join(' ')}`],
-        env: { GREETING: 'hello' },
-        publish: [{ containerPort: 8080, hostPort }],
-        ...(extra.labels && { labels: extra.labels }),
-      },
-      minReadySeconds: 0,
+function webManifest(name: string, hostPort: number, extra: { args?: string[] } = {}): string {
+  return containerManifest(
+    name,
+    {
+      image: TEST_IMAGE,
+      command: ['sh', '-c', `mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www ${(extra.args ?? []).join(' ')}`],
+      env: { GREETING: 'hello' },
+      publish: [{ containerPort: 8080, hostPort }],
+    },
+    {
       ports: [{ name: 'http', port: hostPort }],
       probes: { readiness: { http: { port: 'http', path: '/' }, periodSeconds: 0.2 } },
       stop: { gracePeriodSeconds: 2 },
       restartPolicy: { backoff: { initialSeconds: 0.05, jitter: 0 } },
     },
-  });
+  );
 }
 
 async function containerOf(docker: Docker, name: string): Promise<Docker.ContainerInspectInfo> {
@@ -63,15 +79,12 @@ async function containerOf(docker: Docker, name: string): Promise<Docker.Contain
 const unique = (base: string): string => `${base}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
 
 test('a container under the daemon: labelled, ready, replaced after a kill by hand, recreated on a spec change, left alone on a label change', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox, docker } = await dockerSandbox(t);
   const name = unique('web');
   const port = await sandbox.freePort();
   await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port));
   // The directory keeps one manifest when the container's goes: an empty one is refused as a mistake.
-  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write('manifests/keep.yaml', KEEP(sandbox));
   const daemon = await startDaemon(sandbox);
 
   const ready = await daemon.waitFor(name, (s) => s.phase === 'Ready', 'the container Ready through its published port', 30_000);
@@ -104,11 +117,7 @@ test('a container under the daemon: labelled, ready, replaced after a kill by ha
 
   // A spec change recreates it, with a new spec digest.
   await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port, { args: ['-v'] }));
-  await waitFor(async () => (await containerOf(docker, name).catch(() => undefined))?.Id !== before.Id, { message: 'a new container for the new spec', timeoutMs: 30_000 }).catch(async (error: unknown) => {
-    console.log((await daemon.events(name)).map((e) => `${e.time} ${e.type} ${e.message}`).join('\n'));
-    console.log(daemon.output().slice(-3000));
-    throw error;
-  });
+  await waitFor(async () => (await containerOf(docker, name).catch(() => undefined))?.Id !== before.Id, { message: 'a new container for the new spec', timeoutMs: 30_000 });
   await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready with the new spec', 30_000);
   const recreated = await containerOf(docker, name);
   assert.match(recreated.Config.Cmd?.[2] ?? '', /exec httpd -f -p 8080 -h \/www -v$/);
@@ -116,17 +125,11 @@ test('a container under the daemon: labelled, ready, replaced after a kill by ha
 
   // Deleted from the directory: stopped and removed.
   await sandbox.remove(`manifests/${name}.yaml`);
-  await waitFor(async () => (await containerOf(docker, name).catch(() => undefined)) === undefined, { message: 'the container removed with its manifest', timeoutMs: 30_000 }).catch((error: unknown) => {
-    console.log(daemon.output().slice(-2500));
-    throw error;
-  });
+  await waitFor(async () => (await containerOf(docker, name).catch(() => undefined)) === undefined, { message: 'the container removed with its manifest', timeoutMs: 30_000 });
 });
 
 test('one graph across drivers: an exec process waits for a container to be ready', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox } = await dockerSandbox(t);
   const db = unique('db');
   const port = await sandbox.freePort();
   await sandbox.write(`manifests/${db}.yaml`, webManifest(db, port));
@@ -141,12 +144,9 @@ test('one graph across drivers: an exec process waits for a container to be read
 });
 
 test('a missing image is refused before anything changes; a foreign container holding the name is never touched', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox, docker } = await dockerSandbox(t);
   const ghost = unique('ghost');
-  await sandbox.write('ghost.yaml', stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name: ghost }, spec: { driver: 'docker', docker: { image: 'pm-test/no-such-image:0' } } }));
+  await sandbox.write('ghost.yaml', containerManifest(ghost, { image: 'pm-test/no-such-image:0' }));
   const missing = await sandbox.pm(['apply', '-f', 'ghost.yaml']);
   assert.equal(missing.code, 2, missing.stderr);
   assert.match(missing.stderr, /pm-test\/no-such-image:0/);
@@ -157,7 +157,7 @@ test('a missing image is refused before anything changes; a foreign container ho
   t.after(() => foreign.remove({ force: true }).catch(() => undefined));
   await foreign.start();
   const before = await foreign.inspect();
-  await sandbox.write('taken.yaml', stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name: taken }, spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sleep', '1000'] }, minReadySeconds: 0 } }));
+  await sandbox.write('taken.yaml', containerManifest(taken, { image: TEST_IMAGE, command: ['sleep', '1000'] }));
   const conflict = await sandbox.pm(['apply', '-f', 'taken.yaml', '--timeout', '20s']);
   assert.notEqual(conflict.code, 0);
   assert.match(`${conflict.stdout}${conflict.stderr}`, /the container name pm-\S+ is taken by container [0-9a-f]{12} \(running\), not created by pm/);
@@ -167,47 +167,34 @@ test('a missing image is refused before anything changes; a foreign container ho
 });
 
 test('useHealthcheck: the image HEALTHCHECK is the readiness, both ways', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
+  const { sandbox, docker } = await dockerSandbox(t);
   // An image whose HEALTHCHECK passes while /healthy is not empty (built from the test image, offline;
   // the image has sh but no test, touch or rm binaries).
   const image = 'pm-test/busybox-health:2';
   const dockerfile = `FROM ${TEST_IMAGE}\nHEALTHCHECK --interval=1s --timeout=1s --retries=1 CMD ["sh", "-c", "test -s /healthy"]\n`;
   const build = await promisify(execFile)('sh', ['-c', `printf '%s' "$0" | docker build -q -t ${image} -`, dockerfile], { timeout: 120_000 });
   assert.match(build.stdout, /sha256:/);
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
   const name = unique('health');
-  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write('manifests/keep.yaml', KEEP(sandbox));
   await sandbox.write(
     `manifests/${name}.yaml`,
-    stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name }, spec: { driver: 'docker', docker: { image, command: ['sleep', '1000'], useHealthcheck: true }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 } } }),
+    containerManifest(name, { image, command: ['sleep', '1000'], useHealthcheck: true }),
   );
   const daemon = await startDaemon(sandbox);
   await daemon.waitFor(name, (s) => s.up && s.phase !== 'Ready' && /HEALTHCHECK (starting|unhealthy)/.test(s.detail), 'running, not ready while the check fails', 30_000);
 
-  const exec = async (cmd: string[]): Promise<void> => {
-    const run = await docker.getContainer(`pm-${name}`).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-    const stream = await run.start({ Detach: false, Tty: false });
-    stream.resume();
-    await new Promise((resolve) => stream.on('end', resolve));
-    assert.equal((await run.inspect()).ExitCode, 0, `${cmd.join(' ')} in the container`);
-  };
-  await exec(['sh', '-c', 'echo ok > /healthy']);
+  await runIn(docker, name, ['sh', '-c', 'echo ok > /healthy']);
   await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready once the HEALTHCHECK passes', 30_000);
-  await exec(['sh', '-c', ': > /healthy']);
+  await runIn(docker, name, ['sh', '-c', ': > /healthy']);
   await daemon.waitFor(name, (s) => s.phase !== 'Ready' && /HEALTHCHECK unhealthy/.test(s.detail), 'not ready again once it fails', 30_000);
 });
 
 test('the engine unreachable: the daemon starts and supervises its exec processes, /readyz names the container; with the engine back it adopts the same container', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox, docker } = await dockerSandbox(t);
   const name = unique('outage');
   const port = await sandbox.freePort();
   await sandbox.write(`manifests/${name}.yaml`, webManifest(name, port));
-  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write('manifests/keep.yaml', KEEP(sandbox));
   const first = await startDaemon(sandbox);
   await first.waitFor(name, (s) => s.phase === 'Ready', 'the container Ready', 30_000);
   const container = await containerOf(docker, name);
@@ -236,19 +223,11 @@ test('the engine unreachable: the daemon starts and supervises its exec processe
 });
 
 test('resources: a container gets memory, CPU, tasks and open files in its HostConfig; an exec process its open files from its first instruction', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox, docker } = await dockerSandbox(t);
   const name = unique('limited');
   await sandbox.write(
     `manifests/${name}.yaml`,
-    stringify({
-      apiVersion: 'pm.dev/v1alpha1',
-      kind: 'Process',
-      metadata: { name },
-      spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sleep', '1000'] }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 }, resources: { memory: '64Mi', cpus: 0.5, pids: 50, openFiles: 1000 } },
-    }),
+    containerManifest(name, { image: TEST_IMAGE, command: ['sleep', '1000'] }, { resources: { memory: '64Mi', cpus: 0.5, pids: 50, openFiles: 1000 } }),
   );
   await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, { ...quickRestarts(), resources: { openFiles: 777 } }));
   const daemon = await startDaemon(sandbox);
@@ -266,45 +245,31 @@ test('resources: a container gets memory, CPU, tasks and open files in its HostC
 });
 
 test('an exec probe of a container runs inside it (through the engine), with its exit code as the verdict', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox, docker } = await dockerSandbox(t);
   const name = unique('probed');
-  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write('manifests/keep.yaml', KEEP(sandbox));
   await sandbox.write(
     `manifests/${name}.yaml`,
-    stringify({
-      apiVersion: 'pm.dev/v1alpha1',
-      kind: 'Process',
-      metadata: { name },
-      spec: {
-        driver: 'docker',
-        docker: { image: TEST_IMAGE, command: ['sleep', '1000'] },
-        minReadySeconds: 0,
-        stop: { gracePeriodSeconds: 1 },
-        // /ready exists only inside the container: a probe run on the host could never pass.
-        probes: { readiness: { exec: { command: ['sh', '-c', 'test -s /ready'] }, periodSeconds: 0.3, failureThreshold: 1 } },
-      },
-    }),
+    containerManifest(
+      name,
+      { image: TEST_IMAGE, command: ['sleep', '1000'] },
+      // /ready exists only inside the container: a probe run on the host could never pass.
+      { probes: { readiness: { exec: { command: ['sh', '-c', 'test -s /ready'] }, periodSeconds: 0.3, failureThreshold: 1 } } },
+    ),
   );
   const daemon = await startDaemon(sandbox);
   await daemon.waitFor(name, (s) => s.up && s.phase !== 'Ready' && /exit 1/.test(s.detail), 'running, the probe failing inside', 30_000);
-  const run = await docker.getContainer(`pm-${name}`).exec({ Cmd: ['sh', '-c', 'echo ok > /ready'], AttachStdout: true });
-  (await run.start({ Detach: false, Tty: false })).resume();
+  await runIn(docker, name, ['sh', '-c', 'echo ok > /ready']);
   await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready once the file exists in the container', 30_000);
 });
 
 test('pm logs of a container reads its output from the engine: both streams, --stderr, --tail, -f until interrupted', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox, docker } = await dockerSandbox(t);
   const name = unique('talker');
   const script = 'echo out-1; echo err-1 >&2; echo out-2; exec sleep 1000';
   await sandbox.write(
     'talker.yaml',
-    stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name }, spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sh', '-c', script] }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 } } }),
+    containerManifest(name, { image: TEST_IMAGE, command: ['sh', '-c', script] }),
   );
   const applied = await sandbox.pm(['apply', '-f', 'talker.yaml']);
   assert.equal(applied.code, 0, applied.stderr);
@@ -321,8 +286,7 @@ test('pm logs of a container reads its output from the engine: both streams, --s
   // -f: what the container prints later arrives too, until the command is interrupted.
   const follow = sandbox.pmBackground(['logs', name, '-f']);
   await waitFor(() => follow.stdout().includes('out-2'), { message: 'pm logs -f to print the existing output' });
-  const run = await docker.getContainer(`pm-${name}`).exec({ Cmd: ['sh', '-c', 'echo later > /proc/1/fd/1'], AttachStdout: true });
-  (await run.start({ Detach: false, Tty: false })).resume();
+  await runIn(docker, name, ['sh', '-c', 'echo later > /proc/1/fd/1']);
   await waitFor(() => follow.stdout().includes('later'), { message: 'pm logs -f to print a line written later' });
   follow.child.kill('SIGINT');
   const ended = await follow.result;
@@ -330,20 +294,12 @@ test('pm logs of a container reads its output from the engine: both streams, --s
 });
 
 test('a crashed container of the same spec is started again, not replaced: the crashed run\'s output stays in pm logs', { skip }, async (t) => {
-  await ensureTestImage();
-  const docker = engineClient();
-  const sandbox = await createDaemonSandbox(t);
-  await removeContainersOf(t, sandbox, docker);
+  const { sandbox, docker } = await dockerSandbox(t);
   const name = unique('again');
-  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  await sandbox.write('manifests/keep.yaml', KEEP(sandbox));
   await sandbox.write(
     `manifests/${name}.yaml`,
-    stringify({
-      apiVersion: 'pm.dev/v1alpha1',
-      kind: 'Process',
-      metadata: { name },
-      spec: { driver: 'docker', docker: { image: TEST_IMAGE, command: ['sh', '-c', 'echo hello; exec sleep 1000'] }, minReadySeconds: 0, stop: { gracePeriodSeconds: 1 }, restartPolicy: { backoff: { initialSeconds: 0.05, jitter: 0 } } },
-    }),
+    containerManifest(name, { image: TEST_IMAGE, command: ['sh', '-c', 'echo hello; exec sleep 1000'] }, { restartPolicy: { backoff: { initialSeconds: 0.05, jitter: 0 } } }),
   );
   const daemon = await startDaemon(sandbox);
   await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready', 30_000);

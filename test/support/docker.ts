@@ -229,7 +229,7 @@ export async function startRecordingProxy(t: TestContext, target = DOCKER_SOCKET
 }
 
 /** Force-removes every container of `owner` (the driver's and the test's own); throws if any is left. */
-async function removeOwned(docker: Docker, owner: string): Promise<void> {
+export async function removeOwned(docker: Docker, owner: string): Promise<void> {
   const list = async (): Promise<Docker.ContainerInfo[]> => {
     const [driverMade, handMade] = await Promise.all([
       docker.listContainers({ all: true, filters: { label: [`pm.owner=${owner}`] } }),
