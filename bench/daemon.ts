@@ -28,6 +28,9 @@ import { cmdline, isAlive, killHard, residentKiB } from './daemon/proc.js';
 import { describeMachine, loadAverage, mib, ratio, table, writeBlock } from './daemon/report.js';
 import { crashToRunning, writeToRunning, type RawTrial, type Subject, type TrialOptions } from './daemon/scenarios.js';
 import { formatMs, summarize, type Summary } from './daemon/stats.js';
+import { benchArgs } from './args.js';
+
+const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:daemon');
 
 const MANAGER_KEYS = ['pm', 'pm2', 'supervisord', 'minimal'] as const;
 type ManagerKey = (typeof MANAGER_KEYS)[number];
@@ -197,21 +200,4 @@ function leakCheck(all: ReportSocket[], binary: string): void {
     .filter((pid) => isAlive(pid) && binary !== '' && cmdline(pid)?.[0] === binary);
   for (const pid of leaked) killHard(pid);
   if (leaked.length > 0) throw new Error(`children left running after the managers stopped (killed now): ${leaked.join(', ')}`);
-}
-
-function positiveInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a whole number ≥ 1, got "${text}"`);
-  return n;
-}
-
-function nonNegativeInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) usage(`${flag} must be a whole number ≥ 0, got "${text}"`);
-  return n;
-}
-
-function usage(message: string): never {
-  console.error(`bench:daemon: ${message}`);
-  process.exit(2);
 }

@@ -24,6 +24,9 @@ import { containerReporter, describeEngine, engineOperations, EventLog, newRunId
 import { EngineManager, labels, PmDockerManager, type ContainerSpec, type DockerManager } from './docker/managers.js';
 import { renderReport, RUN_MARKERS } from './docker/report.js';
 import { crashLoop, crashToRunning, engineKill, type Slot, type Trial, type TrialOptions } from './docker/trials.js';
+import { benchArgs } from './args.js';
+
+const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:docker');
 
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 /** The first run of every container: the engine creates them one by one, pm all at once. */
@@ -193,20 +196,3 @@ try {
   if (failures.length > 0) exitCode = 1;
 }
 process.exit(exitCode);
-
-function positiveInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a whole number ≥ 1, got "${text}"`);
-  return n;
-}
-
-function nonNegativeInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) usage(`${flag} must be a whole number ≥ 0, got "${text}"`);
-  return n;
-}
-
-function usage(message: string): never {
-  console.error(`bench:docker: ${message}`);
-  process.exit(2);
-}

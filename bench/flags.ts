@@ -28,6 +28,9 @@ import { connectAs, connectObserver, createDatabase, databaseEnv, migrate, serve
 import { measureIdle } from './flags/idle.js';
 import { FLAG_PROCESS, flagToRestart, rawLine, samplesOf, type FlagMode, type FlagSubject } from './flags/latency.js';
 import { renderReport, RUN_MARKERS } from './flags/report.js';
+import { benchArgs } from './args.js';
+
+const { positiveInt, nonNegativeInt } = benchArgs('bench:flags');
 
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 const NOTIFY_POLL_SECONDS = 3600;
@@ -212,21 +215,4 @@ function leakCheck(all: ReportSocket[], binary: string): void {
   const leaked = [...new Set(all.flatMap((s) => s.pids()))].filter((pid) => isAlive(pid) && binary !== '' && cmdline(pid)?.[0] === binary);
   for (const pid of leaked) killHard(pid);
   if (leaked.length > 0) throw new Error(`children left running after the daemons stopped (killed now): ${leaked.length} (${leaked.slice(0, 10).join(', ')}${leaked.length > 10 ? ', …' : ''})`);
-}
-
-function positiveInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) usage(`${flag} must be a whole number ≥ 1, got "${text}"`);
-  return n;
-}
-
-function nonNegativeInt(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 0) usage(`${flag} must be a whole number ≥ 0, got "${text}"`);
-  return n;
-}
-
-function usage(message: string): never {
-  console.error(`bench:flags: ${message}`);
-  process.exit(2);
 }
