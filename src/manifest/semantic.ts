@@ -128,7 +128,12 @@ function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue
  */
 function checkPublishedPorts(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
   const owners = new Map<string, [ValidDocument, readonly (string | number)[]]>();
-  for (const p of processes) p.manifest.spec.ports.forEach((port, i) => owners.has(`${port.port}/${port.protocol}`) || owners.set(`${port.port}/${port.protocol}`, [p, ['spec', 'ports', i, 'port']]));
+  for (const p of processes) {
+    p.manifest.spec.ports.forEach((port, i) => {
+      const key = `${port.port}/${port.protocol}`;
+      if (!owners.has(key)) owners.set(key, [p, ['spec', 'ports', i, 'port']]);
+    });
+  }
   for (const p of processes) {
     const docker = p.manifest.spec.driver === 'docker' ? p.manifest.spec.docker : undefined;
     if (!docker) continue;

@@ -89,9 +89,11 @@ export class DockerDriver {
     if (!INSTANCE.test(options.instance)) throw invalidSpec(spec.process, `instance ${JSON.stringify(options.instance)} is not a marker (letters, digits, _ . : -)`);
     const { signal } = options;
     const name = containerName(spec.process);
-    const reused = await this.#restartSame(name, spec, signal);
+    // One look at the name serves both: reuse the container, or clear the name for a new one.
+    const existing = await this.#engine.inspectContainer(name, signal);
+    const reused = existing && (await this.#restartSame(name, existing, spec, signal));
     if (reused) return reused;
-    await this.#clearName(name, signal);
+    await this.#clearName(name, existing, signal);
 
     let created: Created;
     try {
@@ -243,9 +245,8 @@ export class DockerDriver {
    * remove and create. The handle keeps the container's own pm.instance label. Undefined when there
    * is none to reuse.
    */
-  async #restartSame(name: string, spec: ContainerSpec, signal: AbortSignal | undefined): Promise<DockerHandle | undefined> {
-    const existing = await this.#engine.inspectContainer(name, signal);
-    if (!existing || !isOwnedBy(existing.Config.Labels, this.owner)) return undefined;
+  async #restartSame(name: string, existing: Docker.ContainerInspectInfo, spec: ContainerSpec, signal: AbortSignal | undefined): Promise<DockerHandle | undefined> {
+    if (!isOwnedBy(existing.Config.Labels, this.owner)) return undefined;
     if (existing.Config.Labels?.[Label.spec] !== specDigest(spec)) return undefined;
     const instance = existing.Config.Labels[Label.instance];
     if (instance === undefined || !['exited', 'created'].includes(existing.State.Status)) return undefined;
@@ -255,8 +256,7 @@ export class DockerDriver {
     return handleOf(info, instance);
   }
 
-  async #clearName(name: string, signal: AbortSignal | undefined): Promise<void> {
-    const existing = await this.#engine.inspectContainer(name, signal);
+  async #clearName(name: string, existing: Docker.ContainerInspectInfo | undefined, signal: AbortSignal | undefined): Promise<void> {
     if (!existing) return;
     if (!isOwnedBy(existing.Config.Labels, this.owner)) throw nameConflict(name, existing);
     if (isRunningState(existing.State)) throw stillRunning(name, existing.Id);
