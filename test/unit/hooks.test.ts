@@ -39,7 +39,9 @@ function spawnerScript(t: TestContext, pidFile: string, leaderSetup = ''): strin
   return `
     ${leaderSetup}
     const c = require('child_process').spawn(process.execPath, ['-e', 'process.on("SIGTERM", () => {}); setInterval(() => {}, 1000)'], { stdio: 'ignore' });
-    require('fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' + c.pid);
+    // Written aside and renamed: the test waits for the file to exist and must never read it half written.
+    require('fs').writeFileSync(${JSON.stringify(pidFile + '.partial')}, process.pid + ' ' + c.pid);
+    require('fs').renameSync(${JSON.stringify(pidFile + '.partial')}, ${JSON.stringify(pidFile)});
     console.log('started');
     setInterval(() => {}, 1000);`;
 }
