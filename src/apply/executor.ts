@@ -9,7 +9,7 @@
 import { driverProbeHooks } from '../probes/context.js';
 import { userInfo } from 'node:os';
 import type { DesiredSet, DesiredProcess } from '../manifest/types.js';
-import type { Driver, Observation, ExitStatus, ProcessHandle } from '../drivers/driver.js';
+import { describeHandle, type Driver, type Observation, type ExitStatus, type ProcessHandle } from '../drivers/driver.js';
 import type { FileStore } from '../store/file-store.js';
 import type { AuditEntry, ProcessRecord } from '../store/records.js';
 import type { Action, Plan } from '../plan/types.js';
@@ -244,11 +244,11 @@ class Execution {
         tracker.set('running', `pid ${observation.pid}`);
         const startedAt = record?.startedAt ? Date.parse(record.startedAt) : 0;
         if (conditions.has('ready')) {
-          const pid = observation.pid;
+          const label = `pid ${observation.pid}`;
           const probeHooks = driverProbeHooks(this.ctx.driver, record?.handle);
           this.background.push(
             probeIdentity(proc, this.ctx.env)
-              .then((identity) => followProbes(proc, tracker, this.abort.signal, { pid, startedAt, ...identity, probeHooks }))
+              .then((identity) => followProbes(proc, tracker, this.abort.signal, { label, startedAt, ...identity, probeHooks }))
               .catch(() => undefined),
           );
         }
@@ -311,17 +311,17 @@ class Execution {
     await this.saveRecord(nextRecord(proc, previous, startedAt, { handle, startedAt: new Date(startedAt).toISOString() }));
     await this.audit(action.kind === 'restart' ? 'restart' : 'start', action, 'ok', begin);
     if (signal.aborted) {
-      tracker.set('running', `pid ${handle.pid}; started again without waiting for readiness: the apply was interrupted`);
+      tracker.set('running', `${describeHandle(handle)}; started again without waiting for readiness: the apply was interrupted`);
       return;
     }
-    tracker.set('running', `pid ${handle.pid}`);
+    tracker.set('running', describeHandle(handle));
 
     const exited = this.watchExit(proc, tracker, handle, true);
     if (proc.manifest.spec.type === 'oneshot') {
       await exited;
       return;
     }
-    const probing = followProbes(proc, tracker, signal, { pid: handle.pid, startedAt, env: prepared.env, ...userIds(prepared), probeHooks: driverProbeHooks(this.ctx.driver, handle) }).catch(() => undefined);
+    const probing = followProbes(proc, tracker, signal, { label: describeHandle(handle), startedAt, env: prepared.env, ...userIds(prepared), probeHooks: driverProbeHooks(this.ctx.driver, handle) }).catch(() => undefined);
     // Wait until the process has converged, failed, or the apply stops waiting.
     await Promise.race([exited, probing.then(() => (tracker.final ? undefined : exited))]);
   }

@@ -10,7 +10,8 @@ import { runProbe, type ProbeContext, type RunnableProbe } from '../probes/runne
 import type { ProcessTracker } from './tracker.js';
 
 export interface Instance {
-  pid: number;
+  /** How progress names the run: `pid 123`, or a unit. */
+  label: string;
   /** Epoch ms the instance started. */
   startedAt: number;
   /** The process's own environment and user, for exec probes. */
@@ -31,10 +32,10 @@ export async function followProbes(proc: DesiredProcess, tracker: ProcessTracker
   if (probes.readiness && !(await probeUntilDecided('readiness', probes.readiness, tracker, context, signal))) return;
   const settle = instance.startedAt + minReadySeconds * 1000 - Date.now();
   if (settle > 0 && tracker.state === 'running') {
-    tracker.note(`pid ${instance.pid}; up for less than minReadySeconds (${minReadySeconds}s)`);
+    tracker.note(`${instance.label}; up for less than minReadySeconds (${minReadySeconds}s)`);
     await delay(settle, undefined, { signal });
   }
-  if (tracker.state === 'running') tracker.set('ready', `pid ${instance.pid}`);
+  if (tracker.state === 'running') tracker.set('ready', instance.label);
 }
 
 /**

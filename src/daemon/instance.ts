@@ -5,7 +5,7 @@
 import { driverProbeHooks } from '../probes/context.js';
 import { probesOf } from '../probes/effective.js';
 import { optionalCwd } from '../manifest/runtime.js';
-import type { Driver, ExitStatus, ProcessHandle } from '../drivers/driver.js';
+import { describeHandle, type Driver, type ExitStatus, type ProcessHandle } from '../drivers/driver.js';
 import type { DesiredProcess } from '../manifest/types.js';
 import { runProbe, type ProbeContext, type RunnableProbe } from '../probes/runners.js';
 import { ProbeWorker, runProbeLoop, type ProbeKind, type ProbeUpdate } from '../probes/worker.js';
@@ -222,7 +222,7 @@ export class Instance {
     if (ready === this.#ready) return;
     this.#ready = ready;
     const why = this.#watchLost !== undefined ? `state unknown: ${this.#watchLost}` : 'readiness probe failing';
-    this.listener.readiness(ready, ready ? `pid ${this.handle.pid}` : why);
+    this.listener.readiness(ready, ready ? describeHandle(this.handle) : why);
   }
 }
 

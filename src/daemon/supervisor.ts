@@ -11,7 +11,7 @@ import { optionalCwd, programArgv, runtimeOf } from '../manifest/runtime.js';
 import { randomBytes } from 'node:crypto';
 import { userInfo } from 'node:os';
 import type { Logger } from 'pino';
-import type { ExitStatus, Observation, ProcessHandle } from '../drivers/driver.js';
+import { describeHandle, pidEnv, type ExitStatus, type Observation, type ProcessHandle } from '../drivers/driver.js';
 import type { DriverName, ProcessDriver } from '../drivers/router.js';
 import type { DesiredProcess, DesiredSet, Hook } from '../manifest/types.js';
 import type { FileStore } from '../store/file-store.js';
@@ -223,7 +223,7 @@ export class Supervisor {
       labels: manifest.metadata.labels,
       source: (proc?.source ?? (record as ProcessRecord).source).file,
     };
-    if (instance) status.pid = instance.handle.pid;
+    if (instance?.handle.pid !== undefined) status.pid = instance.handle.pid;
     if (record?.startedAt) status.startedAt = record.startedAt;
     if (record?.restartedAt) status.restartedAt = record.restartedAt;
     if (record?.restartHandledAt) status.restartHandledAt = record.restartHandledAt;
@@ -249,11 +249,11 @@ export class Supervisor {
 
   #phase(name: string, record: ProcessRecord | undefined, instance: Instance | undefined): Waiting {
     if (instance) {
-      if (instance.stopping) return { phase: 'Stopping', detail: `pid ${instance.handle.pid}` };
+      if (instance.stopping) return { phase: 'Stopping', detail: describeHandle(instance.handle) };
       if (record?.paused) return { phase: 'Stopping', detail: 'paused' };
       const waiting = this.#waiting.get(name);
-      if (instance.ready) return { phase: 'Ready', detail: waiting?.detail ?? `pid ${instance.handle.pid}` };
-      return { phase: waiting?.phase === 'Running' ? 'Running' : 'Starting', detail: waiting?.detail ?? `pid ${instance.handle.pid}` };
+      if (instance.ready) return { phase: 'Ready', detail: waiting?.detail ?? describeHandle(instance.handle) };
+      return { phase: waiting?.phase === 'Running' ? 'Running' : 'Starting', detail: waiting?.detail ?? describeHandle(instance.handle) };
     }
     if (record?.paused) return { phase: 'Paused', detail: `paused by ${record.paused.by} at ${record.paused.at}` };
     const waiting = this.#waiting.get(name);
@@ -408,7 +408,7 @@ export class Supervisor {
   /** What the driver says now; a running process without an instance (after a restart of pm) is adopted. */
   async #observe(name: string, record: ProcessRecord | undefined): Promise<Observation> {
     const instance = this.#instances.get(name);
-    if (instance) return { state: 'running', pid: instance.handle.pid };
+    if (instance) return { state: 'running', pid: instance.handle.pid ?? 0 };
     if (!record?.handle) return { state: 'missing' };
     // An exit this daemon saw and recorded for this very instance needs no second look.
     const startedAt = record.startedAt ? Date.parse(record.startedAt) : Number.NaN;
@@ -484,8 +484,8 @@ export class Supervisor {
     // (the trial), and nothing reports it running before a restarted daemon could find it by its
     // record. The spawn is done: this wait costs the replacement nothing.
     await this.#put(record);
-    this.#event(name, 'Started', 'normal', `pid ${handle.pid}: ${describeReason(reason)}${how.trial ? ' (circuit breaker trial)' : ''}`);
-    this.#history(name, 'start', { result: 'ok', pid: handle.pid, reason: describeReason(reason), trial: how.trial });
+    this.#event(name, 'Started', 'normal', `${describeHandle(handle)}: ${describeReason(reason)}${how.trial ? ' (circuit breaker trial)' : ''}`);
+    this.#history(name, 'start', { result: 'ok', ...(handle.pid !== undefined && { pid: handle.pid }), reason: describeReason(reason), trial: how.trial });
     const postStart = proc.manifest.spec.hooks.postStart;
     this.#waiting.delete(name);
     const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), postStart ? 'postStart hook' : undefined);
@@ -494,7 +494,7 @@ export class Supervisor {
     await this.#audit(previous?.handle ? 'restart' : 'start', name, describeReason(reason), 'ok', begin);
     if (postStart) {
       try {
-        await this.#hookOrThrow(name, 'postStart', postStart, prepared, { PM_PID: String(handle.pid) });
+        await this.#hookOrThrow(name, 'postStart', postStart, prepared, pidEnv(handle));
         instance.release();
       } catch {
         // Reported by #hookOrThrow. Kubernetes kills a container whose postStart fails; the exit
@@ -558,7 +558,7 @@ export class Supervisor {
   async #recoverUnrecorded(): Promise<void> {
     for (const intent of await this.#store.listIntents()) {
       const record = this.#records.get(intent.name);
-      if (record?.handle?.instance === intent.instance) continue;
+      if (record?.handle && 'instance' in record.handle && record.handle.instance === intent.instance) continue;
       let handle: ProcessHandle | undefined;
       try {
         handle = this.#driver.recoverFor ? await this.#driver.recoverFor(intent.manifest.spec.driver, intent.instance) : await this.#driver.recover?.(intent.instance);
@@ -574,14 +574,14 @@ export class Supervisor {
       const base = record ?? { name: intent.name, manifest: intent.manifest, source: intent.source, appliedAt: intent.at, starts: 0 };
       const { lastError: _lastError, failedManifest: _failedManifest, ...kept } = base;
       await this.#put({ ...kept, manifest: intent.manifest, source: intent.source, appliedAt: intent.at, handle, startedAt: intent.at, starts: base.starts + 1 });
-      this.#processLog(intent.name).warn({ pid: handle.pid }, `recovered: pid ${handle.pid} was started by a pm daemon that stopped before recording it`);
+      this.#processLog(intent.name).warn({ pid: handle.pid }, `recovered: ${describeHandle(handle)} was started by a pm daemon that stopped before recording it`);
     }
   }
 
   /** A running process found at start (or by a reconcile) that this daemon did not spawn. */
   async #adopt(record: ProcessRecord): Promise<Observation> {
     const instance = this.#instances.get(record.name);
-    if (instance) return { state: 'running', pid: instance.handle.pid };
+    if (instance) return { state: 'running', pid: instance.handle.pid ?? 0 };
     if (!record.handle) return { state: 'missing' };
     const seen = withRecordedExit(await this.#driver.inspect(record.handle), record);
     if (seen.state !== 'running') {
@@ -595,7 +595,7 @@ export class Supervisor {
     const startedAt = record.startedAt ? Date.parse(record.startedAt) : this.#now();
     this.#watchInstance(proc, record, startedAt, identity);
     this.enqueue(this.#dependents.get(record.name) ?? []);
-    this.#processLog(record.name).info({ pid: record.handle.pid }, `adopted: pid ${record.handle.pid} still runs (started ${record.startedAt ?? 'earlier'})`);
+    this.#processLog(record.name).info({ pid: record.handle.pid }, `adopted: ${describeHandle(record.handle)} still runs (started ${record.startedAt ?? 'earlier'})`);
     return seen;
   }
 
@@ -695,7 +695,7 @@ export class Supervisor {
       // stretch a stop beyond what the manifest allows.
       const identity = await this.#identity({ name, manifest: record.manifest, source: record.source });
       const hook = { ...preStop, timeoutSeconds: Math.max(0.001, Math.min(preStop.timeoutSeconds, options.gracePeriodMs / 1000)) };
-      const result = await runHook(hook, { name, kind: 'preStop', env: identity.env, extraEnv: { PM_PID: String(record.handle.pid) }, ...optionalCwd(record.manifest), ...ids2(identity) });
+      const result = await runHook(hook, { name, kind: 'preStop', env: identity.env, extraEnv: pidEnv(record.handle), ...optionalCwd(record.manifest), ...ids2(identity) });
       if (!result.ok) this.#hookFailed(name, 'preStop', result);
       options.gracePeriodMs = Math.max(0, options.gracePeriodMs - result.durationMs);
     }
@@ -753,7 +753,7 @@ export class Supervisor {
       name,
       kind: 'restartScript',
       env: identity.env,
-      extraEnv: { PM_REASON: describeReason(reason), ...(record.handle && { PM_PID: String(record.handle.pid) }) },
+      extraEnv: { PM_REASON: describeReason(reason), ...(record.handle && pidEnv(record.handle)) },
       ...optionalCwd(proc.manifest),
       ...ids2(identity),
     });

@@ -48,14 +48,21 @@ export interface SystemdHandle {
   driver: 'systemd';
   /** Full unit name, e.g. pm-api.service. */
   unit: string;
+  /** True for a unit pm wrote (pm-<name>.service, removed with the process); false for an existing unit pm only manages. */
+  owned: boolean;
   /** InvocationID of the run this handle describes: each start of a unit gets a new one. */
   invocationId?: string;
-  /** MainPID when it runs. */
+  /** MainPID when it was started, as systemd sees it (in systemd's PID namespace); absent when none ran yet. */
   pid?: number;
 }
 
-// systemd joins when its driver is wired into the planner, the daemon and apply.
-export type ProcessHandle = ExecHandle | DockerHandle;
+export type ProcessHandle = ExecHandle | DockerHandle | SystemdHandle;
+
+/** How messages name a process's run: `pid 123`, or the unit for systemd (`pm-api.service, pid 123`). */
+export function describeHandle(handle: ProcessHandle): string {
+  if (handle.driver !== 'systemd') return `pid ${handle.pid}`;
+  return handle.pid === undefined ? handle.unit : `${handle.unit}, pid ${handle.pid}`;
+}
 
 export interface ExitStatus {
   /** Exit code, or null when killed by a signal or when pm was not there to learn it. */
@@ -134,6 +141,16 @@ export interface Driver {
   health?(handle: ProcessHandle): Promise<HealthStatus>;
   /** After a stop, for good (pm delete, a manifest removed): what the process leaves on its engine (a container). Safe when it is gone. */
   remove?(handle: ProcessHandle): Promise<void>;
+}
+
+/** PM_PID for hooks and scripts: the run's main process, when it has one. */
+export function pidEnv(handle: ProcessHandle): Record<string, string> {
+  return handle.pid === undefined ? {} : { PM_PID: String(handle.pid) };
+}
+
+/** True when the run's output is kept by its engine (a container's log, an existing unit's journal), not in pm's log files. */
+export function engineKeepsLogs(handle: ProcessHandle | undefined): boolean {
+  return handle?.driver === 'docker' || (handle?.driver === 'systemd' && !handle.owned);
 }
 
 export function isExecHandle(handle: ProcessHandle): handle is ExecHandle {

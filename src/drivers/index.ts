@@ -1,5 +1,5 @@
-// The drivers pm has, behind one router. exec is built in; docker is loaded when a process first
-// needs it (see router.ts).
+// The drivers pm has, behind one router. exec is built in; docker and systemd are loaded when a
+// process first needs them (see router.ts), each configured from pm's environment.
 import { randomBytes } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { DriverRouter } from './router.js';
 export interface DriverOptions {
   /** The state directory: it keeps the owner id of what pm creates in shared engines. */
   stateDir: string;
-  /** pm's environment: DOCKER_HOST names the engine's socket, as for the docker CLI. */
+  /** pm's environment: DOCKER_HOST names the engine's socket, as for the docker CLI; PM_SYSTEMD_* and PM_SYSTEMCTL_* how systemd is reached. */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -74,6 +74,11 @@ export function createDrivers(options: DriverOptions): DriverRouter {
     docker: async () => {
       const socketPath = dockerSocketOf(options.env ?? {});
       return (await import('./docker-process.js')).createDockerProcessDriver({ owner: await ownerIdOf(options.stateDir), ...(socketPath !== undefined && { socketPath }) });
+    },
+    systemd: async () => {
+      const { systemdSettingsOf } = await import('./systemd/settings.js');
+      const settings = systemdSettingsOf(options.env ?? {});
+      return (await import('./systemd-process.js')).createSystemdProcessDriver(settings);
     },
   });
 }

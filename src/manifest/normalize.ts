@@ -6,7 +6,7 @@ import type { DesiredProcess, DesiredSet, ExecSpec, ProcessManifest } from './ty
 import type { ValidDocument } from './semantic.js';
 
 export function normalizeManifest(manifest: ProcessManifest, dir: string): ProcessManifest {
-  const { exec, docker } = manifest.spec;
+  const { exec, docker, systemd } = manifest.spec;
   const resolve = (p: string): string => path.resolve(dir, p);
   const resolveEnv = (env: ExecSpec['env']): void => {
     for (const value of Object.values(env)) {
@@ -24,6 +24,12 @@ export function normalizeManifest(manifest: ProcessManifest, dir: string): Proce
     docker.envFiles = docker.envFiles.map(resolve);
     for (const volume of docker.volumes) volume.source = resolve(volume.source);
     resolveEnv(docker.env);
+  }
+  // A unit pm writes gets a working directory like an exec process; an existing unit keeps its own.
+  if (systemd?.command) {
+    systemd.cwd = resolve(systemd.cwd ?? '.');
+    systemd.envFiles = systemd.envFiles.map(resolve);
+    resolveEnv(systemd.env);
   }
   return manifest;
 }

@@ -31,8 +31,12 @@ export function limitsOf(manifest: ProcessManifest): ResourceLimits {
   };
 }
 
-/** The spec.resources fields each driver enforces. exec: setrlimit only so far (no cgroups). */
+/**
+ * The spec.resources fields each driver enforces. exec: setrlimit only so far (no cgroups).
+ * systemd: in the unit pm writes; an existing unit (spec.systemd.unit) takes none (semantic.ts).
+ */
 export const ENFORCED: Record<ProcessManifest['spec']['driver'], readonly (keyof Resources)[]> = {
   exec: ['openFiles'],
   docker: ['memory', 'cpus', 'ioWeight', 'openFiles', 'pids'],
+  systemd: ['memory', 'cpus', 'ioWeight', 'openFiles', 'pids'],
 };

@@ -1,15 +1,16 @@
-// What every driver's process has, wherever its manifest keeps it: the environment's sources (exec
-// and docker both take env and envFiles), the user it runs as and the folder its hooks and probes
-// run in (exec only, so far). Code that serves every driver reads these; code of one driver reads
-// its own spec through execSpecOf / dockerSpecOf.
+// What every driver's process has, wherever its manifest keeps it: the environment's sources (exec,
+// docker and a unit pm writes take env and envFiles), the user pm switches to (exec only: systemd
+// switches for its units itself) and the folder hooks and probes run in. Code that serves every
+// driver reads these; code of one driver reads its own spec through execSpecOf / dockerSpecOf /
+// systemdSpecOf.
 import { PmError } from '../errors.js';
-import type { DockerSpec, EnvValue, ExecSpec, LogSpec, ProcessManifest } from './types.js';
+import type { DockerSpec, EnvValue, ExecSpec, LogSpec, ProcessManifest, SystemdSpec } from './types.js';
 
 export interface RuntimeSpec {
   env: Record<string, EnvValue>;
   envFiles: string[];
-  /** Where env and envFiles are in the manifest, for messages: spec.exec or spec.docker. */
-  path: 'spec.exec' | 'spec.docker';
+  /** Where env and envFiles are in the manifest, for messages. */
+  path: 'spec.exec' | 'spec.docker' | 'spec.systemd';
   cwd?: string;
   user?: string;
   group?: string;
@@ -21,6 +22,11 @@ export function runtimeOf(manifest: ProcessManifest): RuntimeSpec {
   if (spec.driver === 'docker') {
     const docker = dockerSpecOf(manifest);
     return { env: docker.env, envFiles: docker.envFiles, path: 'spec.docker' };
+  }
+  if (spec.driver === 'systemd') {
+    // An existing unit has its own environment; only a unit pm writes takes one from the manifest.
+    const systemd = systemdSpecOf(manifest);
+    return { env: systemd.env, envFiles: systemd.envFiles, path: 'spec.systemd', ...(systemd.cwd !== undefined && { cwd: systemd.cwd }) };
   }
   const exec = execSpecOf(manifest);
   return {
@@ -48,11 +54,22 @@ export function dockerSpecOf(manifest: ProcessManifest): DockerSpec {
   return docker;
 }
 
-/** What runs: the command of an exec process; the image and its command of a container. */
+/** spec.systemd of a systemd process; validation guarantees it, with exactly one of unit and command. */
+export function systemdSpecOf(manifest: ProcessManifest): SystemdSpec {
+  const systemd = manifest.spec.systemd;
+  if (manifest.spec.driver !== 'systemd' || !systemd) throw new PmError('E_INTERNAL', `${manifest.metadata.name}: driver ${manifest.spec.driver} has no spec.systemd`);
+  return systemd;
+}
+
+/** What runs: the command of an exec process or owned unit; the image and its command of a container; an existing unit's name. */
 export function programArgv(manifest: ProcessManifest): string[] {
   if (manifest.spec.driver === 'docker') {
     const docker = dockerSpecOf(manifest);
     return [docker.image, ...(docker.command ?? [])];
+  }
+  if (manifest.spec.driver === 'systemd') {
+    const systemd = systemdSpecOf(manifest);
+    return systemd.command ?? [systemd.unit ?? ''];
   }
   return execSpecOf(manifest).command;
 }

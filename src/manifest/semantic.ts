@@ -6,6 +6,7 @@ import type { ManifestIssue } from '../errors.js';
 import { closest } from './hints.js';
 import { issueAt, where } from './issues.js';
 import type { ParsedDocument } from './parse.js';
+import { OWNED_PREFIX, unitNameProblem } from '../drivers/systemd/unit-name.js';
 import { ENFORCED, parseBytes } from './resources.js';
 import type { ProcessManifest, Resources } from './types.js';
 
@@ -71,36 +72,40 @@ export function checkSet(input: SetCheckInput): ManifestIssue[] {
 /** Docker refuses smaller memory limits ("Minimum memory limit allowed is 6MB"). */
 const MIN_CONTAINER_MEMORY = 6 * 1024 * 1024;
 
+const DRIVER_BLOCKS = ['exec', 'docker', 'systemd'] as const;
+const BLOCK_FIX: Record<(typeof DRIVER_BLOCKS)[number], string> = {
+  exec: 'add spec.exec.command: [program, args...]',
+  docker: 'add spec.docker.image: the image to run (pm never pulls it: it must be on the engine)',
+  systemd: 'add spec.systemd.unit (an existing unit pm manages) or spec.systemd.command (pm writes the unit)',
+};
+
 /** Each driver has its own spec block, and only that one: a block another driver would ignore is an error. */
 function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
-  for (const { doc, manifest } of processes) {
+  const managedUnits = new Map<string, ValidDocument>();
+  for (const p of processes) {
+    const { doc, manifest } = p;
     const { spec } = manifest;
-    const own = spec.driver === 'docker' ? 'docker' : 'exec';
-    const other = own === 'docker' ? 'exec' : 'docker';
+    const own = spec.driver;
     if (spec[own] === undefined) {
-      issues.push(
-        issueAt(
-          doc,
-          ['spec', 'driver'],
-          'driver.spec-missing',
-          `driver ${spec.driver} needs spec.${own}`,
-          own === 'exec' ? 'add spec.exec.command: [program, args...]' : 'add spec.docker.image: the image to run (pm never pulls it: it must be on the engine)',
-          'key',
-        ),
-      );
+      issues.push(issueAt(doc, ['spec', 'driver'], 'driver.spec-missing', `driver ${spec.driver} needs spec.${own}`, BLOCK_FIX[own], 'key'));
     }
-    if (spec[other] !== undefined) {
+    for (const other of DRIVER_BLOCKS) {
+      if (other === own || spec[other] === undefined) continue;
       issues.push(issueAt(doc, ['spec', other], 'driver.spec-unused', `spec.${other} is for driver ${other}, but this process has driver ${spec.driver}`, `remove spec.${other}, or set spec.driver: ${other}`, 'key'));
     }
+    const unit = spec.driver === 'systemd' ? spec.systemd?.unit : undefined;
+    if (unit !== undefined) checkManagedUnit(p, unit, managedUnits, issues);
     for (const key of Object.keys(spec.resources ?? {}) as (keyof Resources)[]) {
-      if (!ENFORCED[spec.driver].includes(key)) {
+      if (unit !== undefined) {
+        issues.push(issueAt(doc, ['spec', 'resources', key], 'resources.unsupported', `pm does not write ${unit}, so it cannot put resources.${key} in it`, `set the limit in the unit itself (systemctl edit ${unit}), or let pm write the unit (spec.systemd.command instead of unit)`, 'key'));
+      } else if (!ENFORCED[spec.driver].includes(key)) {
         issues.push(
           issueAt(
             doc,
             ['spec', 'resources', key],
             'resources.unsupported',
             `driver ${spec.driver} cannot enforce resources.${key} (it enforces ${ENFORCED[spec.driver].join(', ')})`,
-            spec.driver === 'exec' ? 'run it as a container (driver docker), or remove the limit: pm does not place exec processes in cgroups yet' : 'remove the limit',
+            spec.driver === 'exec' ? 'run it as a container (driver docker) or a unit (driver systemd), or remove the limit: pm does not place exec processes in cgroups yet' : 'remove the limit',
             'key',
           ),
         );
@@ -118,6 +123,34 @@ function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue
     for (const key of Object.keys(docker.labels)) {
       if (key.startsWith('pm.')) issues.push(issueAt(doc, ['spec', 'docker', 'labels', key], 'docker.label-reserved', `label ${key}: keys starting with pm. are pm's own (ownership and drift)`, 'rename the label', 'key'));
     }
+  }
+}
+
+/**
+ * An existing unit pm manages: a valid name, not one of the units pm writes, managed by one process
+ * only, and nothing pm would have to write into it.
+ */
+function checkManagedUnit({ doc, manifest }: ValidDocument, unit: string, seen: Map<string, ValidDocument>, issues: ManifestIssue[]): void {
+  const at = ['spec', 'systemd', 'unit'];
+  const problem = unitNameProblem(unit);
+  if (problem !== undefined) {
+    issues.push(issueAt(doc, at, 'systemd.unit-name', `invalid unit name ${JSON.stringify(unit)}: ${problem}`, 'a unit name is PREFIX[@INSTANCE].TYPE, e.g. nginx.service (see systemd.unit(5))'));
+    return;
+  }
+  if (unit.startsWith(OWNED_PREFIX)) {
+    issues.push(issueAt(doc, at, 'systemd.unit-reserved', `${unit}: units named ${OWNED_PREFIX}… are the ones pm writes for spec.systemd.command`, `to have pm write it, give spec.systemd.command; to manage an existing unit, it must not be named ${OWNED_PREFIX}…`));
+  }
+  const first = seen.get(unit);
+  if (first) {
+    issues.push(issueAt(doc, at, 'systemd.unit-twice', `${unit} is also managed by ${first.manifest.metadata.name} at ${where(first.doc, at)}`, 'one process per unit: remove one of them'));
+  } else {
+    seen.set(unit, { doc, manifest });
+  }
+  const systemd = manifest.spec.systemd;
+  if (!systemd) return;
+  const given = { cwd: systemd.cwd !== undefined, user: systemd.user !== undefined, group: systemd.group !== undefined, env: Object.keys(systemd.env).length > 0, envFiles: systemd.envFiles.length > 0 };
+  for (const key of Object.keys(given).filter((k) => given[k as keyof typeof given])) {
+    issues.push(issueAt(doc, ['spec', 'systemd', key], 'systemd.unit-not-owned', `spec.systemd.${key} would have to be written into ${unit}, which pm does not own`, `set it in the unit itself (systemctl edit ${unit}), or let pm write the unit (spec.systemd.command instead of unit)`, 'key'));
   }
 }
 

@@ -37,15 +37,16 @@ export interface Metadata {
 }
 export interface ProcessSpec {
   /**
-   * How the process runs. exec: pm spawns and supervises it directly (spec.exec). docker: a container pm creates, labels and supervises through the Docker Engine (spec.docker); pm never pulls images.
+   * How the process runs. exec: pm spawns and supervises it directly (spec.exec). docker: a container pm creates, labels and supervises through the Docker Engine (spec.docker); pm never pulls images. systemd: a systemd unit (spec.systemd), either one pm writes from the manifest (pm-<name>.service) or an existing unit pm only starts, stops, restarts and observes.
    */
-  driver: 'exec' | 'docker';
+  driver: 'exec' | 'docker' | 'systemd';
   /**
    * service: runs until stopped; apply waits until it is ready. oneshot: runs to completion, like systemd's Type=oneshot (migrations, setup jobs); apply waits until it exits, and only exit code 0 counts as success.
    */
   type: 'service' | 'oneshot';
   exec?: ExecSpec;
   docker?: DockerSpec;
+  systemd?: SystemdSpec;
   /**
    * How long a service must have been running, counted from its start, before pm counts it ready (its readiness probe, if it has one, must pass too), so a process that crashes at once is not reported as started (supervisord's startsecs).
    */
@@ -179,6 +180,43 @@ export interface Volume {
   readOnly: boolean;
 }
 /**
+ * The unit, for driver systemd (required there, refused for other drivers).
+ */
+export interface SystemdSpec {
+  /**
+   * An existing unit to manage, by its full name (nginx.service, worker@1.service). pm never edits or removes it: give none of the other fields with it. Names starting with pm- are the units pm writes, so they cannot be named here.
+   */
+  unit?: string;
+  /**
+   * The program and its arguments for the unit pm writes (ExecStart), as a list; no shell. A program without '/' is looked up in pm's PATH when the unit is written.
+   *
+   * @minItems 1
+   */
+  command?: [string, ...string[]];
+  /**
+   * WorkingDirectory=. Relative paths are resolved against the manifest file's folder. Default: that folder.
+   */
+  cwd?: string;
+  /**
+   * Environment= of the unit pm writes, as for exec: literals, {fromEnv: VAR} or {fromFile: path}. Only what is declared (and systemd's own variables, such as INVOCATION_ID) reaches the process. The unit file is written with mode 0600, since values may be secrets.
+   */
+  env: {
+    [k: string]: EnvValue;
+  };
+  /**
+   * dotenv files (KEY=value lines) loaded before env; env wins. Relative to the manifest file's folder.
+   */
+  envFiles: string[];
+  /**
+   * User= of the unit pm writes (name or numeric id): systemd switches to it, so pm itself needs no right to. Only with the system scope.
+   */
+  user?: string;
+  /**
+   * Group= of the unit pm writes. Default: the user's primary group.
+   */
+  group?: string;
+}
+/**
  * A port the process listens on; name it so probes can refer to it.
  */
 export interface Port {
@@ -307,7 +345,7 @@ export interface StopSpec {
   gracePeriodSeconds: number;
 }
 /**
- * Limits on what the process may use, enforced by its driver: docker through the container's HostConfig; exec through setrlimit (prlimit) for openFiles. A limit the process's driver cannot enforce is refused, never ignored: exec enforces openFiles only, so far.
+ * Limits on what the process may use, enforced by its driver: docker through the container's HostConfig; systemd through the unit pm writes (MemoryMax, CPUQuota, IOWeight, LimitNOFILE, TasksMax); exec through setrlimit (prlimit) for openFiles. A limit the process's driver cannot enforce is refused, never ignored: exec enforces openFiles only so far, and a unit pm does not own (spec.systemd.unit) takes its limits from its own file.
  */
 export interface Resources {
   /**

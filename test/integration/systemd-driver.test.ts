@@ -194,9 +194,9 @@ describe('systemd driver against a real systemd', { skip: systemdSkip() }, () =>
     await assert.rejects(driver.restart(unit), hasCode('E_SYSTEMD_UNIT_NOT_FOUND'));
     await assert.rejects(systemctl.verb('kill', unit), hasCode('E_SYSTEMD_UNIT_NOT_FOUND'));
     assert.deepEqual(await driver.stop(unit, { gracePeriodMs: 1000 }), { forced: false, wasRunning: false });
-    assert.deepEqual(await driver.inspect({ driver: 'systemd', unit }), { state: 'missing' });
+    assert.deepEqual(await driver.inspect({ driver: 'systemd', unit, owned: false }), { state: 'missing' });
     assert.deepEqual((await driver.observeMany([unit])).get(unit), { unit, found: false, loadState: 'not-found' });
-    assert.equal((await driver.waitExit({ driver: 'systemd', unit })).known, false);
+    assert.equal((await driver.waitExit({ driver: 'systemd', unit, owned: false })).known, false);
   });
 
   test('invalid names are refused without any systemctl call', async (t) => {
@@ -207,8 +207,8 @@ describe('systemd driver against a real systemd', { skip: systemdSkip() }, () =>
       driver.start('bad name.service'),
       driver.restart('pm-*.service'),
       driver.stop('-x.service', { gracePeriodMs: 1 }),
-      driver.inspect({ driver: 'systemd', unit: 'no-suffix' }),
-      driver.waitExit({ driver: 'systemd', unit: '1' }),
+      driver.inspect({ driver: 'systemd', unit: 'no-suffix', owned: false }),
+      driver.waitExit({ driver: 'systemd', unit: '1', owned: false }),
       driver.observeMany([`pm-${ns().processName('ok')}.service`, 'x/y.service']),
       driver.failure('getty@.service'),
       driver.install('bad/name', spec),

@@ -151,6 +151,12 @@ async function startInstance(t: TestContext, options: StartOptions): Promise<Sta
 }
 
 /** Replaces what the HTTP child answers; atomically, so it never reads half a file. */
+/** The PID of an exec run (every instance here is one). */
+function execPid(handle: ProcessHandle): number {
+  assert.ok(isExecHandle(handle));
+  return handle.pid;
+}
+
 async function setAnswers(dir: string, answers: Answers): Promise<void> {
   await writeFile(join(dir, 'answers.tmp'), JSON.stringify(answers));
   await rename(join(dir, 'answers.tmp'), join(dir, 'answers.json'));
@@ -190,7 +196,7 @@ test('exited: an own child exiting reports its exit code, once, and nothing afte
 test('exited: a child killed by a signal reports the signal', async (t) => {
   const { instance, reports } = await startInstance(t, { script: EXIT_ON_FILE, minReadySeconds: 0 });
   instance.watch();
-  process.kill(instance.handle.pid, 'SIGTERM');
+  process.kill(execPid(instance.handle), 'SIGTERM');
   await waitFor(() => reports.of('exited').length > 0, { message: 'the exit report' });
 
   assert.deepEqual(
@@ -445,7 +451,7 @@ test('close: no report after it, even when the process then exits; its timers ar
 
   // The process answers 200 now and then exits: neither may be reported.
   await setAnswers(dir, { '/ready': 200, '/live': 500 });
-  process.kill(instance.handle.pid, 'SIGKILL');
+  process.kill(execPid(instance.handle), 'SIGKILL');
   assert.ok(isExecHandle(instance.handle));
   const exit = await driver.waitExit(instance.handle);
   assert.equal(exit.signal, 'SIGKILL');

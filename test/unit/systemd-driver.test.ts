@@ -59,7 +59,7 @@ async function fakeDriver(dir: string, shown: string, journal: string): Promise<
 test('a failed start job whose program ran is a start, then an exit', async (t) => {
   const driver = await fakeDriver(await tempDir(t), shownAfter(1, 3), '');
   const handle = await driver.start('pm-a.service');
-  assert.deepEqual(handle, { driver: 'systemd', unit: 'pm-a.service', invocationId: '00112233445566778899aabbccddeeff' });
+  assert.deepEqual(handle, { driver: 'systemd', unit: 'pm-a.service', owned: true, invocationId: '00112233445566778899aabbccddeeff' });
   assert.deepEqual(await driver.waitExit(handle), { code: 3, signal: null, at: 1795760990000, known: true });
 });
 

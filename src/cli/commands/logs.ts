@@ -1,5 +1,6 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { runtimeOf } from '../../manifest/runtime.js';
+import { engineKeepsLogs } from '../../drivers/driver.js';
 import { watch, type FSWatcher } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { ExitCode, NotFoundError, PmError, UsageError } from '../../errors.js';
@@ -37,8 +38,8 @@ export const logsCommand: Command = {
     const state = await openState(cli);
     const record = await state.store.getRecord(name);
     if (!record) throw new NotFoundError(name);
-    if (record.handle?.driver === 'docker' && state.driver.logs) {
-      // The engine keeps a container's output (its log driver): read it there, both streams unless --stderr.
+    if (record.handle && engineKeepsLogs(record.handle) && state.driver.logs) {
+      // The engine keeps the output (a container's log driver, a unit's journal): read it there, both streams unless --stderr.
       const stderrOnly = values.stderr === true;
       await state.driver.logs(record.handle, { stdout: !stderrOnly, stderr: true, follow: values.follow === true, ...(tail !== undefined && { tail }) }, cli.stdout, cli.signal);
       return ExitCode.ok;

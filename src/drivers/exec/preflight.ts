@@ -28,11 +28,25 @@ export async function checkStartable(request: StartRequest): Promise<void> {
     }
     return;
   }
-  const searchPath = env.PATH ?? process.env.PATH ?? '';
-  for (const dir of searchPath.split(delimiter)) {
-    if (dir !== '' && (await isExecutableFile(join(dir, program)))) return;
+  if (!(await findProgram(program, workDir, env.PATH ?? process.env.PATH ?? ''))) {
+    const searchPath = env.PATH ?? process.env.PATH ?? '';
+    throw new StartError(name, `command "${program}" not found in PATH`, `PATH is ${searchPath || '(empty)'}; give an absolute path in spec.exec.command or set PATH in spec.exec.env`);
   }
-  throw new StartError(name, `command "${program}" not found in PATH`, `PATH is ${searchPath || '(empty)'}; give an absolute path in spec.exec.command or set PATH in spec.exec.env`);
+}
+
+/**
+ * The absolute path of an executable file `program` names: a path (relative to `workDir`), or a name
+ * looked up in `searchPath` as execvp would. Undefined when there is none.
+ */
+export async function findProgram(program: string, workDir: string, searchPath: string): Promise<string | undefined> {
+  if (program.includes('/')) {
+    const path = isAbsolute(program) ? program : resolve(workDir, program);
+    return (await isExecutableFile(path)) ? path : undefined;
+  }
+  for (const dir of searchPath.split(delimiter)) {
+    if (dir !== '' && (await isExecutableFile(resolve(workDir, join(dir, program))))) return resolve(workDir, join(dir, program));
+  }
+  return undefined;
 }
 
 async function isExecutableFile(path: string): Promise<boolean> {

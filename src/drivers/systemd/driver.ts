@@ -18,7 +18,7 @@ import { exitStatusOf, isStopped, observationOf, unknownExit } from './observe.j
 import type { ShownUnit } from './show.js';
 import { isSystemdError, type CallOptions, type Systemctl } from './systemctl.js';
 import { renderUnit, UNIT_FILE_MARKER, type UnitSpec } from './unit-file.js';
-import { ownedUnitName, validateUnitName } from './unit-name.js';
+import { OWNED_PREFIX, ownedUnitName, validateUnitName } from './unit-name.js';
 
 /**
  * How often waitExit() asks systemd about the unit. Each poll is one `systemctl show` process
@@ -239,6 +239,8 @@ export class SystemdDriver {
     return {
       driver: 'systemd',
       unit,
+      // Existing units pm manages cannot be named pm-… (manifest validation): those are the ones pm writes.
+      owned: unit.startsWith(OWNED_PREFIX),
       ...(state.invocationId !== undefined && { invocationId: state.invocationId }),
       ...(state.mainPid !== undefined && { pid: state.mainPid }),
     };

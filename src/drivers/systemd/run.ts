@@ -80,3 +80,43 @@ export function runCommand(argv: readonly string[], options: RunOptions): Promis
     });
   });
 }
+
+/**
+ * Runs argv with its stdout copied to `out` as it comes (journalctl -f): no timeout, since it may
+ * follow for ever; an abort of `signal` ends it (its whole group) and resolves. Resolves with the
+ * exit and the first 64 KiB of stderr.
+ */
+export function streamCommand(argv: readonly string[], out: NodeJS.WritableStream, signal?: AbortSignal): Promise<{ exitCode: number | null; stderr: string; aborted: boolean } | { spawnError: NodeJS.ErrnoException }> {
+  const [file, ...args] = argv;
+  if (file === undefined) return Promise.reject(new TypeError('streamCommand: empty argv'));
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { shell: false, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C', SYSTEMD_COLORS: '0', SYSTEMD_PAGER: 'cat' } });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      if (stderr.length < 65_536) stderr += chunk;
+    });
+    child.stdout.pipe(out as NodeJS.WritableStream, { end: false });
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      if (child.pid !== undefined) {
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
+      }
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve({ spawnError: error });
+    });
+    child.once('close', (exitCode) => {
+      signal?.removeEventListener('abort', onAbort);
+      child.stdout.unpipe(out as NodeJS.WritableStream);
+      resolve({ exitCode, stderr, aborted });
+    });
+  });
+}

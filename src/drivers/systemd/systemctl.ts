@@ -5,7 +5,7 @@
 // The command lines for verbs come from verbArgv() alone, which privileges.ts uses too: sudo
 // matches the whole argument list, so the sudoers lines pm prints must be exactly what runs here.
 import { classifyFailure, spawnFailure, SystemdError, SystemdErrorCode, timeoutFailure } from './errors.js';
-import { runCommand, type RunOptions } from './run.js';
+import { runCommand, streamCommand, type RunOptions } from './run.js';
 import { parseShowOutput, SHOW_PROPERTIES, type ShownUnit } from './show.js';
 import { validateUnitName, validateUnitNames } from './unit-name.js';
 
@@ -130,6 +130,24 @@ export class Systemctl {
     const complaint = outcome.stderr.trim();
     if (outcome.exitCode !== 0 || complaint !== '') return { unreadable: complaint || `journalctl exited with ${outcome.exitCode ?? outcome.signal}` };
     return { lines: outcome.stdout.split('\n').filter((line) => line !== '') };
+  }
+
+  /**
+   * The unit's journal to `out` (`journalctl -u UNIT -o cat`), its last `tail` lines or all, and
+   * with `follow` what comes next until `signal` aborts. Throws E_SYSTEMD when journalctl cannot
+   * be run or refuses (journald not running, no right to read the system journal).
+   */
+  async streamJournal(unit: string, options: { tail?: number; follow: boolean }, out: NodeJS.WritableStream, signal?: AbortSignal): Promise<void> {
+    validateUnitName(unit);
+    const argv = [...this.readPrefix, 'journalctl', ...(this.scope === 'user' ? ['--user'] : []), '-u', unit, '--no-pager', '-o', 'cat', '-q', ...(options.tail !== undefined ? ['-n', String(options.tail)] : []), ...(options.follow ? ['-f'] : [])];
+    const outcome = await streamCommand(argv, out, signal);
+    if ('spawnError' in outcome) throw spawnFailure(argv, outcome.spawnError);
+    if (outcome.aborted || outcome.exitCode === 0) return;
+    throw new SystemdError(SystemdErrorCode.other, `journalctl could not read ${unit}'s journal (exit ${outcome.exitCode}): ${outcome.stderr.trim() || 'no message'}`, {
+      unit,
+      argv,
+      hint: 'journald must run, and pm\'s user must be allowed to read the journal (the systemd-journal or adm group)',
+    });
   }
 
   /** `show -p A,B --timestamp=unix u1 u2`: what follows `systemctl`. */
