@@ -201,6 +201,7 @@ export function describe(error: ErrorObject, path: FieldPath, detail?: ErrorObje
       return at(`${field} must have at least ${String(params.limit)} item(s)`, `add at least ${String(params.limit)} item(s)`);
     case 'oneOf':
       if (parent.title === 'Probe') return describeProbe(field, value, path);
+      if (parent.title === 'SystemdSpec') return describeSystemdSpec(field, value, path);
       return at(`${field} must match exactly one of its allowed forms`, 'see schemas/process.schema.json for the allowed forms');
     case 'anyOf':
       if (parent.title === 'EnvValue') return at(`${field} must be a literal, {fromEnv: NAME} or {fromFile: path}`, envValueHint(value));
@@ -225,6 +226,16 @@ function describeProbe(field: string, value: unknown, path: FieldPath): Describe
       ? `${field} has no check: it needs exec, http or tcp`
       : `${field} has more than one check: ${present.slice(0, -1).join(', ')} and ${present[present.length - 1]}`;
   return { path, at: 'value', message, hint: 'a probe needs exactly one of exec, http, tcp' };
+}
+
+function describeSystemdSpec(field: string, value: unknown, path: FieldPath): Described {
+  const both = value !== null && typeof value === 'object' && 'unit' in value && 'command' in value;
+  return {
+    path,
+    at: 'value',
+    message: both ? `${field} has both unit and command: it names an existing unit or describes one pm writes, not both` : `${field} has neither unit nor command`,
+    hint: 'give unit: NAME.service to manage an existing unit, or command: [program, args...] to have pm write pm-<name>.service',
+  };
 }
 
 function envValueHint(value: unknown): string {

@@ -19,7 +19,7 @@ export interface FieldChange {
  * Fields that shape the running process itself. Everything else (labels, probes, restart policy,
  * stop settings, dependencies, ports) is pm's own bookkeeping and takes effect without a restart.
  */
-const RESTART_PREFIXES = ['/spec/driver', '/spec/exec', '/spec/docker', '/spec/resources'];
+const RESTART_PREFIXES = ['/spec/driver', '/spec/exec', '/spec/docker', '/spec/systemd', '/spec/resources'];
 
 type Comparable = { metadata: { labels: Record<string, string> }; spec: ProcessManifest['spec'] };
 

@@ -284,3 +284,45 @@ test('resources: a limit the driver cannot enforce is refused where it stands; a
     ],
   );
 });
+
+const unitProcess = (name: string, systemd: string, extra = ''): string =>
+  `apiVersion: pm.dev/v1alpha1\nkind: Process\nmetadata:\n  name: ${name}\nspec:\n  driver: systemd\n  systemd:\n${systemd}${extra}`;
+
+test('systemd: an existing unit has a valid name that is not pm-…, one process per unit, and nothing pm would have to write into it', async (t) => {
+  const issues = await issuesOf(t, {
+    'a.yaml': unitProcess('a', '    unit: nginx.service\n    env:\n      A: "1"\n    user: www\n', '  resources:\n    memory: 64Mi\n'),
+    'b.yaml': unitProcess('b', '    unit: nginx.service\n'),
+    'c.yaml': unitProcess('c', '    unit: pm-c.service\n'),
+    'd.yaml': unitProcess('d', '    unit: "bad name.service"\n'),
+    'e.yaml': unitProcess('e', '    command: [/bin/sleep, "10"]\n', '  resources:\n    memory: 64Mi\n    cpus: 0.5\n    ioWeight: 100\n    openFiles: 1024\n    pids: 10\n'),
+  });
+  assert.deepEqual(
+    issues.map((issue) => `${at(issue)} ${issue.code}: ${issue.message}`),
+    [
+      'manifests/a.yaml:9:5 systemd.unit-not-owned: spec.systemd.env would have to be written into nginx.service, which pm does not own',
+      'manifests/a.yaml:11:5 systemd.unit-not-owned: spec.systemd.user would have to be written into nginx.service, which pm does not own',
+      'manifests/a.yaml:13:5 resources.unsupported: pm does not write nginx.service, so it cannot put resources.memory in it',
+      'manifests/b.yaml:8:11 systemd.unit-twice: nginx.service is also managed by a at manifests/a.yaml:8:11',
+      'manifests/c.yaml:8:11 systemd.unit-reserved: pm-c.service: units named pm-… are the ones pm writes for spec.systemd.command',
+      'manifests/d.yaml:8:11 systemd.unit-name: invalid unit name "bad name.service": a space is not allowed (only letters, digits and : _ . \\ -, and one @ for a template instance)',
+    ],
+  );
+});
+
+test('systemd: exactly one of unit and command, and no other driver\'s block', async (t) => {
+  const issues = await issuesOf(t, {
+    'a.yaml': unitProcess('a', '    unit: a.service\n    command: [/bin/true]\n'),
+    'b.yaml': unitProcess('b', '    cwd: /srv\n'),
+    'c.yaml': unitProcess('c', '    command: [/bin/true]\n', '  exec:\n    command: [/bin/true]\n'),
+    'd.yaml': 'apiVersion: pm.dev/v1alpha1\nkind: Process\nmetadata:\n  name: d\nspec:\n  driver: systemd\n',
+  });
+  assert.deepEqual(
+    issues.map((issue) => `${at(issue)} ${issue.code}`),
+    ['manifests/a.yaml:8:5 schema.oneOf', 'manifests/b.yaml:8:5 schema.oneOf', 'manifests/c.yaml:9:3 driver.spec-unused', 'manifests/d.yaml:6:3 driver.spec-missing'],
+  );
+  assert.match(issues.at(-1)?.hint ?? '', /spec\.systemd\.unit .* or spec\.systemd\.command/);
+  assert.deepEqual(
+    issues.slice(0, 2).map((i) => i.message),
+    ['spec.systemd has both unit and command: it names an existing unit or describes one pm writes, not both', 'spec.systemd has neither unit nor command'],
+  );
+});
