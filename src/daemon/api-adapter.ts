@@ -20,6 +20,8 @@ export interface ApiContext {
   reloadManifests: () => Promise<void>;
   /** Set when a database is configured. */
   database?: () => NonNullable<ReadinessReport['database']>;
+  /** The drivers in use and whether their back ends answer. */
+  drivers?: () => NonNullable<ReadinessReport['drivers']>;
 }
 
 export class DaemonApiAdapter implements DaemonApi {
@@ -63,7 +65,11 @@ export class DaemonApiAdapter implements DaemonApi {
     if (this.supervisor.controller.state !== 'running') reasons.push(`the reconciler is ${this.supervisor.controller.state}`);
     const database = this.context.database?.();
     if (database && !database.up) reasons.push(`database ${database.display} unreachable since ${database.since} (degraded: supervising from the manifests; flags wait)${database.lastError ? `: ${database.lastError}` : ''}`);
-    return { ready: reasons.length === 0, reasons, manifests, failing, ...(database && { database }) };
+    const drivers = this.context.drivers?.();
+    for (const d of drivers ?? []) {
+      if (!d.up) reasons.push(`driver ${d.driver} degraded since ${d.since} (its processes wait and are retried with backoff; the others are supervised): ${d.lastError ?? 'unreachable'}`);
+    }
+    return { ready: reasons.length === 0, reasons, manifests, failing, ...(database && { database }), ...(drivers && { drivers }) };
   }
 
   apply(request: ApplyRequest, actor: string): Promise<ApplyResponse> {

@@ -94,7 +94,9 @@ export type EventType =
   | 'HostNameConflict'
   | 'FlagsNotRead'
   | 'DatabaseDown'
-  | 'DatabaseUp';
+  | 'DatabaseUp'
+  | 'DriverDegraded'
+  | 'DriverRecovered';
 
 export interface DaemonEvent {
   /** ISO time. */
@@ -118,6 +120,11 @@ export interface ReadinessReport {
   failing: { process: string; error: string }[];
   /** When a database is configured: whether it is reachable (down: degraded, supervision goes on from the manifests). */
   database?: { up: boolean; since: string; lastError?: string; display: string };
+  /**
+   * The back end of every driver in use (exec, docker, systemd): one that cannot be reached (engine
+   * down, systemd refusing) degrades only its own processes, which wait and retry with backoff.
+   */
+  drivers?: { driver: string; up: boolean; since: string; lastError?: string }[];
 }
 
 export interface ApplyRequest {

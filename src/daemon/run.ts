@@ -124,9 +124,16 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       });
     }
 
-    const context: ApiContext = { version: options.version, manifests, log, reloadManifests };
+    const context: ApiContext = { version: options.version, manifests, log, reloadManifests, drivers: () => drivers.backends() };
     const api = new DaemonApiAdapter(supervisor, context);
     const metrics = new DaemonMetrics(api);
+    metrics.watchDrivers(() => drivers.backends());
+    cleanups.push(
+      drivers.watchBackends((health, before) => {
+        if (!health.up && before?.up !== false) supervisor.daemonEvent('DriverDegraded', 'warning', `driver ${health.driver}: ${health.lastError ?? 'unreachable'}; its processes wait and are retried with backoff, the others are supervised`);
+        else if (health.up && before?.up === false) supervisor.daemonEvent('DriverRecovered', 'normal', `driver ${health.driver} answers again (degraded since ${before.since})`);
+      }),
+    );
     meter.metrics = metrics;
 
     await reloadManifests();

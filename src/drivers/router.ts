@@ -1,5 +1,7 @@
 // One Driver for the planner, the daemon and apply, whatever runs each process: a request goes to
 // the driver its manifest names (spec.driver), a handle to the driver that made it (handle.driver).
+// The router also keeps each driver's back-end health from the outcome of its calls (backends()):
+// an unreachable engine degrades that driver alone, and the first call that succeeds clears it.
 // The docker driver is loaded on first use, so a pm with only exec processes never loads dockerode
 // nor needs an engine; while the engine is unreachable, exec processes are unaffected.
 import type { HealthStatus } from '../probes/runners.js';
@@ -19,32 +21,60 @@ export interface ProcessDriver extends Driver {
 
 export type DriverFactories = { [name in DriverName]?: () => Promise<ProcessDriver> };
 
+/**
+ * Errors that say a driver's back end cannot be reached or refuses pm (not that one process is
+ * wrong): while the last call to a driver ended with one of these, that driver is degraded.
+ */
+const BACKEND_DOWN_CODES = new Set([
+  'E_DOCKER_UNREACHABLE',
+  'E_DOCKER_PERMISSION',
+  'E_DOCKER_TIMEOUT',
+  'E_DOCKER_HOST',
+  'E_SYSTEMD_NOT_RUNNING',
+  'E_SYSTEMD_ACCESS_DENIED',
+  'E_SYSTEMD_TIMEOUT',
+  'E_SYSTEMD_SETTINGS',
+]);
+
+/** A loaded driver's back end as its last call found it. */
+export interface BackendHealth {
+  driver: DriverName;
+  /** False while the last call failed because the back end could not be reached (engine down, systemd refusing). */
+  up: boolean;
+  /** ISO time of the last change of `up` (or of the first call). */
+  since: string;
+  /** Why it is down: the last such error's code and message. */
+  lastError?: string;
+}
+
 export class DriverRouter implements ProcessDriver {
   readonly #factories: DriverFactories;
   readonly #loaded = new Map<DriverName, Promise<ProcessDriver>>();
+  readonly #health = new Map<DriverName, BackendHealth>();
+  readonly #listeners = new Set<(health: BackendHealth, before: BackendHealth | undefined) => void>();
 
   constructor(factories: DriverFactories) {
     this.#factories = factories;
   }
 
   check(request: StartRequest): Promise<void> {
-    return this.#for(request.manifest.spec.driver).then((d) => d.check(request));
+    return this.#call(request.manifest.spec.driver, (d) => d.check(request));
   }
 
   start(request: StartRequest): Promise<ProcessHandle> {
-    return this.#for(request.manifest.spec.driver).then((d) => d.start(request));
+    return this.#call(request.manifest.spec.driver, (d) => d.start(request));
   }
 
   inspect(handle: ProcessHandle): Promise<Observation> {
-    return this.#for(handle.driver).then((d) => d.inspect(handle));
+    return this.#call(handle.driver, (d) => d.inspect(handle));
   }
 
   stop(handle: ProcessHandle, options: StopOptions): Promise<StopResult> {
-    return this.#for(handle.driver).then((d) => d.stop(handle, options));
+    return this.#call(handle.driver, (d) => d.stop(handle, options));
   }
 
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus> {
-    return this.#for(handle.driver).then((d) => d.waitExit(handle, signal));
+    return this.#call(handle.driver, (d) => d.waitExit(handle, signal));
   }
 
   execIn(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
@@ -80,9 +110,45 @@ export class DriverRouter implements ProcessDriver {
     return loaded.recover?.(instance);
   }
 
+  /** Calls `listener` whenever a driver's back end goes down or comes back (not for its first, healthy call). */
+  watchBackends(listener: (health: BackendHealth, before: BackendHealth | undefined) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Each driver used so far, with its back end's health: the daemon's /readyz and pm_driver_up. */
+  backends(): BackendHealth[] {
+    return [...this.#health.values()].map((h) => ({ ...h }));
+  }
+
   async close(): Promise<void> {
     const drivers = await Promise.allSettled(this.#loaded.values());
     await Promise.all(drivers.map((d) => (d.status === 'fulfilled' ? d.value.close?.() : undefined)));
+  }
+
+  /** Runs `call` on the driver, noting whether its back end answered. */
+  async #call<T>(name: DriverName, call: (driver: ProcessDriver) => Promise<T>): Promise<T> {
+    try {
+      const result = await call(await this.#for(name));
+      this.#note(name, undefined);
+      return result;
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // Another failure (one bad image, one unit that fails) says nothing about the back end.
+      if (typeof code === 'string' && BACKEND_DOWN_CODES.has(code)) this.#note(name, `${code}: ${(error as Error).message}`);
+      else if (!this.#health.has(name)) this.#note(name, undefined);
+      throw error;
+    }
+  }
+
+  #note(name: DriverName, downBecause: string | undefined): void {
+    const before = this.#health.get(name);
+    const up = downBecause === undefined;
+    if (before && before.up === up && before.lastError === downBecause) return;
+    const since = before && before.up === up ? before.since : new Date().toISOString();
+    const health: BackendHealth = { driver: name, up, since, ...(downBecause !== undefined && { lastError: downBecause }) };
+    this.#health.set(name, health);
+    if (before || !up) for (const listener of this.#listeners) listener({ ...health }, before);
   }
 
   #for(name: DriverName): Promise<ProcessDriver> {

@@ -158,6 +158,20 @@ export class DaemonMetrics {
     });
   }
 
+  /** pm_driver_up{driver}: 1 while the driver's back end answers, 0 while it is degraded; one series per driver in use. */
+  watchDrivers(backends: () => readonly { driver: string; up: boolean }[]): void {
+    new Gauge({
+      name: `${PREFIX}driver_up`,
+      help: 'Whether each driver in use reaches its back end (1) or is degraded (0): the Docker Engine, systemd; exec is always 1.',
+      labelNames: ['driver'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const b of backends()) this.set({ driver: b.driver }, b.up ? 1 : 0);
+      },
+    });
+  }
+
   observeReconcile(seconds: number, result: ReconcileResultLabel): void {
     this.reconcileDuration.observe({ result }, seconds);
   }

@@ -210,7 +210,18 @@ test('the engine unreachable: the daemon starts and supervises its exec processe
   await waitFor(async () => (await away.readyz()).body.failing.some((f) => f.process === name && /E_DOCKER_UNREACHABLE|does not answer|no-engine\.sock/.test(f.error)), {
     message: '/readyz names the container and why',
   });
-  assert.equal((await away.readyz()).status, 503);
+  const report = await away.readyz();
+  assert.equal(report.status, 503);
+  // The docker driver alone is degraded: in /readyz, in pm_driver_up, and told once as an event.
+  const docker0 = report.body.drivers?.find((d) => d.driver === 'docker');
+  assert.equal(docker0?.up, false);
+  assert.match(docker0?.lastError ?? '', /^E_DOCKER_UNREACHABLE/);
+  assert.ok(report.body.reasons.some((r) => r.startsWith('driver docker degraded since')), report.body.reasons.join('\n'));
+  assert.equal(report.body.drivers?.find((d) => d.driver === 'exec')?.up, true);
+  const metrics = await away.metrics();
+  assert.match(metrics, /^pm_driver_up\{driver="docker"\} 0$/m);
+  assert.match(metrics, /^pm_driver_up\{driver="exec"\} 1$/m);
+  assert.equal((await away.events()).filter((e) => e.type === 'DriverDegraded').length, 1, 'told once, however many calls fail');
   assert.equal((await containerOf(docker, name)).State.StartedAt, container.State.StartedAt, 'the container was left running');
   away.kill('SIGTERM');
   await away.stopped;

@@ -73,3 +73,39 @@ test('a driver this pm does not have is a clear error', async () => {
   const router = new DriverRouter({ exec: async () => recorder('exec', []) });
   await assert.rejects(router.start(request('docker')), /driver docker is not available in this pm/);
 });
+
+test('back-end health: an unreachable engine degrades its driver alone, told once; the first call that succeeds clears it; a bad process does not count', async () => {
+  // A fake for a fault the suite cannot cause for real without stopping the engine every test shares.
+  let engineDown = true;
+  const docker: ProcessDriver = {
+    ...recorder('docker', []),
+    inspect: async (handle: ProcessHandle): Promise<Observation> => {
+      if (engineDown) throw Object.assign(new Error('the Docker Engine does not answer at /var/run/docker.sock'), { code: 'E_DOCKER_UNREACHABLE' });
+      if (handle.driver === 'docker' && handle.id === 'bad') throw Object.assign(new Error('no such image'), { code: 'E_DOCKER_IMAGE_NOT_FOUND' });
+      return { state: 'missing' };
+    },
+  };
+  const router = new DriverRouter({ exec: () => Promise.resolve(recorder('exec', [])), docker: () => Promise.resolve(docker) });
+  const changes: string[] = [];
+  router.watchBackends((health, before) => changes.push(`${health.driver} ${before?.up ?? '-'} → ${health.up}`));
+  const container: ProcessHandle = { driver: 'docker', id: 'c1', name: 'pm-p', instance: 'i', startedAt: 't', pid: 2 };
+
+  await router.inspect({ driver: 'exec', pid: 1, pgid: 1, startTime: '1', bootId: 'b' });
+  await assert.rejects(router.inspect(container), /does not answer/);
+  await assert.rejects(router.inspect(container), /does not answer/);
+  const degraded = router.backends();
+  assert.deepEqual(
+    degraded.map((b) => [b.driver, b.up, b.lastError]),
+    [
+      ['exec', true, undefined],
+      ['docker', false, 'E_DOCKER_UNREACHABLE: the Docker Engine does not answer at /var/run/docker.sock'],
+    ],
+  );
+
+  engineDown = false;
+  await assert.rejects(router.inspect({ ...container, id: 'bad' }), /no such image/);
+  assert.equal(router.backends()[1]?.up, false, 'a failure of one process says nothing about the engine');
+  await router.inspect(container);
+  assert.equal(router.backends()[1]?.up, true);
+  assert.deepEqual(changes, ['docker - → false', 'docker false → true']);
+});
