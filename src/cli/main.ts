@@ -22,6 +22,7 @@ const commandLoaders: Record<string, () => Promise<Command>> = {
   audit: async () => (await import('./commands/audit.js')).auditCommand,
   events: async () => (await import('./commands/events.js')).eventsCommand,
   history: async () => (await import('./commands/history.js')).historyCommand,
+  privileges: async () => (await import('./commands/privileges.js')).privilegesCommand,
 };
 
 function version(): string {

@@ -55,6 +55,11 @@ export function verbArgv(scope: Scope, verb: UnitVerb, unit: string): string[] {
   }
 }
 
+/** What follows `systemctl` for daemon-reload (system scope): sudoers lines must match it exactly. */
+export function daemonReloadArgv(scope: Scope = 'system'): string[] {
+  return [`--${scope}`, ...COMMON, 'daemon-reload'];
+}
+
 export class Systemctl {
   readonly prefix: readonly string[];
   readonly readPrefix: readonly string[];
@@ -83,7 +88,7 @@ export class Systemctl {
   }
 
   async daemonReload(options: CallOptions = {}): Promise<void> {
-    await this.#systemctl(this.prefix, [`--${this.scope}`, ...COMMON, 'daemon-reload'], [], options);
+    await this.#systemctl(this.prefix, daemonReloadArgv(this.scope), [], options);
   }
 
   /**
