@@ -12,11 +12,13 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { stringify } from 'yaml';
+import { ownerIdOf } from '../../src/drivers/index.js';
 import { createDaemonSandbox, fixtureManifest, quickRestarts, startDaemon } from '../support/daemon.js';
+import { dockerSkip, engineClient, ensureTestImage, removeOwned, TEST_IMAGE } from '../support/docker.js';
 import type { Sandbox } from '../support/cli.js';
 import { programPath } from '../support/cli.js';
 import { bootSystemd, systemdSkip, type SystemdNamespace } from '../support/systemd.js';
-import { waitFor } from '../support/wait.js';
+import { waitFor, waitForValue } from '../support/wait.js';
 
 describe('systemd processes under pm, against a real systemd', { skip: systemdSkip() }, () => {
   let sd: SystemdNamespace | undefined;
@@ -230,5 +232,115 @@ describe('systemd processes under pm, against a real systemd', { skip: systemdSk
     const deleted = await sandbox.pm(['delete', name], env);
     assert.equal(deleted.code, 0, `${deleted.stdout}\n${deleted.stderr}`);
     assert.equal(existsSync(join(ns().unitDir, unit)), false);
+  });
+  test('a unit that cannot start (its user does not exist): StartFailed says why and where its output goes; a counted failure, and pm does not crash', async (t) => {
+    const sandbox = await sandboxWithKeep(t);
+    const name = ns().processName('nouser');
+    const unit = `pm-${name}.service`;
+    removeUnitsAfter(t, [unit]);
+    const port = await sandbox.freePort();
+    const manifest = unitManifest(sandbox, name, port, { spec: { restartPolicy: { backoff: { initialSeconds: 60, jitter: 0 } } } }).replace('    env:\n', '    user: pm-no-such-user\n    env:\n');
+    await sandbox.write(`manifests/${name}.yaml`, manifest);
+    const daemon = await startDaemon(sandbox, { env: systemdEnv() });
+    const status = await daemon.waitFor(name, (s) => s.phase === 'BackOff' && s.backoff.failures === 1, 'one failed start, counted', 30_000);
+    assert.match(status.lastError ?? '', new RegExp(`${unit} failed: .*USER: the user could not be set`));
+    const failed = await daemon.waitForEvent(name, (e) => e.type === 'StartFailed', 'StartFailed');
+    assert.match(failed.message, /USER: the user could not be set \(does it exist\?\)/);
+    assert.equal((await daemon.get('keep')).phase, 'Ready', 'the other processes are supervised as before');
+  });
+
+  test('hooks and a restart script work for a unit: preStart before it, postStart with its PID, the script on pm restart (same run), preStop before its stop', async (t) => {
+    const sandbox = await sandboxWithKeep(t);
+    const name = ns().processName('hooked');
+    const unit = `pm-${name}.service`;
+    removeUnitsAfter(t, [unit]);
+    const port = await sandbox.freePort();
+    const log = sandbox.path('hooks.log');
+    const record = (what: string): string[] => ['/bin/sh', '-c', `printf '%s %s\\n' "${what}" "$PM_PID" >> '${log}'`];
+    await sandbox.write(
+      `manifests/${name}.yaml`,
+      unitManifest(sandbox, name, port, {
+        spec: {
+          hooks: { preStart: { command: record('preStart') }, postStart: { command: record('postStart') }, preStop: { command: record('preStop') } },
+          restartPolicy: { strategy: 'script', script: { command: record('script') }, backoff: { initialSeconds: 0.05, jitter: 0 } },
+        },
+      }),
+    );
+    const daemon = await startDaemon(sandbox, { env: systemdEnv() });
+    await daemon.waitFor(name, (s) => s.phase === 'Ready', 'the unit Ready', 30_000);
+    const pid = await mainPid(unit);
+    const invocation = (await show(unit, ['InvocationID'])).InvocationID;
+    await waitForValue(async () => ((await readFile(log, 'utf8').catch(() => '')).includes('postStart') ? true : undefined), { message: 'postStart to run' });
+
+    assert.equal((await daemon.control('restart', name)).changed, true);
+    await daemon.waitForEvent(name, (e) => e.type === 'ScriptRan', 'the restart script to run');
+    assert.equal((await show(unit, ['InvocationID'])).InvocationID, invocation, 'the script restarts nothing itself: the same run');
+
+    await sandbox.remove(`manifests/${name}.yaml`);
+    await waitFor(async () => (await show(unit, ['LoadState'])).LoadState === 'not-found', { message: 'the unit removed', timeoutMs: 30_000 });
+    // PM_PID is the unit's MainPID as systemd sees it (its PID namespace here).
+    assert.deepEqual((await readFile(log, 'utf8')).trim().split('\n'), ['preStart ', `postStart ${pid}`, `script ${pid}`, `preStop ${pid}`]);
+  });
+
+  test('one graph across three drivers: a unit waits for a container, an exec process for the unit', { skip: dockerSkip() }, async (t) => {
+    await ensureTestImage();
+    const docker = engineClient();
+    const sandbox = await sandboxWithKeep(t);
+    const owner = await ownerIdOf(sandbox.stateDir);
+    t.after(() => removeOwned(docker, owner));
+    const db = ns().processName('store');
+    const api = ns().processName('api');
+    removeUnitsAfter(t, [`pm-${api}.service`]);
+    const [dbPort, apiPort] = [await sandbox.freePort(), await sandbox.freePort()];
+    await sandbox.write(
+      `manifests/${db}.yaml`,
+      stringify({
+        apiVersion: 'pm.dev/v1alpha1',
+        kind: 'Process',
+        metadata: { name: db },
+        spec: {
+          driver: 'docker',
+          docker: { image: TEST_IMAGE, command: ['sh', '-c', 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www'], publish: [{ containerPort: 8080, hostPort: dbPort }] },
+          ports: [{ name: 'http', port: dbPort }],
+          probes: { readiness: { http: { port: 'http', path: '/' }, periodSeconds: 0.2 } },
+          minReadySeconds: 0,
+          stop: { gracePeriodSeconds: 2 },
+        },
+      }),
+    );
+    await sandbox.write(`manifests/${api}.yaml`, unitManifest(sandbox, api, apiPort, { spec: { dependsOn: [{ name: db, condition: 'ready' }] } }));
+    await sandbox.write('manifests/web.yaml', fixtureManifest(sandbox, { name: 'web', program: 'idle', dependsOn: [{ name: api, condition: 'ready' }] }, quickRestarts()));
+    const daemon = await startDaemon(sandbox, { env: systemdEnv() });
+    await daemon.waitFor('web', (s) => s.phase === 'Ready', 'web Ready at the end of the chain', 60_000);
+    const events = await daemon.events();
+    const at = (process: string, type: string): number => events.findIndex((e) => e.process === process && e.type === type);
+    assert.ok(at(db, 'Ready') >= 0 && at(db, 'Ready') < at(api, 'Started'), 'the unit started after the container was ready');
+    assert.ok(at(api, 'Ready') < at('web', 'Started'), 'the exec process started after the unit was ready');
+  });
+
+  test('exits of many units are polled together: one systemctl show per round, whatever the number of units', async (t) => {
+    const sandbox = await sandboxWithKeep(t);
+    const names = Array.from({ length: 12 }, (_, i) => ns().processName(`many${i}`));
+    removeUnitsAfter(t, names.map((n) => `pm-${n}.service`));
+    // A prefix that logs each systemctl call, then runs it in the namespace.
+    const calls = sandbox.path('calls.log');
+    const wrapper = await sandbox.write('record.sh', 'log=$1; shift; printf "%s\\n" "$*" >> "$log"; exec "$@"\n');
+    for (const name of names) {
+      await sandbox.write(`manifests/${name}.yaml`, stringify({ apiVersion: 'pm.dev/v1alpha1', kind: 'Process', metadata: { name }, spec: { driver: 'systemd', systemd: { command: ['/bin/sleep', '1000'] }, minReadySeconds: 0 } }));
+    }
+    const env = { ...systemdEnv(), PM_SYSTEMCTL_PREFIX: JSON.stringify(['/bin/sh', wrapper, calls, ...ns().prefix]), PM_SYSTEMD_POLL_MS: '100' };
+    const daemon = await startDaemon(sandbox, { env });
+    for (const name of names) await daemon.waitFor(name, (s) => s.phase === 'Ready', `${name} Ready`, 30_000);
+    const shows = async (): Promise<string[]> => (await readFile(calls, 'utf8')).split('\n').filter((l) => / show -p Id,Names,/.test(l));
+    const before = (await shows()).length;
+    await waitFor(async () => (await shows()).length >= before + 5, { message: 'five more poll rounds' });
+    const rounds = (await shows()).slice(before, before + 5);
+    for (const round of rounds) {
+      const polled = names.filter((n) => round.includes(`pm-${n}.service`));
+      assert.equal(polled.length, names.length, `every unit in each round: ${round}`);
+    }
+    // And an exit among them is still seen: the one killed is started again.
+    await ns().execOk(['kill', '-9', await mainPid(`pm-${names[3]}.service`)]);
+    await daemon.waitFor(names[3] as string, (s) => s.restarts === 1 && s.phase === 'Ready', 'the killed unit started again', 30_000);
   });
 });
