@@ -321,3 +321,36 @@ test('a crashed container of the same spec is started again, not replaced: the c
   assert.equal(second.Id, first.Id, 'the same container');
   await waitFor(async () => (await sandbox.pm(['logs', name])).stdout === 'hello\nhello\n', { message: 'both runs in pm logs' });
 });
+
+test('hooks and a restart script work for a container: preStart before it, postStart with its host PID, the script on pm restart (same container run), preStop before its stop', { skip }, async (t) => {
+  const { sandbox, docker } = await dockerSandbox(t);
+  const name = unique('hooked');
+  await sandbox.write('manifests/keep.yaml', KEEP(sandbox));
+  const log = sandbox.path('hooks.log');
+  const record = (what: string): string[] => ['/bin/sh', '-c', `printf '%s %s\\n' "${what}" "$PM_PID" >> '${log}'`];
+  await sandbox.write(
+    `manifests/${name}.yaml`,
+    containerManifest(
+      name,
+      { image: TEST_IMAGE, command: ['sleep', '1000'] },
+      {
+        hooks: { preStart: { command: record('preStart') }, postStart: { command: record('postStart') }, preStop: { command: record('preStop') } },
+        restartPolicy: { strategy: 'script', script: { command: record('script') }, backoff: { initialSeconds: 0.05, jitter: 0 } },
+      },
+    ),
+  );
+  const daemon = await startDaemon(sandbox);
+  await daemon.waitFor(name, (s) => s.phase === 'Ready', 'the container Ready', 30_000);
+  const before = await containerOf(docker, name);
+  await waitFor(async () => (await readFile(log, 'utf8').catch(() => '')).includes('postStart'), { message: 'postStart to run' });
+
+  assert.equal((await daemon.control('restart', name)).changed, true);
+  await daemon.waitForEvent(name, (e) => e.type === 'ScriptRan', 'the restart script to run');
+  assert.equal((await containerOf(docker, name)).State.StartedAt, before.State.StartedAt, 'the script restarts nothing itself');
+
+  await sandbox.remove(`manifests/${name}.yaml`);
+  await waitFor(async () => (await containerOf(docker, name).catch(() => undefined)) === undefined, { message: 'the container removed with its manifest', timeoutMs: 30_000 });
+  // PM_PID is the container's main process on the host (State.Pid).
+  const pid = before.State.Pid;
+  assert.deepEqual((await readFile(log, 'utf8')).trim().split('\n'), ['preStart ', `postStart ${pid}`, `script ${pid}`, `preStop ${pid}`]);
+});
