@@ -9,6 +9,7 @@ import { dockerSpecOf } from '../manifest/runtime.js';
 import type { DockerHandle, ExitStatus, Observation, ProcessHandle, StartRequest, StopOptions, StopResult } from './driver.js';
 import { DockerDriver } from './docker/index.js';
 import type { ContainerSpec } from './docker/index.js';
+import { ContainerExitWatch } from './docker/exit-watch.js';
 import { newInstanceMarker } from './exec/instance.js';
 import type { ProcessDriver } from './router.js';
 
@@ -43,7 +44,11 @@ export function containerSpecOf(request: Pick<StartRequest, 'name' | 'manifest' 
 }
 
 class DockerProcessDriver implements ProcessDriver {
-  constructor(private readonly docker: DockerDriver) {}
+  readonly #exits: ContainerExitWatch;
+
+  constructor(private readonly docker: DockerDriver) {
+    this.#exits = new ContainerExitWatch(docker);
+  }
 
   /** Before anything is stopped: the image is on the engine, bind sources exist. */
   async check(request: StartRequest): Promise<void> {
@@ -68,8 +73,9 @@ class DockerProcessDriver implements ProcessDriver {
     return this.docker.stop(dockerHandle(handle), options);
   }
 
+  /** Through the engine's event stream: one connection for every container waited on. */
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus> {
-    return this.docker.waitExit(dockerHandle(handle), signal);
+    return this.#exits.wait(dockerHandle(handle), signal);
   }
 
   execIn(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
@@ -90,6 +96,11 @@ class DockerProcessDriver implements ProcessDriver {
 
   recover(instance: string): Promise<ProcessHandle | undefined> {
     return this.docker.recover(instance);
+  }
+
+  close(): Promise<void> {
+    this.#exits.close();
+    return Promise.resolve();
   }
 }
 

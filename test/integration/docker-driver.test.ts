@@ -13,6 +13,8 @@ import { pathToFileURL } from 'node:url';
 import { DockerError, Label, specDigest, type ContainerSpec, type DockerEvent } from '../../src/drivers/docker/index.js';
 import { formatSince, LineSplitter, parseEvent } from '../../src/drivers/docker/events.js';
 import type { ConnectionState } from '../../src/drivers/docker/events.js';
+import { ContainerExitWatch } from '../../src/drivers/docker/exit-watch.js';
+import type { ExitStatus } from '../../src/drivers/driver.js';
 import { dockerSkip, startRecordingProxy, useDocker, waitForContainerProcess, type DockerTestContext } from '../support/docker.js';
 import { tempDir } from '../support/tmp.js';
 import { waitFor } from '../support/wait.js';
@@ -503,6 +505,47 @@ describe('docker driver', { skip }, () => {
     for (const head of heads) assert.ok(!head.includes(secret), `the secret is in ${head.split('\r\n')[0]}`);
     // The recording saw the bodies: the secret is there, and only there.
     assert.ok(proxy.sent().includes(secret));
+  });
+
+  test('exit watch: every waited-on container through ONE event stream (no wait connection each); a kill resolves only its own wait; a dropped stream rejects the waits, which work again once it is back', async (t) => {
+    const ctx = await useDocker(t);
+    if (!ctx) return;
+    const proxy = await startRecordingProxy(t);
+    const driver = ctx.driver({ socketPath: proxy.socketPath });
+    const watch = new ContainerExitWatch(driver, { backoff: { initialMs: 20, maxMs: 200 } });
+    t.after(() => watch.close());
+    const handles = await Promise.all([0, 1, 2].map(() => driver.start(specFor(ctx), { instance: instance() })));
+    const settled = new Map<string, ExitStatus | Error>();
+    const waitOn = (handle: (typeof handles)[number]): void => {
+      watch.wait(handle).then(
+        (exit) => settled.set(handle.id, exit),
+        (error: Error) => settled.set(handle.id, error),
+      );
+    };
+    for (const handle of handles) waitOn(handle);
+    await waitFor(() => proxy.heads().some((h) => h.startsWith('GET /events?')), { message: 'the event stream opened' });
+
+    await ctx.docker.getContainer(handles[1]!.id).kill({ signal: 'SIGKILL' });
+    await waitFor(() => settled.has(handles[1]!.id), { message: 'the killed container\'s wait to end' });
+    assert.deepEqual({ ...(settled.get(handles[1]!.id) as ExitStatus), at: 0 }, { code: null, signal: 'SIGKILL', at: 0, known: true });
+    assert.equal(settled.size, 1, 'the others still wait');
+    const heads = proxy.heads();
+    assert.equal(heads.filter((h) => /^POST \/[^ ]*containers\/[^ ]+\/wait/.test(h)).length, 0, 'no wait connection per container');
+    assert.equal(heads.filter((h) => h.startsWith('GET /events?')).length, 1, 'one event stream for all');
+
+    // The stream drops and cannot come back: the waits are rejected (the caller retries), not left hanging.
+    proxy.refuse(true);
+    proxy.cut();
+    await waitFor(() => settled.size === 3, { message: 'the remaining waits rejected' });
+    for (const i of [0, 2]) assert.ok(settled.get(handles[i]!.id) instanceof Error, `wait ${i} rejected`);
+    proxy.refuse(false);
+    settled.clear();
+    waitOn(handles[0]!);
+    await waitFor(() => proxy.heads().filter((h) => h.startsWith('GET /events?')).length >= 2, { message: 'a new event stream' });
+    await ctx.docker.getContainer(handles[0]!.id).kill({ signal: 'SIGKILL' });
+    await waitFor(() => settled.has(handles[0]!.id), { message: 'the wait after the outage to end with the kill' });
+    assert.equal((settled.get(handles[0]!.id) as ExitStatus).signal, 'SIGKILL');
+    assert.equal(watch.waiting, 0);
   });
 });
 

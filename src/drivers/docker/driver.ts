@@ -192,13 +192,23 @@ export class DockerDriver {
   }
 
   /**
-   * Resolves with the exit of the handle's run: at once when it is over, else when the engine's
-   * wait endpoint returns (one long poll, no deadline). `signal` cancels the wait.
+   * The exit of the handle's run when it is over: ended (code or signal from the engine), or gone,
+   * or replaced by another run (unknown); undefined while it runs. One inspect.
    */
-  async waitExit(handle: DockerHandle, signal?: AbortSignal): Promise<ExitStatus> {
+  async exitIfOver(handle: DockerHandle, signal?: AbortSignal): Promise<ExitStatus | undefined> {
     const info = await this.#ours(handle, signal);
     if (!info || info.State.StartedAt !== handle.startedAt) return unknownExit(this.#now());
-    if (!isRunningState(info.State)) return exitOf(info.State, this.#now());
+    return isRunningState(info.State) ? undefined : exitOf(info.State, this.#now());
+  }
+
+  /**
+   * Resolves with the exit of the handle's run: at once when it is over, else when the engine's
+   * wait endpoint returns (one long poll, no deadline). `signal` cancels the wait. The daemon
+   * waits on all its containers through one event stream instead (exit-watch.ts).
+   */
+  async waitExit(handle: DockerHandle, signal?: AbortSignal): Promise<ExitStatus> {
+    const over = await this.exitIfOver(handle, signal);
+    if (over) return over;
     const waited = await this.#engine.waitNotRunning(handle.id, null, signal);
     if (waited.state !== 'exited') return unknownExit(this.#now());
     return this.#exitAfterWait(handle, waited.code, signal);
