@@ -8,7 +8,7 @@
 // the units waited on per poll (ExitPoller), so 100 units cost one process spawn per poll, not 100.
 import { stat } from 'node:fs/promises';
 import { StartError } from '../errors.js';
-import { limitsOf } from '../manifest/resources.js';
+import { ioWeightV2, limitsOf } from '../manifest/resources.js';
 import { systemdSpecOf } from '../manifest/runtime.js';
 import type { ExitStatus, Observation, ProcessHandle, StartRequest, StopOptions, StopResult, SystemdHandle } from './driver.js';
 import { findProgram } from './exec/preflight.js';
@@ -23,21 +23,12 @@ export function createSystemdProcessDriver(settings: SystemdSettings): ProcessDr
   return new SystemdProcessDriver(driver, systemctl, settings);
 }
 
-/**
- * Docker's blkio weight (10–1000, the scale spec.resources.ioWeight shares with docker) on systemd's
- * IOWeight scale (1–10000), converted as runc does for cgroup v2, so one manifest value means the
- * same share under both drivers.
- */
-export function ioWeightForSystemd(weight: number): number {
-  return Math.round(1 + ((weight - 10) * 9999) / 990);
-}
-
 export function unitLimitsOf(request: Pick<StartRequest, 'manifest'>): UnitLimits {
   const limits = limitsOf(request.manifest);
   return {
     ...(limits.memoryBytes !== undefined && { memoryBytes: limits.memoryBytes }),
     ...(limits.cpus !== undefined && { cpuQuotaPercent: Math.max(1, Math.round(limits.cpus * 100)) }),
-    ...(limits.ioWeight !== undefined && { ioWeight: ioWeightForSystemd(limits.ioWeight) }),
+    ...(limits.ioWeight !== undefined && { ioWeight: ioWeightV2(limits.ioWeight) }),
     ...(limits.openFiles !== undefined && { nofile: limits.openFiles }),
     ...(limits.pids !== undefined && { tasks: limits.pids }),
   };

@@ -32,11 +32,21 @@ export function limitsOf(manifest: ProcessManifest): ResourceLimits {
 }
 
 /**
- * The spec.resources fields each driver enforces. exec: setrlimit only so far (no cgroups).
+ * Docker's blkio weight (10–1000, the scale spec.resources.ioWeight shares with docker) on the
+ * cgroup v2 io.weight scale (1–10000, which systemd's IOWeight= uses too), converted as runc does,
+ * so one manifest value means the same share under every driver.
+ */
+export function ioWeightV2(weight: number): number {
+  return Math.round(1 + ((weight - 10) * 9999) / 990);
+}
+
+/**
+ * The spec.resources fields each driver enforces. exec: openFiles by setrlimit, the others through a
+ * cgroup of its own, which the exec driver checks it can write before a start (drivers/exec/cgroup).
  * systemd: in the unit pm writes; an existing unit (spec.systemd.unit) takes none (semantic.ts).
  */
 export const ENFORCED: Record<ProcessManifest['spec']['driver'], readonly (keyof Resources)[]> = {
-  exec: ['openFiles'],
+  exec: ['memory', 'cpus', 'ioWeight', 'openFiles', 'pids'],
   docker: ['memory', 'cpus', 'ioWeight', 'openFiles', 'pids'],
   systemd: ['memory', 'cpus', 'ioWeight', 'openFiles', 'pids'],
 };

@@ -105,7 +105,7 @@ function checkDrivers(processes: readonly ValidDocument[], issues: ManifestIssue
             ['spec', 'resources', key],
             'resources.unsupported',
             `driver ${spec.driver} cannot enforce resources.${key} (it enforces ${ENFORCED[spec.driver].join(', ')})`,
-            spec.driver === 'exec' ? 'run it as a container (driver docker) or a unit (driver systemd), or remove the limit: pm does not place exec processes in cgroups yet' : 'remove the limit',
+            'remove the limit, or run the process with a driver that enforces it',
             'key',
           ),
         );

@@ -345,11 +345,11 @@ export interface StopSpec {
   gracePeriodSeconds: number;
 }
 /**
- * Limits on what the process may use, enforced by its driver: docker through the container's HostConfig; systemd through the unit pm writes (MemoryMax, CPUQuota, IOWeight, LimitNOFILE, TasksMax); exec through setrlimit (prlimit) for openFiles. A limit the process's driver cannot enforce is refused, never ignored: exec enforces openFiles only so far, and a unit pm does not own (spec.systemd.unit) takes its limits from its own file.
+ * Limits on what the process may use, enforced by its driver: docker through the container's HostConfig; systemd through the unit pm writes (MemoryMax, CPUQuota, IOWeight, LimitNOFILE, TasksMax); exec through setrlimit (prlimit) for openFiles and, for the other four, a cgroup of the process's own (<pm's cgroup>/pm-exec/<name>-<instance>, cgroup v1 or v2) that it joins before its first instruction and that is removed when the run ends. A limit the process's driver cannot enforce is refused, never ignored: for exec, whether pm may write such a cgroup (as root, or in a delegated cgroup such as a systemd unit with Delegate=yes) is checked before anything is started or stopped; a unit pm does not own (spec.systemd.unit) takes its limits from its own file.
  */
 export interface Resources {
   /**
-   * Memory limit: bytes, or a number with Ki, Mi, Gi (1024-based) or K, M, G (1000-based), e.g. 512Mi. At least 6Mi for a container.
+   * Memory limit: bytes, or a number with Ki, Mi, Gi (1024-based) or K, M, G (1000-based), e.g. 512Mi. At least 6Mi for a container. For exec it caps memory and swap together (memory.limit_in_bytes and memsw; memory.max and swap.max 0): a process over it is OOM-killed.
    */
   memory?: number | string;
   /**
@@ -357,7 +357,7 @@ export interface Resources {
    */
   cpus?: number;
   /**
-   * Relative block I/O weight, 10 to 1000 (Docker's range; systemd's IOWeight scale is wider).
+   * Relative block I/O weight, 10 to 1000 (Docker's range; systemd's IOWeight and cgroup v2's io.weight scale is wider: converted as runc does). exec needs the kernel to offer a weight (blkio.weight or blkio.bfq.weight; io.weight or io.bfq.weight): without one the start is refused.
    */
   ioWeight?: number;
   /**

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PmError } from '../../src/errors.js';
 import { systemdSettingsOf } from '../../src/drivers/systemd/settings.js';
-import { ioWeightForSystemd, unitLimitsOf } from '../../src/drivers/systemd-process.js';
+import { unitLimitsOf } from '../../src/drivers/systemd-process.js';
+import { ioWeightV2 } from '../../src/manifest/resources.js';
 import type { ProcessManifest } from '../../src/manifest/types.js';
 
 test('defaults: the system manager, systemctl as it is, runtime units in /run/systemd/system', () => {
@@ -41,7 +42,7 @@ test('bad values are refused naming the variable and what it takes', () => {
 });
 
 test('resources in a unit: CPUQuota in percent, I/O weight on systemd\'s scale as runc converts Docker\'s', () => {
-  assert.deepEqual([ioWeightForSystemd(10), ioWeightForSystemd(500), ioWeightForSystemd(1000)], [1, 4950, 10_000]);
+  assert.deepEqual([ioWeightV2(10), ioWeightV2(500), ioWeightV2(1000)], [1, 4950, 10_000]);
   const manifest = { spec: { resources: { memory: '1Gi', cpus: 1.5, ioWeight: 10, openFiles: 1024, pids: 50 } } } as unknown as ProcessManifest;
   assert.deepEqual(unitLimitsOf({ manifest }), { memoryBytes: 1024 ** 3, cpuQuotaPercent: 150, ioWeight: 1, nofile: 1024, tasks: 50 });
 });

@@ -3,8 +3,13 @@
 //
 // Exit codes are known only for children this pm process spawned (it is their parent). A later
 // pm command sees the process through /proc and learns only *that* it ended (`known: false`).
+//
+// Limits: openFiles through prlimit; memory, cpus, pids and ioWeight through a cgroup of the run's
+// own (cgroup/), made before the spawn and removed once the run has ended, which this driver learns
+// at the exit of its own child, or at the next stop, waitExit, recover or start of that process.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PmError } from '../../errors.js';
+import { limitsOf } from '../../manifest/resources.js';
 import type { Driver, ExecHandle, ExitStatus, Observation, StartRequest, StopOptions, StopResult } from '../driver.js';
 import { findMarkedLeader, INSTANCE_ENV, newInstanceMarker } from './instance.js';
 import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
@@ -12,6 +17,7 @@ import { spawnProcess, type SpawnedChild } from './spawn.js';
 import { StopTarget } from './stop-target.js';
 import { sendSignal, signalGroup } from './group.js';
 import { checkStartable } from './preflight.js';
+import { cgroupLimitsOf, Cgroups, type RunCgroup } from './cgroup/index.js';
 
 export { readBootId, readProcessIdentity, parseProcStat, type ProcessIdentity } from './proc.js';
 export { INSTANCE_ENV, newInstanceMarker } from './instance.js';
@@ -25,20 +31,45 @@ const IDENTITY_EVERY = 20;
 /** After SIGKILL a group ends within moments unless a member is stuck in the kernel (state D). */
 const KILL_WAIT_MS = 5000;
 
+export interface ExecDriverOptions {
+  /** Where runs with memory, cpus, pids or ioWeight limits get their cgroups (a test's fake hierarchy). */
+  cgroups?: Cgroups;
+}
+
 export class ExecDriver implements Driver {
   /** Children this pm process spawned, by `pid:startTime`. */
   readonly #children = new Map<string, SpawnedChild>();
   /** How many waitExit calls wait on each own child. */
   readonly #waiters = new Map<SpawnedChild, number>();
+  readonly #cgroups: Cgroups;
+
+  constructor(options: ExecDriverOptions = {}) {
+    this.#cgroups = options.cgroups ?? new Cgroups();
+  }
 
   check(request: StartRequest): Promise<void> {
-    return checkStartable(request);
+    return checkStartable(request, this.#cgroups);
   }
 
   async start(request: StartRequest): Promise<ExecHandle> {
     // The marker is inherited by everything the process forks: see instance.ts.
     const instance = request.instance ?? newInstanceMarker();
-    const spawned = await spawnProcess({ ...request, env: { ...request.env, [INSTANCE_ENV]: instance } });
+    const limits = limitsOf(request.manifest);
+    let cgroup: RunCgroup | undefined;
+    if (cgroupLimitsOf(limits).length > 0) {
+      // Earlier runs' cgroups left empty (by a pm that crashed, or that did not see the exit) go first.
+      await this.#cgroups.sweep(request.name);
+      cgroup = await this.#cgroups.create(request.name, instance, limits);
+    }
+    let spawned: SpawnedChild;
+    try {
+      spawned = await spawnProcess({ ...request, env: { ...request.env, [INSTANCE_ENV]: instance } }, cgroup);
+    } catch (err) {
+      await cgroup?.remove();
+      throw err;
+    }
+    // Removed as soon as the run ends; what it forked may keep it busy until a stop or the next start.
+    if (cgroup) void spawned.exited.then(() => cgroup.remove()).catch(() => undefined);
     this.#children.set(childKey(spawned.pid, spawned.startTime), spawned);
     return {
       driver: 'exec',
@@ -59,6 +90,14 @@ export class ExecDriver implements Driver {
 
   async stop(handle: ExecHandle, options: StopOptions): Promise<StopResult> {
     const own = this.#own(handle);
+    // Read while the leader may still be in it: a pm elsewhere (another cgroup) may have made it.
+    const leaderCgroup = own?.cgroup ?? (handle.instance !== undefined && isPlausiblePid(handle.pid) ? await this.#cgroups.ofProcess(handle.pid, handle.instance) : undefined);
+    const result = await this.#stop(handle, options, own);
+    await this.#release(handle, leaderCgroup);
+    return result;
+  }
+
+  async #stop(handle: ExecHandle, options: StopOptions, own: SpawnedChild | undefined): Promise<StopResult> {
     // Identity first: a PID (and its group id) reused by another program is never signalled. The
     // exec driver's processes lead their own group, so a handle whose pgid differs is not ours.
     if (!isPlausiblePid(handle.pid) || handle.pgid !== handle.pid || handle.bootId !== (await readBootId())) {
@@ -109,6 +148,7 @@ export class ExecDriver implements Driver {
         throw err;
       }
     }
+    await this.#release(handle);
     return unknownExit();
   }
 
@@ -118,7 +158,10 @@ export class ExecDriver implements Driver {
    */
   async recover(instance: string): Promise<ExecHandle | undefined> {
     const leader = await findMarkedLeader(instance);
-    if (!leader) return undefined;
+    if (!leader) {
+      await (await this.#cgroups.ofInstance(instance))?.remove();
+      return undefined;
+    }
     return { driver: 'exec', pid: leader.pid, pgid: leader.pid, startTime: leader.startTime, bootId: await readBootId(), instance };
   }
 
@@ -145,6 +188,12 @@ export class ExecDriver implements Driver {
         own.child.unref();
       }
     }
+  }
+
+  /** Removes the run's cgroups that are empty now (all of them once nothing of the run is left). */
+  async #release(handle: ExecHandle, known?: RunCgroup): Promise<void> {
+    await known?.remove();
+    if (handle.instance !== undefined) await (await this.#cgroups.ofInstance(handle.instance))?.remove();
   }
 
   #own(handle: ExecHandle): SpawnedChild | undefined {

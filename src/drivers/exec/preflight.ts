@@ -1,7 +1,10 @@
-// Checks that a start can succeed — the working directory exists and the program is found and
-// executable — before apply stops anything, so a typo in a command never costs a running version.
+// Checks that a start can succeed — the working directory exists, the program is found and
+// executable, and every resource limit can be enforced here — before apply stops anything, so a
+// typo in a command never costs a running version and a limit is never silently dropped.
 import { limitsOf } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
+import { SH } from './cgroup/gate.js';
+import { cgroupLimitsOf, type Cgroups } from './cgroup/index.js';
 import { PRLIMIT } from './spawn.js';
 import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
@@ -9,7 +12,7 @@ import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { StartError } from '../../errors.js';
 import type { StartRequest } from '../driver.js';
 
-export async function checkStartable(request: StartRequest): Promise<void> {
+export async function checkStartable(request: StartRequest, cgroups: Cgroups): Promise<void> {
   const { name, env } = request;
   const { command, cwd } = execSpecOf(request.manifest);
   const workDir = cwd ?? process.cwd();
@@ -17,8 +20,16 @@ export async function checkStartable(request: StartRequest): Promise<void> {
   if (!info?.isDirectory()) {
     throw new StartError(name, `cwd ${workDir} ${info ? 'is not a directory' : 'does not exist'}`, 'create the folder or fix spec.exec.cwd');
   }
-  if (limitsOf(request.manifest).openFiles !== undefined && !(await isExecutableFile(PRLIMIT))) {
+  const limits = limitsOf(request.manifest);
+  if (limits.openFiles !== undefined && !(await isExecutableFile(PRLIMIT))) {
     throw new StartError(name, `resources.openFiles needs ${PRLIMIT} (util-linux), which is missing`, 'install util-linux, or remove resources.openFiles');
+  }
+  const inCgroup = cgroupLimitsOf(limits);
+  if (inCgroup.length > 0) {
+    await cgroups.check(name, limits);
+    if (!(await isExecutableFile(SH))) {
+      throw new StartError(name, `${inCgroup.map((l) => `resources.${l}`).join(', ')} need ${SH}, which is missing (it puts the process in its cgroup before the program starts)`, `install a shell as ${SH}, or remove the limits`);
+    }
   }
   const program = command[0];
   if (program.includes('/')) {

@@ -7,6 +7,8 @@ import { accessSync, constants, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
+import { behindGate, closeGate, openGate } from './cgroup/gate.js';
+import type { RunCgroup } from './cgroup/index.js';
 import { openLogFiles } from './logs.js';
 import { readProcessIdentity, readProcStatSync } from './proc.js';
 
@@ -19,13 +21,19 @@ export interface SpawnedChild {
   exit: ExitStatus | undefined;
   /** Resolves when the child exits; never rejects. */
   exited: Promise<ExitStatus>;
+  /** The run's own cgroups, when its limits need them. */
+  cgroup?: RunCgroup;
 }
 
-/** Spawns the request's command; resolves after the 'spawn' event, rejects with StartError. */
-export async function spawnProcess(request: StartRequest): Promise<SpawnedChild> {
+/**
+ * Spawns the request's command; resolves after the 'spawn' event, rejects with StartError. With
+ * `cgroup`, the process is in it before its program's first instruction (cgroup/gate.ts).
+ */
+export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): Promise<SpawnedChild> {
   const { name, env } = request;
   const { command, cwd } = execSpecOf(request.manifest);
-  const [file, ...args] = withLimits(command, limitsOf(request.manifest));
+  const limited = withLimits(command, limitsOf(request.manifest));
+  const [file, ...args] = cgroup ? behindGate(limited) : limited;
   if (cwd !== undefined) await checkCwd(name, cwd);
 
   let fds;
@@ -50,7 +58,7 @@ export async function spawnProcess(request: StartRequest): Promise<SpawnedChild>
       env,
       uid: request.uid,
       gid: request.gid,
-      stdio: ['ignore', fds.stdout, fds.stderr],
+      stdio: cgroup ? ['ignore', fds.stdout, fds.stderr, 'pipe'] : ['ignore', fds.stdout, fds.stderr],
       windowsHide: true,
     });
     // Read the start time now, synchronously: the child cannot have been reaped yet, even if it
@@ -73,9 +81,10 @@ export async function spawnProcess(request: StartRequest): Promise<SpawnedChild>
 
   const spawnError = await spawned;
   if (spawnError !== undefined) throw describeSpawnError(request, spawnError);
+  const pid = child.pid!;
+  if (cgroup) await joinCgroup(name, child, pid, cgroup, exitTracker.exited);
   child.unref();
 
-  const pid = child.pid!;
   startTime ??= (await readProcessIdentity(pid))?.startTime;
   if (startTime === undefined) {
     // Only reachable off Linux, when the child exited before `ps` could see it.
@@ -89,7 +98,21 @@ export async function spawnProcess(request: StartRequest): Promise<SpawnedChild>
       return exitTracker.exit;
     },
     exited: exitTracker.exited,
+    ...(cgroup && { cgroup }),
   };
+}
+
+/** Puts the gated child in its cgroups and lets it run; else ends it (it never ran the program) and rejects with StartError. */
+async function joinCgroup(name: string, child: ChildProcess, pid: number, cgroup: RunCgroup, exited: Promise<ExitStatus>): Promise<void> {
+  try {
+    await cgroup.join(pid);
+    await openGate(child);
+  } catch (err) {
+    closeGate(child);
+    child.kill('SIGKILL');
+    await exited;
+    throw new StartError(name, `cannot put the process in its cgroup (${cgroup.dirs.join(', ')}): ${errorText(err)}`, 'start it again (another pm may have removed the cgroup meanwhile); if it persists, check that pm may write its cgroups', err);
+  }
 }
 
 function trackExit(child: ChildProcess): { readonly exit: ExitStatus | undefined; exited: Promise<ExitStatus> } {

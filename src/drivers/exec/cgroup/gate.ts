@@ -1,0 +1,41 @@
+// Joining a run's cgroups before its first instruction, with the same PID: the process is spawned
+// as a tiny /bin/sh that waits on descriptor 3 until pm has written its PID into each cgroup, then
+// execs the program. pm does the writing (not the child): a child running as spec.exec.user could
+// not write root's cgroup.procs, and cgroup v2 asks the writer to own the common ancestor. If pm
+// dies or fails first, the child reads end-of-file and exits 125: the program never runs unconfined.
+import type { ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+
+/** The shell for the gate. */
+export const SH = '/bin/sh';
+
+/** A constant script: the program and its arguments are positional parameters, never interpolated. */
+export const GATE_SCRIPT = 'read -r go <&3 && [ "$go" = go ] || exit 125; exec 3<&-; exec "$@"';
+
+/** Exit code of a gate that was never opened (pm could not put the process in its cgroups). */
+export const GATE_CLOSED_EXIT = 125;
+
+/** The argv that runs `argv` behind the gate; the child needs a pipe as descriptor 3. */
+export function behindGate(argv: readonly [string, ...string[]]): [string, ...string[]] {
+  return [SH, '-c', GATE_SCRIPT, 'pm-exec', ...argv];
+}
+
+/** Lets the gated child go on to exec its program. Rejects when the pipe fails (the child is gone). */
+export async function openGate(child: ChildProcess): Promise<void> {
+  const pipe = child.stdio[3] as Socket | null | undefined;
+  if (!pipe) throw new Error('the gate pipe (descriptor 3) is missing');
+  pipe.on('error', () => undefined);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      pipe.once('error', reject);
+      pipe.end('go\n', () => resolve());
+    });
+  } finally {
+    pipe.destroy();
+  }
+}
+
+/** Closes the gate for good: the child exits GATE_CLOSED_EXIT without running the program. */
+export function closeGate(child: ChildProcess): void {
+  (child.stdio[3] as Socket | null | undefined)?.destroy();
+}
