@@ -5,7 +5,8 @@
 // and every exit is seen.
 //
 // Exits are learned by polling: every waitExit of this driver shares ONE `systemctl show` of all
-// the units waited on per poll (ExitPoller), so 100 units cost one process spawn per poll, not 100.
+// the units waited on per poll (ExitPoller), so 100 units cost one process spawn per poll, not 100;
+// inspections made together (the daemon's resync, pm get) share one read too (ShowBatcher).
 import { stat } from 'node:fs/promises';
 import { StartError } from '../errors.js';
 import { ioWeightV2, limitsOf } from '../manifest/resources.js';
@@ -14,6 +15,8 @@ import type { ExitStatus, Observation, ProcessHandle, StartRequest, StopOptions,
 import { findProgram } from './exec/preflight.js';
 import type { ProcessDriver } from './router.js';
 import { ExitPoller } from './systemd/exit-poller.js';
+import { observationOf } from './systemd/observe.js';
+import { ShowBatcher } from './systemd/show-batch.js';
 import { OWNED_PREFIX, renderUnit, SystemdDriver, SystemdError, SystemdErrorCode, Systemctl, WAIT_POLL_MS, type UnitLimits, type UnitSpec } from './systemd/index.js';
 import type { SystemdSettings } from './systemd/settings.js';
 
@@ -58,6 +61,7 @@ export function unitSpecOf(request: Pick<StartRequest, 'name' | 'manifest' | 'de
 
 class SystemdProcessDriver implements ProcessDriver {
   readonly #poller: ExitPoller;
+  readonly #states: ShowBatcher;
 
   constructor(
     private readonly driver: SystemdDriver,
@@ -65,6 +69,7 @@ class SystemdProcessDriver implements ProcessDriver {
     private readonly settings: SystemdSettings,
   ) {
     this.#poller = new ExitPoller(systemctl, { pollMs: settings.pollMs ?? WAIT_POLL_MS });
+    this.#states = new ShowBatcher(systemctl);
   }
 
   /**
@@ -95,8 +100,9 @@ class SystemdProcessDriver implements ProcessDriver {
     return running ? this.driver.restart(installed.unit) : this.driver.start(installed.unit);
   }
 
-  inspect(handle: ProcessHandle): Promise<Observation> {
-    return this.driver.inspect(systemdHandle(handle));
+  async inspect(handle: ProcessHandle): Promise<Observation> {
+    const unit = systemdHandle(handle);
+    return observationOf(await this.#states.show(unit.unit), unit, Date.now());
   }
 
   /** The unit's KillSignal (the manifest's stop.signal for a unit pm writes), then SIGKILL after the grace period. */

@@ -215,23 +215,33 @@ describe('systemd processes under pm, against a real systemd', { skip: systemdSk
     assert.ok(unitReady >= 0 && appStarted > unitReady, 'app started after the unit was ready');
   });
 
-  test('pm apply without a daemon: the unit runs, pm get shows it, pm delete removes it', async (t) => {
+  test('pm apply without a daemon: the units run, pm get reads all their states with one systemctl show, pm delete removes them', async (t) => {
     const sandbox = await createDaemonSandbox(t);
-    const name = ns().processName('job');
-    const unit = `pm-${name}.service`;
-    removeUnitsAfter(t, [unit]);
-    const port = await sandbox.freePort();
-    await sandbox.write(`manifests/${name}.yaml`, unitManifest(sandbox, name, port));
+    const names = [0, 1, 2].map((i) => ns().processName(`job${i}`));
+    removeUnitsAfter(t, names.map((n) => `pm-${n}.service`));
+    for (const name of names) await sandbox.write(`manifests/${name}.yaml`, unitManifest(sandbox, name, await sandbox.freePort()));
     const env = { env: systemdEnv() };
     const applied = await sandbox.pm(['apply', '-f', 'manifests/'], env);
     assert.equal(applied.code, 0, `${applied.stdout}\n${applied.stderr}`);
-    assert.equal((await show(unit, ['ActiveState'])).ActiveState, 'active');
-    const got = await sandbox.pm(['get', '-o', 'json'], env);
+    for (const name of names) assert.equal((await show(`pm-${name}.service`, ['ActiveState'])).ActiveState, 'active');
+
+    // A read prefix that logs each call: pm get's observations of the three units are one read.
+    const calls = sandbox.path('reads.log');
+    const wrapper = await sandbox.write('record.sh', 'log=$1; shift; printf "%s\\n" "$*" >> "$log"; exec "$@"\n');
+    const got = await sandbox.pm(['get', '-o', 'json'], { env: { ...systemdEnv(), PM_SYSTEMCTL_READ_PREFIX: JSON.stringify(['/bin/sh', wrapper, calls, ...ns().prefix]) } });
+    assert.equal(got.code, 0, got.stderr);
     const items = JSON.parse(got.stdout) as { name: string; state: string; command: string[] }[];
-    assert.deepEqual(items.map((i) => [i.name, i.state, i.command[0]]), [[name, 'Running', process.execPath]]);
-    const deleted = await sandbox.pm(['delete', name], env);
+    assert.deepEqual(
+      items.map((i) => [i.name, i.state, i.command[0]]),
+      names.map((n) => [n, 'Running', process.execPath]),
+    );
+    const reads = (await readFile(calls, 'utf8')).split('\n').filter((l) => l.includes(' show '));
+    assert.equal(reads.length, 1, reads.join('\n'));
+    for (const name of names) assert.ok(reads[0]?.includes(`pm-${name}.service`));
+
+    const deleted = await sandbox.pm(['delete', ...names], env);
     assert.equal(deleted.code, 0, `${deleted.stdout}\n${deleted.stderr}`);
-    assert.equal(existsSync(join(ns().unitDir, unit)), false);
+    for (const name of names) assert.equal(existsSync(join(ns().unitDir, `pm-${name}.service`)), false);
   });
   test('a unit that cannot start (its user does not exist): StartFailed says why and where its output goes; a counted failure, and pm does not crash', async (t) => {
     const sandbox = await sandboxWithKeep(t);
