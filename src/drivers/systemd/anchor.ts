@@ -18,13 +18,24 @@ export const ANCHOR_MARKER = '# Written by pm: keeps the last state of the units
 
 const ANCHOR_TEXT = `${ANCHOR_MARKER}\n[Unit]\nDescription=pm: references the units pm owns so systemd keeps their exit status\n`;
 
-/** Writes pm.target (when missing or different) and the unit's drop-in. Daemon-reload and `start pm.target` are the caller's. */
-export async function writeAnchor(unitDir: string, unit: string): Promise<void> {
+/**
+ * Writes pm.target (when missing or different) and the unit's drop-in; true when a file was
+ * written. Daemon-reload and `start pm.target` are the caller's.
+ */
+export async function writeAnchor(unitDir: string, unit: string): Promise<boolean> {
+  let wrote = false;
   const target = join(unitDir, ANCHOR_TARGET);
-  if ((await readFile(target, 'utf8').catch(() => undefined)) !== ANCHOR_TEXT) await writeAtomically(target, ANCHOR_TEXT, 0o644);
+  if ((await readFile(target, 'utf8').catch(() => undefined)) !== ANCHOR_TEXT) {
+    await writeAtomically(target, ANCHOR_TEXT, 0o644);
+    wrote = true;
+  }
   const dropIn = dropInPath(unitDir, unit);
   const text = `${ANCHOR_MARKER}\n[Unit]\nAfter=${unit}\n`;
-  if ((await readFile(dropIn, 'utf8').catch(() => undefined)) !== text) await writeAtomically(dropIn, text, 0o644);
+  if ((await readFile(dropIn, 'utf8').catch(() => undefined)) !== text) {
+    await writeAtomically(dropIn, text, 0o644);
+    wrote = true;
+  }
+  return wrote;
 }
 
 /** Removes the unit's drop-in (pm.target itself stays: it is inert, and removing it could race an install). */
