@@ -4,6 +4,11 @@
 // systemd (the unit pm writes has Restart=no): one backoff and circuit breaker for every driver,
 // and every exit is seen.
 //
+// pm supervises the UNIT, not one run of it: a unit restarted by someone else (systemctl restart,
+// a package upgrade, an existing unit's own Restart=) is still running as far as pm is concerned,
+// so it is neither counted as a failure nor stopped and started again. Only a unit that is no
+// longer active has exited.
+//
 // Exits are learned by polling: every waitExit of this driver shares ONE `systemctl show` of all
 // the units waited on per poll (ExitPoller), so 100 units cost one process spawn per poll, not 100;
 // inspections made together (the daemon's resync, pm get) share one read too (ShowBatcher).
@@ -101,7 +106,7 @@ class SystemdProcessDriver implements ProcessDriver {
   }
 
   async inspect(handle: ProcessHandle): Promise<Observation> {
-    const unit = systemdHandle(handle);
+    const unit = unitOnly(systemdHandle(handle));
     return observationOf(await this.#states.show(unit.unit), unit, Date.now());
   }
 
@@ -111,7 +116,7 @@ class SystemdProcessDriver implements ProcessDriver {
   }
 
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus> {
-    return this.#poller.wait(systemdHandle(handle), signal);
+    return this.#poller.wait(unitOnly(systemdHandle(handle)), signal);
   }
 
   /** An existing unit's output is in the journal; a unit pm writes sends it to pm's log files, which pm logs reads itself. */
@@ -163,6 +168,12 @@ class SystemdProcessDriver implements ProcessDriver {
     }
     return spec;
   }
+}
+
+/** The handle without its run: observed as the unit (see the top of this file). */
+function unitOnly(handle: SystemdHandle): SystemdHandle {
+  const { invocationId: _run, ...unit } = handle;
+  return unit;
 }
 
 function systemdHandle(handle: ProcessHandle): SystemdHandle {

@@ -145,7 +145,7 @@ describe('systemd processes under pm, against a real systemd', { skip: systemdSk
     await sandbox.write(`manifests/${name}.yaml`, unitManifest(sandbox, name, port, { env: { GREETING: 'bonjour' }, spec: limits }));
     await waitFor(async () => (await environOf(unit).catch((): string[] => [])).includes('GREETING=bonjour'), { message: 'the new environment in force', timeoutMs: 30_000 });
     await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready after the change', 30_000);
-    assert.match(await readFile(join(ns().unitDir, unit), 'utf8'), /Environment="GREETING=bonjour"/);
+    assert.match(await readFile(join(ns().unitDir, 'pm-env', `${unit}.env`), 'utf8'), /^GREETING="bonjour"$/m);
 
     // Its manifest removed: stopped, and the file pm wrote is gone; systemd no longer knows it.
     await sandbox.remove(`manifests/${name}.yaml`);
@@ -153,7 +153,7 @@ describe('systemd processes under pm, against a real systemd', { skip: systemdSk
     await waitFor(async () => (await show(unit, ['LoadState'])).LoadState === 'not-found', { message: 'the unit unknown to systemd', timeoutMs: 30_000 });
   });
 
-  test('an existing unit: started, restarted after a stop by hand, stopped but left in place when its manifest goes; pm logs reads its journal', async (t) => {
+  test('an existing unit: started; restarted by hand it is the same unit (no failure, no second start); stopped by hand it is started again; left in place when its manifest goes; pm logs reads its journal', async (t) => {
     const sandbox = await sandboxWithKeep(t);
     const label = ns().processName('legacy');
     // Not pm-…: those names are the units pm writes. The harness sweeps units by the owner in the name.
@@ -182,12 +182,33 @@ describe('systemd processes under pm, against a real systemd', { skip: systemdSk
         },
       }),
     );
-    const daemon = await startDaemon(sandbox, { env: systemdEnv() });
+    // Reads go through a prefix that logs them, so the test knows when pm has looked again.
+    const reads = sandbox.path('reads.log');
+    const wrapper = await sandbox.write('record.sh', 'log=$1; shift; printf "%s\\n" "$*" >> "$log"; exec "$@"\n');
+    const countReads = async (): Promise<number> => (await readFile(reads, 'utf8').catch(() => '')).split('\n').filter((l) => l.includes(' show ')).length;
+    const daemon = await startDaemon(sandbox, { env: { ...systemdEnv(), PM_SYSTEMCTL_READ_PREFIX: JSON.stringify(['/bin/sh', wrapper, reads, ...ns().prefix]) } });
     await daemon.waitFor(name, (s) => s.phase === 'Ready', 'the existing unit started and Ready', 30_000);
     assert.equal((await show(unit, ['ActiveState'])).ActiveState, 'active');
 
+    // Restarted by hand (a package upgrade, logrotate): pm supervises the unit, not one run of it.
+    await ns().execOk(['systemctl', 'restart', unit]);
+    const byHand = (await show(unit, ['InvocationID'])).InvocationID;
+    const seen = await countReads();
+    await waitFor(async () => (await countReads()) >= seen + 3, { message: 'pm to have read the unit again' });
+    const after = await daemon.get(name);
+    assert.deepEqual([after.restarts, after.backoff.failures], [0, 0], 'no failure counted, nothing restarted');
+    assert.equal((await show(unit, ['InvocationID'])).InvocationID, byHand, 'the run started by hand is left running');
+    assert.equal((await daemon.events(name)).filter((e) => e.type === 'Started' || e.type === 'Exited').length, 1, 'one Started, no Exited');
+
     await ns().execOk(['systemctl', 'stop', unit]);
     await daemon.waitFor(name, (s) => s.phase === 'Ready' && s.restarts === 1, 'started again after systemctl stop', 30_000);
+
+    // Its output is in the journal: pm logs reads it there (this throwaway systemd runs no journald, so it is empty).
+    const logs = await sandbox.pm(['logs', name, '--tail', '5'], { env: { ...systemdEnv(), PM_SYSTEMCTL_READ_PREFIX: JSON.stringify(['/bin/sh', wrapper, reads, ...ns().prefix]) } });
+    assert.equal(logs.code, 0, logs.stderr);
+    const journal = (await readFile(reads, 'utf8')).split('\n').filter((l) => l.includes('journalctl'));
+    assert.equal(journal.length, 1);
+    assert.match(journal[0] ?? '', new RegExp(`journalctl -u ${unit.replace(/\./g, '\\.')} --no-pager -o cat -q -n 5$`));
 
     await sandbox.remove(`manifests/${name}.yaml`);
     await waitFor(async () => (await show(unit, ['ActiveState'])).ActiveState === 'inactive', { message: 'the unit stopped with its manifest gone', timeoutMs: 30_000 });
