@@ -4,7 +4,7 @@
 // durations.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { SystemdError } from '../../src/drivers/systemd/errors.js';
@@ -124,13 +124,17 @@ describe('systemd driver against a real systemd', { skip: systemdSkip() }, () =>
   test('hostile arguments and environment reach the program exactly', async (t) => {
     const { driver } = driverFor();
     const args = ['two words', 'say "hi"', "it's", '100%', '%n %i', '$HOME', '${PATH}', 'back\\slash\\', 'tab\there', 'héllo ✓ 🚀', '', ';', '-', '--x=1'];
-    const env = { QUOTED: 'say "hi" $HOME 50% %n \\n', EMPTY: '', UNI: 'ü 🚀', SEMI: 'a;b' };
-    const script = 'process.stdout.write(JSON.stringify({ argv: process.argv.slice(1), env: Object.fromEntries(["QUOTED", "EMPTY", "UNI", "SEMI"].map((k) => [k, process.env[k]])) }))';
+    const env = { QUOTED: 'say "hi" $HOME 50% %n \\n', EMPTY: '', UNI: 'ü 🚀', SEMI: 'a;b', TICKS: "`id` $(id) ${PATH} it's", PADDED: '  both ends  ', HASH: '#not a comment', BACK: 'back\\slash\\', TAB: 'tab\there' };
+    const script = `process.stdout.write(JSON.stringify({ argv: process.argv.slice(1), env: Object.fromEntries(${JSON.stringify(Object.keys(env))}.map((k) => [k, process.env[k]])) }))`;
     const { unit, spec } = await owned(t, 'argv', { command: [process.execPath, '-e', script, '--', ...args], env });
     const handle = await driver.start(unit);
     const exit = await driver.waitExit(handle);
     assert.deepEqual(exit, { ...exit, code: 0, signal: null, known: true }, await readFile(spec.stderrPath, 'utf8').catch(() => 'no stderr'));
     assert.deepEqual(JSON.parse(await readFile(spec.stdoutPath, 'utf8')), { argv: args, env });
+    // The values are in a file only root reads, not in Environment= (which any user can read with systemctl show).
+    assert.equal((await ns().execOk(['systemctl', 'show', '-p', 'Environment', '--value', unit])).trim(), '');
+    const envFile = join(ns().unitDir, 'pm-env', `${unit}.env`);
+    assert.equal((await stat(envFile)).mode & 0o777, 0o600);
   });
 
   test('stop: SIGTERM first; a unit that ignores it gets SIGKILL after the grace period', async (t) => {
@@ -256,6 +260,17 @@ describe('systemd driver against a real systemd', { skip: systemdSkip() }, () =>
       }
     }
     for (const unit of unknown) assert.deepEqual(states.get(unit), { unit, found: false, loadState: 'not-found' });
+  });
+
+  test('install again with nothing changed skips the reload only while pm.target holds the unit: stopped by hand, it is started again, and a clean exit keeps its code', async (t) => {
+    const { driver } = driverFor();
+    const { name, unit, spec } = await owned(t, 'anchor', { command: ['/bin/sh', '-c', 'exit 0'] });
+    await ns().execOk(['systemctl', 'stop', 'pm.target']);
+    const again = await driver.install(name, spec);
+    assert.equal(again.changed, false);
+    assert.equal((await ns().execOk(['systemctl', 'show', '-p', 'ActiveState', '--value', 'pm.target'])).trim(), 'active', 'the anchor is started again');
+    const exit = await driver.waitExit(await driver.start(unit));
+    assert.deepEqual({ ...exit, at: 0 }, { code: 0, signal: null, at: 0, known: true }, 'a clean exit is still known (the unit was not garbage-collected)');
   });
 
   test('install refuses a unit it does not own, and one that is overridden elsewhere', async (t) => {

@@ -11,13 +11,13 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExitStatus, Observation, StopResult, SystemdHandle } from '../driver.js';
-import { ANCHOR_TARGET, removeAnchor, writeAnchor, writeAtomically } from './anchor.js';
+import { ANCHOR_TARGET, dropInPath, removeAnchor, writeAnchor, writeAtomically } from './anchor.js';
 import { SystemdError, SystemdErrorCode } from './errors.js';
 import { describeFailure, hasFailed, programRan } from './failure.js';
 import { exitStatusOf, isStopped, observationOf, unknownExit } from './observe.js';
 import type { ShownUnit } from './show.js';
 import { isSystemdError, type CallOptions, type Systemctl } from './systemctl.js';
-import { renderUnit, UNIT_FILE_MARKER, type UnitSpec } from './unit-file.js';
+import { renderEnvironmentFile, renderUnit, UNIT_FILE_MARKER, type UnitSpec } from './unit-file.js';
 import { OWNED_PREFIX, ownedUnitName, validateUnitName } from './unit-name.js';
 
 /**
@@ -82,34 +82,53 @@ export class SystemdDriver {
   }
 
   /**
-   * Writes pm-<name>.service (atomically: temp file + rename, mode 0600 since Environment= may
-   * hold secrets) and its pm.target drop-in (anchor.ts: keeps its exit status), reloads systemd,
+   * Writes pm-<name>.service (atomically: temp file + rename, mode 0600), its environment in
+   * pm-env/<unit>.env (mode 0600, named by EnvironmentFile=: Environment= values would be readable
+   * by every user through `systemctl show`), its pm.target drop-in (anchor.ts: keeps its exit status), reloads systemd,
    * and checks that systemd loaded *that* file: a same-named unit in a folder that wins
    * (/etc/systemd/system) or a mask is an error. A running unit keeps its old settings until
    * restarted.
    *
-   * When nothing was written and systemd already has exactly these files loaded (FragmentPath is
-   * ours, NeedDaemonReload=no), the reload and `start pm.target` are skipped: a daemon-reload costs
-   * some 180 ms and re-reads every unit, and a restart after a crash installs the same text again.
+   * When nothing was written and systemd already has exactly these files loaded and in force (the
+   * unit's FragmentPath is ours; pm.target is active with this unit's drop-in; neither needs a
+   * reload), the reload and `start pm.target` are skipped: a daemon-reload costs some 180 ms and
+   * re-reads every unit, and a restart after a crash installs the same text again. Anything else
+   * (a reload that failed last time, pm.target stopped, a reboot with a persistent folder) takes
+   * the full path.
    */
   async install(name: string, spec: UnitSpec, options: CallOptions = {}): Promise<InstallResult> {
     const unit = ownedUnitName(name);
-    const text = renderUnit(spec);
+    // The environment goes to a file of its own, never into Environment= (public through `systemctl show`).
+    const hasEnv = Object.keys(spec.env).length > 0;
+    const text = renderUnit(hasEnv ? { ...spec, environmentFile: join(this.#systemdUnitDir, ENV_DIR, `${unit}.env`) } : spec);
     const path = join(this.#unitDir, unit);
-    const existing = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') return undefined;
-      throw error;
-    });
+    const existing = await readIfThere(path);
     if (existing !== undefined && !existing.startsWith(UNIT_FILE_MARKER)) throw notOurs(unit, path);
-    const changed = existing !== text;
-    if (changed) await writeAtomically(path, text, 0o600);
+    const envPath = join(this.#unitDir, ENV_DIR, `${unit}.env`);
+    const envText = hasEnv ? renderEnvironmentFile(spec.env) : undefined;
+    const envBefore = await readIfThere(envPath);
+    const envChanged = envBefore !== envText;
+    if (envChanged) {
+      if (envText === undefined) await rm(envPath, { force: true });
+      else await writeAtomically(envPath, envText, 0o600);
+    }
+    const changed = existing !== text || envChanged;
+    if (existing !== text) await writeAtomically(path, text, 0o600);
     const anchorWritten = await writeAnchor(this.#unitDir, unit);
     const properties = ['Id', 'LoadState', 'LoadError', 'FragmentPath', 'DropInPaths', 'NeedDaemonReload'];
     if (!changed && !anchorWritten) {
-      const current = await this.#systemctl.showProperties(unit, properties, options);
-      if (current.get('LoadState') === 'loaded' && current.get('FragmentPath') === join(this.#systemdUnitDir, unit) && current.get('NeedDaemonReload') === 'no') {
-        return { unit, path, changed: false, dropIns: dropInsOf(current) };
-      }
+      const [current, anchor] = await Promise.all([
+        this.#systemctl.showProperties(unit, properties, options),
+        this.#systemctl.showProperties(ANCHOR_TARGET, ['ActiveState', 'DropInPaths', 'NeedDaemonReload'], options),
+      ]);
+      const inForce =
+        current.get('LoadState') === 'loaded' &&
+        current.get('FragmentPath') === join(this.#systemdUnitDir, unit) &&
+        current.get('NeedDaemonReload') === 'no' &&
+        anchor.get('ActiveState') === 'active' &&
+        anchor.get('NeedDaemonReload') === 'no' &&
+        dropInsOf(anchor).includes(dropInPath(this.#systemdUnitDir, unit));
+      if (inForce) return { unit, path, changed: false, dropIns: dropInsOf(current) };
     }
     await this.#systemctl.daemonReload(options);
     const loaded = await this.#systemctl.showProperties(unit, properties, options);
@@ -137,6 +156,7 @@ export class SystemdDriver {
       return { unit, removed: false, stop };
     }
     await rm(path, { force: true });
+    await rm(join(this.#unitDir, ENV_DIR, `${unit}.env`), { force: true });
     await this.#systemctl.daemonReload(options);
     return { unit, removed: true, stop };
   }
@@ -303,6 +323,16 @@ export class SystemdDriver {
       });
     }
   }
+}
+
+/** Beside the units pm writes: their environment files (a name systemd never takes for a unit or drop-in folder). */
+const ENV_DIR = 'pm-env';
+
+async function readIfThere(path: string): Promise<string | undefined> {
+  return readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
 }
 
 function dropInsOf(loaded: Map<string, string>): string[] {
