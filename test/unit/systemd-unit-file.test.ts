@@ -152,3 +152,12 @@ test('Restart=no is always there, with the reason next to it in the source', () 
   assert.match(renderUnit(base), /^Restart=no$/m);
   assert.match(renderUnit(base), /^Type=exec$/m);
 });
+
+test('the environment file: KEY="VALUE" lines, \\ " $ ` escaped, the rest literal; the unit names it instead of Environment=', async () => {
+  const { renderEnvironmentFile } = await import('../../src/drivers/systemd/unit-file.js');
+  assert.equal(renderEnvironmentFile({ B: 'a "b" $C `d` \\e', A: '  50% #x  ' }).split('\n').slice(1).join('\n'), 'A="  50% #x  "\nB="a \\"b\\" \\$C \\`d\\` \\\\e"\n');
+  assert.throws(() => renderEnvironmentFile({ A: 'two\nlines' }), isSpecError(/line break/));
+  const text = renderUnit({ ...base, env: { TOKEN: 'secret' }, environmentFile: '/run/systemd/system/pm-env/pm-a.service.env' });
+  assert.match(text, /^EnvironmentFile=\/run\/systemd\/system\/pm-env\/pm-a\.service\.env$/m);
+  assert.doesNotMatch(text, /secret|^Environment=/m);
+});

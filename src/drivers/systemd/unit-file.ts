@@ -30,6 +30,12 @@ export interface UnitSpec {
   /** argv; command[0] is an absolute program path. */
   command: readonly string[];
   env: Readonly<Record<string, string>>;
+  /**
+   * Where the environment goes instead of Environment= lines, as systemd names the path: a file
+   * only root (or pm's user) reads. Environment= values are public: any local user reads them with
+   * `systemctl show -p Environment`. The file's text is renderEnvironmentFile(env).
+   */
+  environmentFile?: string;
   user?: string;
   group?: string;
   workingDirectory?: string;
@@ -53,7 +59,13 @@ export function renderUnit(spec: UnitSpec): string {
   // reporting a start) when it cannot be: missing program, bad user, bad working directory.
   lines.push('Type=exec');
   lines.push(`ExecStart=${execStartLine(spec.command)}`);
-  for (const key of Object.keys(spec.env).sort()) lines.push(`Environment=${environmentAssignment(key, spec.env[key] ?? '')}`);
+  if (spec.environmentFile !== undefined) {
+    // Checked here too, so a bad name fails before any file is written.
+    renderEnvironmentFile(spec.env);
+    lines.push(`EnvironmentFile=${absolutePath('environmentFile', spec.environmentFile)}`);
+  } else {
+    for (const key of Object.keys(spec.env).sort()) lines.push(`Environment=${environmentAssignment(key, spec.env[key] ?? '')}`);
+  }
   if (spec.user !== undefined) lines.push(`User=${accountName('user', spec.user)}`);
   if (spec.group !== undefined) lines.push(`Group=${accountName('group', spec.group)}`);
   if (spec.workingDirectory !== undefined) lines.push(`WorkingDirectory=${absolutePath('workingDirectory', spec.workingDirectory)}`);
@@ -85,6 +97,24 @@ export function environmentAssignment(key: string, value: unknown): string {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw specError(`env.${key}`, 'an environment variable name is letters, digits and _, not starting with a digit');
   return JSON.stringify(`${key}=${plainValue(`env.${key}`, value)}`).replace(/%/g, '%%');
 }
+
+/**
+ * The text of an EnvironmentFile= (systemd.exec(5)): one KEY="VALUE" per line. Inside double
+ * quotes systemd's parser takes \\ \" \$ and \` as the character itself, and expands nothing, so
+ * those four are escaped and every other character (%, spaces at either end, #, ') is literal.
+ */
+export function renderEnvironmentFile(env: Readonly<Record<string, string>>): string {
+  const lines = Object.keys(env)
+    .sort()
+    .map((key) => {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw specError(`env.${key}`, 'an environment variable name is letters, digits and _, not starting with a digit');
+      return `${key}="${plainValue(`env.${key}`, env[key]).replace(/[\\"$`]/g, (c) => `\\${c}`)}"`;
+    });
+  return `${ENV_FILE_MARKER}\n${lines.join('\n')}\n`;
+}
+
+/** The first line of the environment files pm writes. */
+export const ENV_FILE_MARKER = '# Written by pm: the environment of a unit pm owns (mode 0600; removed with the process).';
 
 /**
  * The executable: absolute, normalised, and free of quotes, backslashes and control characters,
