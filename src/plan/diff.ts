@@ -20,6 +20,15 @@ export interface FieldChange {
  * stop settings, dependencies, ports) is pm's own bookkeeping and takes effect without a restart.
  */
 const RESTART_PREFIXES = ['/spec/driver', '/spec/exec', '/spec/docker', '/spec/systemd', '/spec/resources'];
+/**
+ * A unit pm writes holds its stop settings itself (KillSignal=, TimeoutStopSec=): for it, a stop
+ * change is a new unit file, in force from its next run.
+ */
+const UNIT_FILE_PREFIXES = [...RESTART_PREFIXES, '/spec/stop'];
+
+function restartPrefixes(desired: ProcessManifest): readonly string[] {
+  return desired.spec.driver === 'systemd' && desired.spec.systemd?.command !== undefined ? UNIT_FILE_PREFIXES : RESTART_PREFIXES;
+}
 
 type Comparable = { metadata: { labels: Record<string, string> }; spec: ProcessManifest['spec'] };
 
@@ -31,6 +40,7 @@ export function diffManifests(previous: ProcessManifest, desired: ProcessManifes
   const before = comparable(previous);
   const after = comparable(desired);
   const ops = jsonPatch.compare(before, after);
+  const prefixes = restartPrefixes(desired);
   const changes: FieldChange[] = [];
   for (const op of ops) {
     if (op.op !== 'add' && op.op !== 'remove' && op.op !== 'replace') continue;
@@ -38,7 +48,7 @@ export function diffManifests(previous: ProcessManifest, desired: ProcessManifes
       op: op.op,
       pointer: op.path,
       path: readablePath(op.path, op.op === 'remove' ? before : after),
-      needsRestart: RESTART_PREFIXES.some((p) => op.path === p || op.path.startsWith(`${p}/`)),
+      needsRestart: prefixes.some((p) => op.path === p || op.path.startsWith(`${p}/`)),
     };
     if (op.op !== 'add') change.from = valueAt(before, op.path);
     if (op.op !== 'remove') change.to = op.value;

@@ -232,3 +232,23 @@ test('a label change on a job whose completion is unknown does not stop it being
   assert.equal(migrate?.reason.code, 'CompletionUnknown');
   assert.deepEqual(migrate?.changes.map((c) => c.path), ['metadata.labels.v']);
 });
+
+test('stop settings: an update in place for exec, a restart for a unit pm writes (they are in its file), an update for an existing unit', async () => {
+  const { diffManifests } = await import('../../src/plan/diff.js');
+  const base = manifest({ name: 'api', command: ['node', 'server.js'] });
+  const withStop = (m: typeof base, driver: 'exec' | 'owned' | 'existing'): typeof base => {
+    const spec = { ...m.spec, stop: { ...m.spec.stop, signal: 'SIGINT' as const, gracePeriodSeconds: 30 } };
+    if (driver === 'exec') return { ...m, spec };
+    const systemd = driver === 'owned' ? { command: ['/usr/bin/node', 'server.js'] as [string, ...string[]], env: {}, envFiles: [] } : { unit: 'api.service', env: {}, envFiles: [] };
+    return { ...m, spec: { ...spec, driver: 'systemd', exec: undefined, systemd } };
+  };
+  for (const [driver, restart] of [['exec', false], ['owned', true], ['existing', false]] as const) {
+    const before = withStop(base, driver);
+    const after = { ...before, spec: { ...before.spec, stop: { ...before.spec.stop, signal: 'SIGTERM' as const } } };
+    assert.deepEqual(
+      diffManifests(before, after).map((c) => [c.path, c.needsRestart]),
+      [['spec.stop.signal', restart]],
+      driver,
+    );
+  }
+});
