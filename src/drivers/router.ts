@@ -22,19 +22,16 @@ export interface ProcessDriver extends Driver {
 export type DriverFactories = { [name in DriverName]?: () => Promise<ProcessDriver> };
 
 /**
- * Errors that say a driver's back end cannot be reached or refuses pm (not that one process is
- * wrong): while the last call to a driver ended with one of these, that driver is degraded.
+ * Errors that say a driver's back end cannot be reached or refuses pm altogether (not that one
+ * process is wrong): while the last call to a driver ended with one of these, it is degraded.
  */
-const BACKEND_DOWN_CODES = new Set([
-  'E_DOCKER_UNREACHABLE',
-  'E_DOCKER_PERMISSION',
-  'E_DOCKER_TIMEOUT',
-  'E_DOCKER_HOST',
-  'E_SYSTEMD_NOT_RUNNING',
-  'E_SYSTEMD_ACCESS_DENIED',
-  'E_SYSTEMD_TIMEOUT',
-  'E_SYSTEMD_SETTINGS',
-]);
+const BACKEND_DOWN_CODES = new Set(['E_DOCKER_UNREACHABLE', 'E_DOCKER_PERMISSION', 'E_DOCKER_HOST', 'E_SYSTEMD_NOT_RUNNING', 'E_SYSTEMD_SETTINGS']);
+/**
+ * Errors that say so only when a read fails with them: a timeout or a refusal of `systemctl start`
+ * concerns that one unit (a slow Type=notify unit, a unit the polkit rule does not name), while a
+ * state read that times out or is refused concerns every unit.
+ */
+const BACKEND_DOWN_ON_READ = new Set(['E_DOCKER_TIMEOUT', 'E_SYSTEMD_TIMEOUT', 'E_SYSTEMD_ACCESS_DENIED']);
 
 /** A loaded driver's back end as its last call found it. */
 export interface BackendHealth {
@@ -58,23 +55,23 @@ export class DriverRouter implements ProcessDriver {
   }
 
   check(request: StartRequest): Promise<void> {
-    return this.#call(request.manifest.spec.driver, (d) => d.check(request));
+    return this.#call(request.manifest.spec.driver, 'write', (d) => d.check(request));
   }
 
   start(request: StartRequest): Promise<ProcessHandle> {
-    return this.#call(request.manifest.spec.driver, (d) => d.start(request));
+    return this.#call(request.manifest.spec.driver, 'write', (d) => d.start(request));
   }
 
   inspect(handle: ProcessHandle): Promise<Observation> {
-    return this.#call(handle.driver, (d) => d.inspect(handle));
+    return this.#call(handle.driver, 'read', (d) => d.inspect(handle));
   }
 
   stop(handle: ProcessHandle, options: StopOptions): Promise<StopResult> {
-    return this.#call(handle.driver, (d) => d.stop(handle, options));
+    return this.#call(handle.driver, 'write', (d) => d.stop(handle, options));
   }
 
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus> {
-    return this.#call(handle.driver, (d) => d.waitExit(handle, signal));
+    return this.#call(handle.driver, 'read', (d) => d.waitExit(handle, signal));
   }
 
   execIn(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
@@ -127,7 +124,7 @@ export class DriverRouter implements ProcessDriver {
   }
 
   /** Runs `call` on the driver, noting whether its back end answered. */
-  async #call<T>(name: DriverName, call: (driver: ProcessDriver) => Promise<T>): Promise<T> {
+  async #call<T>(name: DriverName, kind: 'read' | 'write', call: (driver: ProcessDriver) => Promise<T>): Promise<T> {
     try {
       const result = await call(await this.#for(name));
       this.#note(name, undefined);
@@ -135,7 +132,8 @@ export class DriverRouter implements ProcessDriver {
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       // Another failure (one bad image, one unit that fails) says nothing about the back end.
-      if (typeof code === 'string' && BACKEND_DOWN_CODES.has(code)) this.#note(name, `${code}: ${(error as Error).message}`);
+      const down = typeof code === 'string' && (BACKEND_DOWN_CODES.has(code) || (kind === 'read' && BACKEND_DOWN_ON_READ.has(code)));
+      if (down) this.#note(name, `${code}: ${(error as Error).message}`);
       else if (!this.#health.has(name)) this.#note(name, undefined);
       throw error;
     }

@@ -109,3 +109,22 @@ test('back-end health: an unreachable engine degrades its driver alone, told onc
   assert.equal(router.backends()[1]?.up, true);
   assert.deepEqual(changes, ['docker - → false', 'docker false → true']);
 });
+
+test('back-end health: a refused or slow start concerns its unit alone; the same refusal of a state read degrades the driver', async () => {
+  const denied = (): Error => Object.assign(new Error('Interactive authentication required'), { code: 'E_SYSTEMD_ACCESS_DENIED' });
+  const systemd: ProcessDriver = {
+    ...recorder('systemd', []),
+    start: async () => {
+      throw denied();
+    },
+    inspect: async () => {
+      throw denied();
+    },
+  };
+  const router = new DriverRouter({ systemd: () => Promise.resolve(systemd) });
+  const m = manifest({ name: 'p', command: ['x'] });
+  await assert.rejects(router.start({ name: 'p', manifest: { ...m, spec: { ...m.spec, driver: 'systemd' } }, env: {}, logs: { stdout: '/dev/null', stderr: '/dev/null' } }), /authentication/);
+  assert.deepEqual(router.backends().map((b) => b.up), [true]);
+  await assert.rejects(router.inspect({ driver: 'systemd', unit: 'pm-p.service', owned: true }), /authentication/);
+  assert.deepEqual(router.backends().map((b) => b.up), [false]);
+});
