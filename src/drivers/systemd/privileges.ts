@@ -88,6 +88,8 @@ function polkitRule(user: string, units: ReadonlyMap<string, readonly UnitVerb[]
   // reload-daemon carries no details (no unit, no verb): it is allowed whole or not at all.
   return [
     `// Written by pm: lets ${user} run exactly these systemctl verbs on exactly these units${daemonReload ? ', and daemon-reload' : ''}.`,
+    // What polkit cannot narrow, said where the rule is read: the sudoers alternative is exact.
+    `// polkit cannot narrow further: \`kill\` is allowed with any signal (pm sends only SIGKILL)${daemonReload ? ', and the reload-daemon action also covers daemon-reexec' : ''}; where that matters, use the alternative pm privileges --format sudoers prints, which allows exact command lines.`,
     `polkit.addRule(function (action, subject) {`,
     `  if (subject.user != ${JSON.stringify(user)}) return polkit.Result.NOT_HANDLED;`,
     ...(daemonReload ? [`  if (action.id == ${JSON.stringify(RELOAD_DAEMON)}) return polkit.Result.YES;`] : []),
