@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SystemdError } from '../../src/drivers/systemd/errors.js';
-import { parseShowOutput, parseUnixTimestamp, SHOW_PROPERTIES, splitBlocks } from '../../src/drivers/systemd/show.js';
+import { parseShowOutput, parseTimestamp, SHOW_PROPERTIES, splitBlocks } from '../../src/drivers/systemd/show.js';
 
 /** A block as systemd 252 prints it: keys in D-Bus order, not in -p order. */
 function block(values: Record<string, string>): string {
@@ -106,10 +106,12 @@ test('a requested unit without a block, or a block without a property, is an err
 });
 
 test('unix timestamps', () => {
-  assert.equal(parseUnixTimestamp('@1795760989'), 1795760989000);
-  assert.equal(parseUnixTimestamp('@1795760989.25'), 1795760989250);
-  assert.equal(parseUnixTimestamp(''), undefined);
-  assert.equal(parseUnixTimestamp('n/a'), undefined);
-  assert.equal(parseUnixTimestamp('Fri 2026-11-27 06:28:52 UTC'), undefined, 'not --timestamp=unix');
-  assert.equal(parseUnixTimestamp(undefined), undefined);
+  assert.equal(parseTimestamp('@1795760989'), 1795760989000);
+  assert.equal(parseTimestamp('@1795760989.25'), 1795760989250);
+  assert.equal(parseTimestamp(''), undefined);
+  assert.equal(parseTimestamp('n/a'), undefined);
+  assert.equal(parseTimestamp('Fri 2026-11-27 06:28:52 UTC'), Date.parse('2026-11-27T06:28:52Z'));
+  assert.equal(parseTimestamp('Fri 2026-11-27 09:18:53.915922 UTC'), Date.parse('2026-11-27T09:18:53Z') + 915.922);
+  assert.equal(parseTimestamp('Fri 2026-11-27 06:28:52 CET'), undefined, 'only UTC, as --timestamp=us+utc prints');
+  assert.equal(parseTimestamp(undefined), undefined);
 });

@@ -109,12 +109,20 @@ export function streamCommand(argv: readonly string[], out: NodeJS.WritableStrea
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener('abort', onAbort, { once: true });
-    child.once('error', (error: NodeJS.ErrnoException) => {
+    // A reader that went away (`pm logs -f X | head -1`: EPIPE) ends it too, or it would block on a full pipe for ever.
+    out.once('close', onAbort);
+    out.once('error', onAbort);
+    const done = (): void => {
       signal?.removeEventListener('abort', onAbort);
+      out.off('close', onAbort);
+      out.off('error', onAbort);
+    };
+    child.once('error', (error: NodeJS.ErrnoException) => {
+      done();
       resolve({ spawnError: error });
     });
     child.once('close', (exitCode) => {
-      signal?.removeEventListener('abort', onAbort);
+      done();
       child.stdout.unpipe(out as NodeJS.WritableStream);
       resolve({ exitCode, stderr, aborted });
     });

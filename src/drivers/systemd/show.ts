@@ -1,4 +1,4 @@
-// Parsing `systemctl show -p … --timestamp=unix u1 u2 …`: one block per unit, blocks separated by a
+// Parsing `systemctl show -p … --timestamp=us+utc u1 u2 …`: one block per unit, blocks separated by a
 // blank line, keys in D-Bus order (not -p order), one `Key=Value` per line split on the first '='.
 // Blocks are matched to the requested names by Id and Names (an alias shows its real unit's Id),
 // never by position. Pure.
@@ -110,13 +110,22 @@ export function splitBlocks(output: string): Array<Map<string, string>> {
   return blocks;
 }
 
-/** `@1700000000` (or `@1700000000.5`) → epoch ms; empty or `n/a` → undefined (the state was never entered). */
-export function parseUnixTimestamp(value: string | undefined): number | undefined {
+/**
+ * A timestamp of `systemctl show --timestamp=us+utc` (`Fri 2026-11-27 09:18:53.915922 UTC`), or
+ * `@1700000000[.5]` (--timestamp=unix, which systemd 252 cuts to whole seconds) → epoch ms with
+ * its fraction; empty or `n/a` → undefined (the state was never entered).
+ */
+export function parseTimestamp(value: string | undefined): number | undefined {
   if (value === undefined || value === '' || value === 'n/a') return undefined;
-  const match = /^@(\d+)(?:\.(\d+))?$/.exec(value);
-  if (!match) return undefined;
-  const fraction = match[2] === undefined ? 0 : Number(`0.${match[2]}`);
-  return Math.round((Number(match[1]) + fraction) * 1000);
+  const utc = /^[A-Z][a-z]{2} (\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))? UTC$/.exec(value);
+  if (utc) {
+    const whole = Date.parse(`${utc[1]}T${utc[2]}Z`);
+    return Number.isNaN(whole) ? undefined : whole + (utc[3] === undefined ? 0 : Number(`0.${utc[3]}`) * 1000);
+  }
+  const unix = /^@(\d+)(?:\.(\d+))?$/.exec(value);
+  if (!unix) return undefined;
+  const fraction = unix[2] === undefined ? 0 : Number(`0.${unix[2]}`);
+  return Math.round((Number(unix[1]) + fraction) * 1000);
 }
 
 function toState(unit: string, block: Map<string, string>): ShownUnit {
@@ -142,13 +151,13 @@ function toState(unit: string, block: Map<string, string>): ShownUnit {
     execMain: {
       code: integer(get('ExecMainCode')),
       status: integer(get('ExecMainStatus')),
-      startAt: parseUnixTimestamp(get('ExecMainStartTimestamp')),
-      exitAt: parseUnixTimestamp(get('ExecMainExitTimestamp')),
+      startAt: parseTimestamp(get('ExecMainStartTimestamp')),
+      exitAt: parseTimestamp(get('ExecMainExitTimestamp')),
     },
     result: get('Result'),
     invocationId: invocationId === '' ? undefined : invocationId,
-    activeEnterAt: parseUnixTimestamp(get('ActiveEnterTimestamp')),
-    inactiveEnterAt: parseUnixTimestamp(get('InactiveEnterTimestamp')),
+    activeEnterAt: parseTimestamp(get('ActiveEnterTimestamp')),
+    inactiveEnterAt: parseTimestamp(get('InactiveEnterTimestamp')),
     fragmentPath: fragmentPath === '' ? undefined : fragmentPath,
     needDaemonReload: get('NeedDaemonReload') === 'yes',
   };

@@ -155,9 +155,9 @@ export class Systemctl {
     });
   }
 
-  /** `show -p A,B --timestamp=unix u1 u2`: what follows `systemctl`. */
+  /** `show -p A,B --timestamp=us+utc u1 u2`: what follows `systemctl` (us+utc: --timestamp=unix is cut to whole seconds). */
   showArgv(units: readonly string[], properties: readonly string[]): string[] {
-    return [`--${this.scope}`, ...COMMON, 'show', '-p', properties.join(','), '--timestamp=unix', ...units];
+    return [`--${this.scope}`, ...COMMON, 'show', '-p', properties.join(','), '--timestamp=us+utc', ...units];
   }
 
   async #systemctl(prefix: readonly string[], args: readonly string[], units: readonly string[], options: CallOptions): Promise<string> {
