@@ -16,7 +16,7 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DOCKER_SOCKET, engineClient, ensureTestImage } from '../test/support/docker.js';
-import { ReportSocket } from './daemon/child.js';
+import { awaitFirstRuns, ReportSocket } from './daemon/child.js';
 import { Cleanup } from './daemon/cleanup.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
 import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
@@ -128,14 +128,7 @@ try {
     progress(`starting ${manager.name} with ${containers} containers`);
     await manager.start(pool.map((s) => s.spec));
   }
-  for (const [manager, pool] of slots) {
-    for (const slot of pool) {
-      const first = await slot.reports.arrival(0, FIRST_START_TIMEOUT_MS, `${manager.name} to start ${manager.containerName(slot.spec)}`).catch(async (error: Error) => {
-        throw new Error(`${error.message}\n${await manager.diagnostics()}`);
-      });
-      slot.upAt = first.at;
-    }
-  }
+  await awaitFirstRuns(slots, FIRST_START_TIMEOUT_MS, (manager, slot) => manager.containerName(slot.spec));
 
   const all: Trial[] = [];
   const options: TrialOptions = { docker, socketPath: DOCKER_SOCKET, events, cleanup, progress, timeoutMs, settleMs };

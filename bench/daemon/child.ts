@@ -176,3 +176,22 @@ function partition<T>(items: T[], test: (item: T) => boolean): [T[], T[]] {
   for (const item of items) (test(item) ? yes : no).push(item);
   return [yes, no];
 }
+
+/**
+ * Waits for the first run of every slot of every manager and notes when it came (slot.upAt); a
+ * manager that does not start one fails the run with its diagnostics.
+ */
+export async function awaitFirstRuns<M extends { name: string; diagnostics(): Promise<string> }, S extends { reports: ReportSocket; upAt: bigint }>(
+  pools: ReadonlyMap<M, S[]>,
+  timeoutMs: number,
+  describe: (manager: M, slot: S) => string,
+): Promise<void> {
+  for (const [manager, pool] of pools) {
+    for (const slot of pool) {
+      const first = await slot.reports.arrival(0, timeoutMs, `${manager.name} to start ${describe(manager, slot)}`).catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await manager.diagnostics()}`);
+      });
+      slot.upAt = first.at;
+    }
+  }
+}
