@@ -1,8 +1,9 @@
 // Load + validate + plan for generated sets of processes with a random DAG.
-// Usage: npm run bench:plan -- [--sizes 1000,10000] [--runs 7] [--files 100]
+// Usage: npm run bench:plan -- [--sizes 1000,10000] [--runs 7] [--files 100] [--write]
 // Each run loads the YAML files from disk (parse, schema, semantic checks, normalization) and plans
 // against an empty state (everything to start: the largest plan) and against a converged state
-// where one process changed (the common case). Prints medians; docs/benchmarks.md keeps results.
+// where one process changed (the common case). Prints medians; --write also puts them into
+// docs/benchmarks.md between the <!-- bench:plan --> markers.
 import { execSpecOf } from '../src/manifest/runtime.js';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, cpus } from 'node:os';
@@ -15,10 +16,17 @@ import { loadDesiredSet } from '../src/manifest/index.js';
 import { plan } from '../src/plan/planner.js';
 import type { Observation } from '../src/drivers/driver.js';
 import type { ProcessRecord } from '../src/store/records.js';
+import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '1000,10000' }, runs: { type: 'string', default: '7' }, files: { type: 'string', default: '100' } },
+  options: { sizes: { type: 'string', default: '1000,10000' }, runs: { type: 'string', default: '7' }, files: { type: 'string', default: '100' }, write: { type: 'boolean', default: false } },
 });
+/** Every line printed, for --write. */
+const printed: string[] = [];
+function say(line: string): void {
+  say(line);
+  printed.push(line);
+}
 const sizes = values.sizes.split(',').map(Number);
 const runs = Number(values.runs);
 const fileCount = Number(values.files);
@@ -74,8 +82,8 @@ const median = (xs: number[]): number => {
 
 const root = await mkdtemp(join(tmpdir(), 'pm-bench-plan-'));
 try {
-  console.log(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown cpu'}, node ${process.version}; ${runs} runs per size, ${fileCount} files`);
-  console.log('processes   load+validate ms   plan (all new) ms   plan (one changed) ms   total ms   total µs/process');
+  say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown cpu'}, node ${process.version}; ${runs} runs per size, ${fileCount} files`);
+  say('processes   load+validate ms   plan (all new) ms   plan (one changed) ms   total ms   total µs/process');
   const results: { n: number; total: number }[] = [];
   for (const n of sizes) {
     const dir = join(root, String(n));
@@ -107,20 +115,20 @@ try {
     }
     const total = median(load) + median(planNew);
     results.push({ n, total });
-    console.log(
+    say(
       `${String(n).padStart(9)}   ${median(load).toFixed(1).padStart(16)}   ${median(planNew).toFixed(1).padStart(17)}   ${median(planOne).toFixed(1).padStart(21)}   ${total.toFixed(1).padStart(8)}   ${((total * 1000) / n).toFixed(1).padStart(16)}`,
     );
   }
   if (results.length >= 2) {
     const [a, b] = [results[0], results[results.length - 1]] as [{ n: number; total: number }, { n: number; total: number }];
-    console.log(`scaling: ${b.n / a.n}× the processes took ${(b.total / a.total).toFixed(1)}× the time (linear would be ${b.n / a.n}×)`);
+    say(`scaling: ${b.n / a.n}× the processes took ${(b.total / a.total).toFixed(1)}× the time (linear would be ${b.n / a.n}×)`);
   }
 
   // The same work as a user meets it: a fresh `pm diff` process (Node start-up, module loading and
   // the validator's compilation included) against an empty state directory.
   const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-  console.log('\ncold CLI: `pm diff -f DIR` in a new process, empty state (npm run build first)');
-  console.log('processes   median ms   min-max ms');
+  say('\ncold CLI: `pm diff -f DIR` in a new process, empty state (npm run build first)');
+  say('processes   median ms   min-max ms');
   for (const n of sizes) {
     const times: number[] = [];
     for (let r = 0; r < runs; r++) {
@@ -129,7 +137,13 @@ try {
       times.push(performance.now() - t0);
       if (result.status !== 1) throw new Error(`pm diff exited ${result.status}: ${result.stderr}`);
     }
-    console.log(`${String(n).padStart(9)}   ${median(times).toFixed(0).padStart(9)}   ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)}`);
+    say(`${String(n).padStart(9)}   ${median(times).toFixed(0).padStart(9)}   ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)}`);
+  }
+  if (values.write) {
+    const machine = describeMachine();
+    const command = `npm run bench:plan -- ${process.argv.slice(2).join(' ')}`.trim();
+    const block = [`### Run of ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`, '', `\`${command}\`; ${machine.cpu}; ${machine.os}; load average ${loadAverage()} at the end.`, '', '```', ...printed, '```'].join('\n');
+    await writeBlock(fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url)), block, { begin: '<!-- bench:plan -->', end: '<!-- /bench:plan -->' });
   }
 } finally {
   await rm(root, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { onPath, runCommand } from './proc.js';
 
@@ -17,27 +18,31 @@ export interface ReporterBinary {
   linkage: 'static' | 'dynamic';
 }
 
-/** The compiled reporter, built if this source version has not been built yet. Fails clearly without cc. */
-export async function reporterBinary(): Promise<ReporterBinary> {
-  const source = await readFile(SOURCE);
+/**
+ * The compiled reporter (or another single-file C child: `sourcePath`, as bench/coldstart.ts's),
+ * built if this source version has not been built yet. Fails clearly without cc.
+ */
+export async function reporterBinary(sourcePath = SOURCE): Promise<ReporterBinary> {
+  const source = await readFile(sourcePath);
   const hash = createHash('sha256').update(source).digest('hex').slice(0, 12);
+  const stem = basename(sourcePath, '.c');
   for (const linkage of ['static', 'dynamic'] as const) {
-    const path = `${BUILD_DIR}reporter-${hash}-${linkage}`;
+    const path = `${BUILD_DIR}${stem}-${hash}-${linkage}`;
     if (existsSync(path)) return { path, linkage };
   }
   const cc = onPath('cc');
   if (cc === undefined) throw new Error('bench/daemon.ts needs a C compiler: `cc` is not on PATH (apt-get install -y gcc libc6-dev)');
   await mkdir(BUILD_DIR, { recursive: true });
   for (const linkage of ['static', 'dynamic'] as const) {
-    const path = `${BUILD_DIR}reporter-${hash}-${linkage}`;
+    const path = `${BUILD_DIR}${stem}-${hash}-${linkage}`;
     const tmp = `${path}.tmp-${process.pid}`;
-    const result = await runCommand([cc, '-O2', '-Wall', ...(linkage === 'static' ? ['-static'] : []), '-o', tmp, SOURCE]);
+    const result = await runCommand([cc, '-O2', '-Wall', ...(linkage === 'static' ? ['-static'] : []), '-o', tmp, sourcePath]);
     if (result.code === 0) {
       await rename(tmp, path);
       return { path, linkage };
     }
     await rm(tmp, { force: true });
-    if (linkage === 'dynamic') throw new Error(`cc could not build ${SOURCE}:\n${result.output}`);
+    if (linkage === 'dynamic') throw new Error(`cc could not build ${sourcePath}:\n${result.output}`);
   }
   throw new Error('unreachable');
 }

@@ -5,10 +5,38 @@ import type { ReportSocket } from './child.js';
 import type { Cleanup } from './cleanup.js';
 import type { Manager, ProcessSpec, WatchedDirectory } from './manager.js';
 
-/** A manager under test and the socket its supervised child reports to. */
+/** One child a manager keeps running, and the socket its runs report to. */
+export interface Slot {
+  spec: ProcessSpec;
+  reports: ReportSocket;
+  /** When its current run reported (monotonic ns): the rest before its next crash counts from here. */
+  upAt: bigint;
+}
+
+/** A manager under test and the children it supervises, crashed in turn (one child for most managers). */
 export interface Subject {
   manager: Manager;
-  reports: ReportSocket;
+  slots: Slot[];
+}
+
+/**
+ * What a manager may add to (a), when its child is not a plain child of the host: its children take
+ * turns (a peer that slows down or refuses restarts that come too often: systemd's start limit,
+ * the engine's doubling delay), and it says how to crash one (a pid in a namespace, a container's
+ * process). Managers without it have one child, crashed by SIGKILL of the pid it reported.
+ */
+export interface CrashedInTurns {
+  /** How many children it supervises side by side, and the least time each runs before its next crash. */
+  readonly turns: { children: number; restMs: number };
+  /**
+   * Finds the host process of the run that reported `reported` (its pid in a namespace, a
+   * container's token) in `spec`, and returns the crash itself: called at t0, it only sends SIGKILL.
+   */
+  prepareCrash(spec: ProcessSpec, reported: number): Promise<() => void>;
+}
+
+export function crashedInTurns(manager: Manager): manager is Manager & CrashedInTurns {
+  return 'turns' in manager && 'prepareCrash' in manager;
 }
 
 export interface TrialOptions {
@@ -30,6 +58,8 @@ export interface RawTrial {
   scenario: 'crash' | 'write' | 'remove';
   manager: string;
   index: number;
+  /** Which of the manager's children (crash only; 0 when it has one). */
+  slot?: number;
   warmup: boolean;
   /** The child that reported (crash, write) or went away (remove). */
   pid: number;
@@ -41,7 +71,8 @@ const elapsedMs = (from: bigint, to: bigint): number => Number(to - from) / 1e6;
 
 /**
  * (a) crash → replacement running, for every subject, alternating trial by trial (the starting
- * manager rotates too), so that noise on the machine falls on all of them alike.
+ * manager rotates too), so that noise on the machine falls on all of them alike. A manager with
+ * several children crashes them in turn, each after its rest.
  */
 export async function crashToRunning(subjects: Subject[], options: TrialOptions): Promise<Map<Manager, number[]>> {
   const samples = new Map<Manager, number[]>(subjects.map((s) => [s.manager, []]));
@@ -49,9 +80,10 @@ export async function crashToRunning(subjects: Subject[], options: TrialOptions)
   for (let i = 0; i < total; i++) {
     const order = [...subjects.slice(i % subjects.length), ...subjects.slice(0, i % subjects.length)];
     for (const subject of order) {
-      if (options.cleanup.started) throw new Error('interrupted');
-      const trial = await withDiagnostics(subject.manager, crashTrial(subject, options.timeoutMs));
-      options.record?.({ scenario: 'crash', manager: subject.manager.name, index: i, warmup: i < options.warmup, ...trial });
+      const slot = i % subject.slots.length;
+      await rest(subject, subject.slots[slot] as Slot, options.cleanup);
+      const trial = await withDiagnostics(subject.manager, crashTrial(subject.manager, subject.slots[slot] as Slot, options.timeoutMs));
+      options.record?.({ scenario: 'crash', manager: subject.manager.name, index: i, slot, warmup: i < options.warmup, ...trial });
       if (i >= options.warmup) samples.get(subject.manager)?.push(elapsedMs(trial.t0, trial.t1));
       await settle(options.settleMs);
     }
@@ -60,18 +92,31 @@ export async function crashToRunning(subjects: Subject[], options: TrialOptions)
   return samples;
 }
 
-/** SIGKILL the one running child; the time until its replacement reports. */
-async function crashTrial({ manager, reports }: Subject, timeoutMs: number): Promise<{ pid: number; t0: bigint; t1: bigint }> {
+/** SIGKILL the slot's one running child (its own way, when the manager has one); the time until its replacement reports. */
+async function crashTrial(manager: Manager, slot: Slot, timeoutMs: number): Promise<{ pid: number; t0: bigint; t1: bigint }> {
+  const { reports } = slot;
   const live = reports.live();
-  if (live.length !== 1) throw new Error(`${manager.name}: expected one running child before the trial, found ${live.length} (${live.join(', ') || 'none'})`);
+  if (live.length !== 1) throw new Error(`${manager.name} ${slot.spec.name}: expected one running child before the trial, found ${live.length} (${live.join(', ') || 'none'})`);
   const victim = live[0] as number;
+  const crash = crashedInTurns(manager) ? await manager.prepareCrash(slot.spec, victim) : () => process.kill(victim, 'SIGKILL');
   const next = reports.count;
   const t0 = process.hrtime.bigint();
-  process.kill(victim, 'SIGKILL');
-  const arrival = await reports.arrival(next, timeoutMs, `${manager.name} to replace pid ${victim}`);
+  crash();
+  const arrival = await reports.arrival(next, timeoutMs, `${manager.name} to replace ${victim} (${slot.spec.name})`);
   // The old connection's close, so that the next trial sees one child.
-  await reports.gone(victim, timeoutMs, `pid ${victim} to be gone`);
+  await reports.gone(victim, timeoutMs, `${victim} (${slot.spec.name}) to be gone`);
+  slot.upAt = arrival.at;
   return { pid: arrival.pid, t0, t1: arrival.at };
+}
+
+/** Waits until the slot's run has been up the manager's rest (none for most), a quarter second at a time so that Ctrl-C is not kept waiting. */
+async function rest({ manager }: Subject, slot: Slot, cleanup: Cleanup): Promise<void> {
+  const until = slot.upAt + BigInt(Math.round((crashedInTurns(manager) ? manager.turns.restMs : 0) * 1e6));
+  if (cleanup.started) throw new Error('interrupted');
+  while (process.hrtime.bigint() < until) {
+    await sleep(Math.min(250, elapsedMs(process.hrtime.bigint(), until)));
+    if (cleanup.started) throw new Error('interrupted');
+  }
 }
 
 export interface WriteSamples {
