@@ -26,6 +26,7 @@ import { describeExit, describeReason } from '../plan/explain.js';
 import { exitVerdict, policyRestarts } from '../plan/exit.js';
 import { manifestDigest } from '../plan/digest.js';
 import { supervise, type Decision, type DependencyView } from '../plan/supervise.js';
+import type { FieldChange } from '../plan/diff.js';
 import type { Reason } from '../plan/types.js';
 import type { ControlResult, ControlVerb, DaemonEvent, EventType, ProcessPhase, ProcessStatus } from './api.js';
 import { Controller, type ReconcileResult } from './controller.js';
@@ -372,7 +373,7 @@ export class Supervisor {
         this.#event(name, 'Restarting', 'normal', describeReason(decision.reason, decision.changes));
         this.#history(name, 'restart', { strategy: 'stop-start', reason: describeReason(decision.reason, decision.changes) });
         await this.#stopInstance(name, describeReason(decision.reason, decision.changes));
-        return this.#start(name, proc, decision.reason, { trial: false, deliberate: true, automatic: false });
+        return this.#start(name, proc, decision.reason, { trial: false, deliberate: true, automatic: false, changes: decision.changes });
     }
   }
 
@@ -439,7 +440,9 @@ export class Supervisor {
 
   // ---- actions -------------------------------------------------------------------------------
 
-  async #start(name: string, proc: DesiredProcess, reason: Reason, how: { trial: boolean; deliberate: boolean; automatic: boolean }): Promise<ReconcileResult> {
+  async #start(name: string, proc: DesiredProcess, reason: Reason, how: { trial: boolean; deliberate: boolean; automatic: boolean; changes?: readonly FieldChange[] }): Promise<ReconcileResult> {
+    // A restart for a changed manifest names the fields that changed (events, history, audit).
+    const why = describeReason(reason, how.changes);
     const begin = this.#now();
     this.#waiting.set(name, { phase: 'Starting', detail: 'starting' });
     let prepared: Prepared | undefined;
@@ -462,7 +465,7 @@ export class Supervisor {
       startedAt = this.#now();
       handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, declaredEnv: prepared.declaredEnv, logs: prepared.logs, instance, ...ids(prepared) });
     } catch (error) {
-      return this.#startFailed(name, proc, reason, begin, error);
+      return this.#startFailed(name, proc, why, begin, error);
     }
     const previous = this.#records.get(name);
     const iso = new Date(startedAt).toISOString();
@@ -484,14 +487,14 @@ export class Supervisor {
     // (the trial), and nothing reports it running before a restarted daemon could find it by its
     // record. The spawn is done: this wait costs the replacement nothing.
     await this.#put(record);
-    this.#event(name, 'Started', 'normal', `${describeHandle(handle)}: ${describeReason(reason)}${how.trial ? ' (circuit breaker trial)' : ''}`);
-    this.#history(name, 'start', { result: 'ok', ...(handle.pid !== undefined && { pid: handle.pid }), reason: describeReason(reason), trial: how.trial });
+    this.#event(name, 'Started', 'normal', `${describeHandle(handle)}: ${why}${how.trial ? ' (circuit breaker trial)' : ''}`);
+    this.#history(name, 'start', { result: 'ok', ...(handle.pid !== undefined && { pid: handle.pid }), reason: why, trial: how.trial });
     const postStart = proc.manifest.spec.hooks.postStart;
     this.#waiting.delete(name);
     const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), postStart ? 'postStart hook' : undefined);
     // Dependents waiting for it to be `started` can go now.
     this.enqueue(this.#dependents.get(name) ?? []);
-    await this.#audit(previous?.handle ? 'restart' : 'start', name, describeReason(reason), 'ok', begin);
+    await this.#audit(previous?.handle ? 'restart' : 'start', name, why, 'ok', begin);
     if (postStart) {
       try {
         await this.#hookOrThrow(name, 'postStart', postStart, prepared, pidEnv(handle));
@@ -515,7 +518,7 @@ export class Supervisor {
     if (result.wasRunning) this.#event(name, 'Stopped', 'warning', `stopped what the previous instance left running in its process group${result.forced ? ' (SIGKILL after the grace period)' : ''}`);
   }
 
-  async #startFailed(name: string, proc: DesiredProcess, reason: Reason, begin: number, error: unknown): Promise<ReconcileResult> {
+  async #startFailed(name: string, proc: DesiredProcess, why: string, begin: number, error: unknown): Promise<ReconcileResult> {
     const now = this.#now();
     const message = describeStartFailure(error);
     const previous = this.#records.get(name) ?? newRecord(proc, new Date(begin).toISOString());
@@ -526,8 +529,8 @@ export class Supervisor {
     this.#put({ ...previous, lastError: message, failedManifest: manifestDigest(proc.manifest), backoff, breaker: breaker.state });
     if (breaker.transition) this.#breakerEvent(name, breaker.transition);
     this.#event(name, 'StartFailed', 'warning', message);
-    this.#history(name, 'start', { result: 'failed', reason: describeReason(reason), error: message });
-    await this.#audit('start', name, describeReason(reason), 'failed', begin, error);
+    this.#history(name, 'start', { result: 'failed', reason: why, error: message });
+    await this.#audit('start', name, why, 'failed', begin, error);
     const wait = remainingMs(backoff, cfg.backoff, now);
     this.#waiting.set(name, { phase: 'BackOff', detail: `start failed: ${message}; next start in ${formatMs(wait)}` });
     return { requeueAfterMs: Math.max(1, wait) };

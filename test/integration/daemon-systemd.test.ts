@@ -145,6 +145,8 @@ describe('systemd processes under pm, against a real systemd', { skip: systemdSk
     await sandbox.write(`manifests/${name}.yaml`, unitManifest(sandbox, name, port, { env: { GREETING: 'bonjour' }, spec: limits }));
     await waitFor(async () => (await environOf(unit).catch((): string[] => [])).includes('GREETING=bonjour'), { message: 'the new environment in force', timeoutMs: 30_000 });
     await daemon.waitFor(name, (s) => s.phase === 'Ready', 'Ready after the change', 30_000);
+    // The start says what changed (it once said only "changed: ").
+    await daemon.waitForEvent(name, (e) => e.type === 'Started' && e.message.endsWith(': changed: spec.systemd.env.GREETING'), 'a Started event naming the changed field');
     assert.match(await readFile(join(ns().unitDir, 'pm-env', `${unit}.env`), 'utf8'), /^GREETING="bonjour"$/m);
 
     // Its manifest removed: stopped, and the file pm wrote is gone; systemd no longer knows it.
