@@ -90,18 +90,26 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         onAction: (kind, result) => meter.metrics?.countAction(kind, result),
       },
     });
+    /** Set for the read that follows a (re)started watcher: said only if it found a change. */
+    let catchUp = false;
     const reloadManifests = serialized(async () => {
+      const quiet = catchUp;
+      catchUp = false;
       try {
         const set = await loadDesiredSet([root], { cwd: options.configOptions.cwd });
+        const wasAccepted = manifests.accepted;
         const { changed, conflicts } = supervisor.acceptWatched(set);
         Object.assign(manifests, { accepted: true, at: new Date().toISOString(), errors: undefined });
+        if (quiet && wasAccepted && changed.length === 0) return;
         meter.metrics?.countManifestLoad(true);
         const note = conflicts.length > 0 ? `; ignored (applied through the API, not from this directory): ${conflicts.join(', ')}` : '';
         supervisor.daemonEvent('ManifestsAccepted', 'normal', `${set.processes.size} processes from ${root}; changed: ${changed.length > 0 ? changed.join(', ') : 'none'}${note}`);
       } catch (error) {
         if (!(error instanceof PmError)) throw error;
         const errors = error instanceof ManifestError ? error.issues.map(formatManifestIssue) : [error.hint ? `${error.message} (${error.hint})` : error.message];
+        const sameAsBefore = !manifests.accepted && manifests.errors !== undefined && manifests.errors.join('\n') === errors.join('\n');
         Object.assign(manifests, { accepted: false, at: new Date().toISOString(), errors });
+        if (quiet && sameAsBefore) return;
         meter.metrics?.countManifestLoad(false);
         supervisor.daemonEvent('ManifestsRejected', 'warning', `${errors.length} problem(s) in ${root}; the last good set stays in force:\n${errors.join('\n')}`);
       }
@@ -172,6 +180,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         onChange: () => void reloadManifests(),
         onError: (error) => log.warn({ err: error }, `watching ${root}: ${error.message}`),
       });
+      // A manifest written after the last read but before the watcher's initial scan is in neither
+      // (the scan reports nothing: ignoreInitial): read the folder once more now the watcher runs.
+      catchUp = true;
+      await reloadManifests();
     };
     await watch(config.watchDebounceMs);
     cleanups.push(() => watcher?.close());

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isRunningWith, type Sandbox } from '../support/cli.js';
-import { createDaemonSandbox, fixtureManifest, indexOfEvent, quickRestarts, startDaemon, type Daemon } from '../support/daemon.js';
+import { rename } from 'node:fs/promises';
+import { createDaemonSandbox, daemonArgs, daemonEnv, fixtureManifest, indexOfEvent, quickRestarts, readEndpoint, startDaemon, type Daemon } from '../support/daemon.js';
 import { waitForValue } from '../support/wait.js';
 
 const write = (sandbox: Sandbox, name: string, env: Record<string, string> = {}, labels?: Record<string, string>) =>
@@ -140,4 +141,19 @@ test('removing a manifest stops and forgets its process; the others keep running
   const a = await daemon.get('a');
   assert.equal(a.pid, before.a, 'a keeps its pid');
   assert.equal(a.restarts, 0);
+});
+
+test('a manifest written while the daemon starts, between its first read and its watcher being ready, is applied', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
+  const bg = sandbox.pmBackground(daemonArgs(sandbox), daemonEnv(sandbox));
+  // daemon.json is written once the first read is done and the API listens, just before the watcher starts.
+  await waitForValue(async () => ((await readEndpoint(sandbox.stateDir))?.pid === bg.child.pid ? true : undefined), { message: 'daemon.json', intervalMs: 1 });
+  await sandbox.write('manifests/.late.yaml.tmp', fixtureManifest(sandbox, { name: 'late', program: 'idle' }, quickRestarts()));
+  await rename(sandbox.path('manifests/.late.yaml.tmp'), sandbox.path('manifests/late.yaml'));
+  await waitForValue(async () => (bg.stdout().includes('"msg":"pm daemon running"') ? true : undefined), { message: 'the daemon to finish starting' });
+  // The daemon's own log says it started it (pm get would go through the daemon too).
+  await waitForValue(async () => (/"process":"late","event":"Started"/.test(bg.stdout()) ? true : undefined), { message: 'late to be started', timeoutMs: 20_000 });
+  bg.child.kill('SIGTERM');
+  await bg.result;
 });
