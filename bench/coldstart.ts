@@ -1,0 +1,208 @@
+// Cold start of a dependency DAG (issue 6, scenario b): 100 processes in 5 levels, each above level
+// 0 depending on 2–3 of the level below and ready a fixed time after it starts; every manager gets
+// the same generated set in its own terms (pm: dependsOn + readiness probe; supervisord: priorities;
+// PM2: file order, wait_ready; systemd: Type=notify with Requires=/After=) and starts it from
+// nothing. t0: the bench asks; t1: the last process reports ready. Managers alternate run by run.
+//
+// Usage: npm run build && npm run bench:coldstart -- [--runs 10] [--quick] [--processes 100]
+//          [--levels 5] [--ready-ms 100] [--seed 1] [--managers pm,pm-warm,...] [--pm-probe startup]
+//          [--probe-period 0.05] [--pm2-lanes 1] [--timeout-ms 60000] [--settle-ms 300]
+//          [--write] [--raw FILE] [--pm-cli PATH]
+// Needs a C compiler; supervisord (installed as root when missing), PM2 (installed into
+// bench/.peers) and systemd (root, systemd 252, util-linux) as bench/daemon.ts and bench/systemd.ts
+// need them. Every manager and child is stopped after each run, on failure and on Ctrl-C.
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
+import { reporterBinary } from './daemon/child.js';
+import { Cleanup } from './daemon/cleanup.js';
+import { DEFAULT_CLI } from './daemon/managers/pm.js';
+import { cmdline, killHard } from './daemon/proc.js';
+import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
+import { analyseRun, clockAnchor, splitPmHandoffs, type RunResult } from './coldstart/analysis.js';
+import { composeSkipped } from './coldstart/managers/compose.js';
+import { PmColdManager, type PmProbe } from './coldstart/managers/pm.js';
+import { Pm2ColdManager } from './coldstart/managers/pm2.js';
+import { SupervisordColdManager } from './coldstart/managers/supervisord.js';
+import { SystemdColdManager } from './coldstart/managers/systemd.js';
+import { MANAGER_KEYS, type ColdManager, type ManagerKey, type Setup, type Skipped } from './coldstart/managers/types.js';
+import { ColdReports } from './coldstart/reports.js';
+import { renderReport, RUN_MARKERS } from './coldstart/report.js';
+import { describeDag, generateScenario } from './coldstart/scenario.js';
+
+const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:coldstart');
+
+const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
+const CHILD_SOURCE = fileURLToPath(new URL('./coldstart/child.c', import.meta.url));
+/** After a teardown, every child must have closed its connection within this long. */
+const GONE_TIMEOUT_MS = 30_000;
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+    processes: { type: 'string' },
+    levels: { type: 'string', default: '5' },
+    'ready-ms': { type: 'string', default: '100' },
+    seed: { type: 'string', default: '1' },
+    managers: { type: 'string', default: MANAGER_KEYS.join(',') },
+    'pm-probe': { type: 'string', default: 'startup' },
+    'probe-period': { type: 'string', default: '0.05' },
+    'pm2-lanes': { type: 'string', default: '1' },
+    'timeout-ms': { type: 'string', default: '60000' },
+    'settle-ms': { type: 'string', default: '300' },
+    write: { type: 'boolean', default: false },
+    raw: { type: 'string' },
+    'pm-cli': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (values.help) {
+  console.log(
+    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe tcp|startup|exec (startup)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)]`,
+  );
+  process.exit(0);
+}
+const runs = positiveInt(values.runs ?? (values.quick ? '3' : '10'), '--runs');
+const count = positiveInt(values.processes ?? (values.quick ? '30' : '100'), '--processes');
+const levels = positiveInt(values.levels, '--levels');
+if (count % levels !== 0) usage(`--processes ${count} must split evenly into --levels ${levels}`);
+const readyMs = nonNegativeInt(values['ready-ms'], '--ready-ms');
+const seed = nonNegativeInt(values.seed, '--seed');
+const keys = values.managers.split(',').map((k) => k.trim());
+for (const key of keys) if (!(MANAGER_KEYS as readonly string[]).includes(key)) usage(`--managers: unknown manager "${key}"; known: ${MANAGER_KEYS.join(', ')}`);
+const probe = values['pm-probe'];
+if (probe !== 'tcp' && probe !== 'startup' && probe !== 'exec') usage(`--pm-probe must be tcp, startup or exec, got "${probe}"`);
+const period = Number(values['probe-period']);
+if (!(period > 0)) usage(`--probe-period must be a number of seconds > 0, got "${values['probe-period']}"`);
+const lanes = positiveInt(values['pm2-lanes'], '--pm2-lanes');
+const timeoutMs = positiveInt(values['timeout-ms'], '--timeout-ms');
+const settleMs = nonNegativeInt(values['settle-ms'], '--settle-ms');
+const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
+const repo = fileURLToPath(new URL('..', import.meta.url));
+const smoke = runs < 10 || count !== 100 || levels !== 5 || readyMs !== 100;
+
+const progress = (line: string): void => void process.stderr.write(`${line}\n`);
+const args = process.argv.slice(2);
+const command = `npm run bench:coldstart${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
+const startedAt = new Date();
+const loadAtStart = loadAverage();
+const machine = describeMachine();
+
+const cleanup = new Cleanup();
+cleanup.onSignals(progress);
+const root = await mkdtemp(join(tmpdir(), 'pm-bench-coldstart-'));
+cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
+
+let exitCode = 0;
+try {
+  const child = await reporterBinary(CHILD_SOURCE);
+  const reports = await ColdReports.listen(join(root, 'reports.sock'));
+  cleanup.add('close the report socket; kill any child still connected', async () => {
+    const left = killChildren(reports.livePids(), child.path);
+    await reports.close();
+    if (left.length > 0) throw new Error(`children still alive after every manager stopped (killed): ${left.join(', ')}`);
+  });
+  const scenario = generateScenario({ count, levels, seed, readyMs });
+  progress(`scenario: ${count} processes in ${levels} levels of ${scenario.width}, ready ${readyMs} ms after start, seed ${seed}; the DAG:`);
+  for (const line of describeDag(scenario)) progress(`  ${line}`);
+  const setup: Setup = { scenario, child: child.path, socket: reports.path, log: progress };
+
+  const managers: ColdManager[] = [];
+  const skipped: Skipped[] = [];
+  const pmOptions = { cli: pmCli, cliShown: pmCli.startsWith(repo) ? relative(repo, pmCli) : pmCli, probe: probe as PmProbe, periodSeconds: period };
+  const factories: Record<ManagerKey, () => Promise<ColdManager | Skipped>> = {
+    pm: () => PmColdManager.create(setup, 'daemon', pmOptions),
+    'pm-warm': () => PmColdManager.create(setup, 'warm', pmOptions),
+    'pm-apply': () => PmColdManager.create(setup, 'apply', pmOptions),
+    supervisord: () => SupervisordColdManager.create(setup),
+    pm2: () => Pm2ColdManager.create(setup, 'ready', lanes),
+    'pm2-order': () => Pm2ColdManager.create(setup, 'order', undefined),
+    systemd: () => SystemdColdManager.create(setup, (label, run) => cleanup.add(label, run)),
+    compose: () => composeSkipped(),
+  };
+  for (const key of MANAGER_KEYS.filter((k) => keys.includes(k))) {
+    const made = await factories[key]();
+    if ('skipped' in made) {
+      progress(`${made.name}: skipped — ${made.skipped}`);
+      skipped.push(made);
+      continue;
+    }
+    managers.push(made);
+    cleanup.add(`stop ${made.name}`, () => made.teardown());
+  }
+  if (managers.length === 0) throw new Error('no manager to measure');
+  // Ctrl-C in the middle of a run: let it finish (a manager being started is then stopped like the others), then the steps above.
+  let inFlight: Promise<unknown> = Promise.resolve();
+  cleanup.add('let the run in flight finish', () => inFlight.then(() => undefined, () => undefined));
+
+  const results: RunResult[] = [];
+  const names = scenario.processes.map((p) => p.name);
+  progress(`${runs} cold starts per manager, alternating: ${managers.map((m) => m.name).join(', ')}`);
+  for (let i = 0; i < runs; i++) {
+    const order = [...managers.slice(i % managers.length), ...managers.slice(0, i % managers.length)];
+    for (const manager of order) {
+      if (cleanup.started) throw new Error('interrupted');
+      const run = coldStart(manager, i, reports, names);
+      inFlight = run;
+      results.push(await run);
+      await sleep(settleMs);
+    }
+  }
+
+  const report = renderReport({ startedAt, command, machine, loadAtStart, loadAtEnd: loadAverage(), smoke, scenario, child, managers, skipped, results, wallSeconds: (Date.now() - startedAt.getTime()) / 1000 });
+  console.log(`\n${report}\n`);
+  if (values.raw !== undefined) {
+    await writeFile(values.raw, results.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    progress(`raw runs: ${values.raw}`);
+  }
+  if (values.write) progress(`docs/benchmarks.md: results ${await writeBlock(DOC, report, RUN_MARKERS)}`);
+
+  /** One cold start: prepare (untimed), t0, ask, wait for every ready report, tear down, check that every child is gone. */
+  async function coldStart(manager: ColdManager, index: number, reports: ColdReports, names: readonly string[]): Promise<RunResult> {
+    if (reports.liveCount > 0) throw new Error(`${reports.liveCount} children of an earlier run are still alive`);
+    const dir = join(root, 'runs', `${manager.key}-${index + 1}`);
+    await mkdir(dir, { recursive: true });
+    const run = reports.beginRun();
+    await manager.prepare(dir);
+    const anchor = clockAnchor();
+    const t0 = process.hrtime.bigint();
+    try {
+      await Promise.all([manager.start(), reports.allReady(names, timeoutMs)]);
+    } catch (error) {
+      throw new Error(`${manager.name}, run ${index + 1}: ${(error as Error).message}\n${await manager.diagnostics()}`, { cause: error });
+    }
+    const result = analyseRun(manager.key, index, scenario, t0, run);
+    if (manager instanceof PmColdManager && manager.key !== 'pm-apply') splitPmHandoffs(result, scenario, run, (await manager.events()).ready, anchor);
+    await manager.teardown();
+    await reports.allGone(GONE_TIMEOUT_MS).catch((error: Error) => {
+      // systemd's children have pids of its namespace: ending the namespace ends them.
+      if (manager.key !== 'systemd') killChildren(reports.livePids(), child.path);
+      throw new Error(`${manager.name}, run ${index + 1}, after its teardown: ${error.message}`);
+    });
+    await rm(dir, { recursive: true, force: true });
+    progress(
+      `run ${index + 1}/${runs} ${manager.name}: ${result.totalMs.toFixed(0)} ms to all ready (first start ${result.firstStartMs.toFixed(0)} ms; ${result.violations} order violations${result.restarted > 0 ? `; ${result.restarted} started twice` : ''})`,
+    );
+    return result;
+  }
+} catch (error) {
+  exitCode = 1;
+  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
+} finally {
+  const failures = await cleanup.run();
+  for (const failure of failures) progress(`cleanup: ${failure}`);
+  if (failures.length > 0) exitCode = 1;
+}
+process.exit(exitCode);
+
+/** SIGKILL to each pid that runs the child (a pid of systemd's namespace may be another process here); returns those killed. */
+function killChildren(pids: readonly number[], program: string): number[] {
+  const killed = pids.filter((pid) => cmdline(pid)?.[0] === program);
+  for (const pid of killed) killHard(pid);
+  return killed;
+}
