@@ -24,7 +24,7 @@ const { values } = parseArgs({
 /** Every line printed, for --write. */
 const printed: string[] = [];
 function say(line: string): void {
-  say(line);
+  console.log(line);
   printed.push(line);
 }
 const sizes = values.sizes.split(',').map(Number);
