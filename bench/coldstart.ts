@@ -11,18 +11,17 @@
 // Needs a C compiler; supervisord (installed as root when missing), PM2 (installed into
 // bench/.peers) and systemd (root, systemd 252, util-linux) as bench/daemon.ts and bench/systemd.ts
 // need them. Every manager and child is stopped after each run, on failure and on Ctrl-C.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchArgs } from './args.js';
+import { startBenchRun } from './run.js';
 import { reporterBinary } from './daemon/child.js';
-import { Cleanup } from './daemon/cleanup.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
 import { cmdline, killHard } from './daemon/proc.js';
-import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
+import { loadAverage, writeBlock } from './daemon/report.js';
 import { analyseRun, clockAnchor, splitPmHandoffs, type RunResult } from './coldstart/analysis.js';
 import { composeSkipped } from './coldstart/managers/compose.js';
 import { PmColdManager, type PmProbe } from './coldstart/managers/pm.js';
@@ -86,17 +85,8 @@ const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const smoke = runs < 10 || count !== 100 || levels !== 5 || readyMs !== 100;
 
-const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-const args = process.argv.slice(2);
-const command = `npm run bench:coldstart${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
-const startedAt = new Date();
-const loadAtStart = loadAverage();
-const machine = describeMachine();
+const { progress, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('coldstart');
 
-const cleanup = new Cleanup();
-cleanup.onSignals(progress);
-const root = await mkdtemp(join(tmpdir(), 'pm-bench-coldstart-'));
-cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
 
 let exitCode = 0;
 try {

@@ -16,13 +16,11 @@
 // every trial's clock readings as JSON lines (to line them up with a traced daemon's timestamps);
 // --pm-cli benchmarks another build of pm in place of ./dist (an older commit's, for a
 // before/after in one run of the machine's noise).
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { awaitFirstRuns, ReportSocket, reporterBinary } from './daemon/child.js';
-import { Cleanup } from './daemon/cleanup.js';
 import { watchesDirectory, type Manager, type ManagerContext, type ProcessSpec, type Skipped } from './daemon/manager.js';
 import { DockerRestartManager } from './daemon/managers/docker.js';
 import { MinimalManager } from './daemon/managers/minimal.js';
@@ -31,10 +29,11 @@ import { Pm2Manager } from './daemon/managers/pm2.js';
 import { SupervisordManager } from './daemon/managers/supervisord.js';
 import { SystemdRestartManager } from './daemon/managers/systemd.js';
 import { cmdline, isAlive, killHard, residentKiB } from './daemon/proc.js';
-import { describeMachine, loadAverage, mib, ratio, table, writeBlock } from './daemon/report.js';
+import { loadAverage, mib, ratio, table, writeBlock } from './daemon/report.js';
 import { crashedInTurns, crashToRunning, writeToRunning, type RawTrial, type Slot, type Subject, type TrialOptions } from './daemon/scenarios.js';
 import { formatMs, summarize, type Summary } from './daemon/stats.js';
 import { benchArgs } from './args.js';
+import { startBenchRun } from './run.js';
 
 const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:daemon');
 
@@ -80,17 +79,8 @@ if (!keys.includes('pm')) usage('--managers must include pm');
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-const args = process.argv.slice(2);
-const command = `npm run bench:daemon${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
-const startedAt = new Date();
-const loadAtStart = loadAverage();
-const machine = describeMachine();
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('daemon');
 
-const cleanup = new Cleanup();
-cleanup.onSignals(progress);
-const root = await mkdtemp(join(tmpdir(), 'pm-bench-daemon-'));
-cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
 /** Sockets whose children report their host pid (not systemd's, in a namespace, nor Docker's tokens). */
 const sockets: ReportSocket[] = [];
 let binaryPath = '';

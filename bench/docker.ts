@@ -10,21 +10,20 @@
 // pm-test/busybox:1 from it when the engine lacks it) and a C compiler. Every container, the pm
 // daemon and the temp folder are removed at the end, on failure and on Ctrl-C. --write puts the
 // results into docs/benchmarks.md between the <!-- bench:docker:run --> markers.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DOCKER_SOCKET, engineClient, ensureTestImage } from '../test/support/docker.js';
 import { awaitFirstRuns, ReportSocket } from './daemon/child.js';
-import { Cleanup } from './daemon/cleanup.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
-import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
+import { loadAverage, writeBlock } from './daemon/report.js';
 import { containerReporter, describeEngine, engineOperations, EventLog, newRunId, removeLabelled, RUN_LABEL, sweepLeftovers, type OperationTimes } from './docker/engine.js';
 import { EngineManager, labels, PmDockerManager, type ContainerSpec, type DockerManager } from './docker/managers.js';
 import { renderReport, RUN_MARKERS } from './docker/report.js';
 import { crashLoop, crashToRunning, engineKill, type Slot, type Trial, type TrialOptions } from './docker/trials.js';
 import { benchArgs } from './args.js';
+import { startBenchRun } from './run.js';
 
 const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:docker');
 
@@ -74,18 +73,9 @@ if (network !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(network)) usag
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-const args = process.argv.slice(2);
-const command = `npm run bench:docker${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
-const startedAt = new Date();
-const loadAtStart = loadAverage();
-const machine = describeMachine();
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('docker');
 if (restSeconds <= ENGINE_RESET_SECONDS) progress(`note: --rest-seconds ${restSeconds} does not exceed ${ENGINE_RESET_SECONDS}: the engine's restart delay will grow between trials`);
 
-const cleanup = new Cleanup();
-cleanup.onSignals(progress);
-const root = await mkdtemp(join(tmpdir(), 'pm-bench-docker-'));
-cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
 const docker = engineClient();
 const run = { id: newRunId(), image: '', reporter: '', network };
 // Registered before anything is created: whatever carries this run's label goes, on every path.

@@ -11,24 +11,23 @@
 // postgres user under /var/tmp). The daemons, the cluster and the temp folder are removed at the
 // end, on failure and on Ctrl-C. --write puts the results into docs/benchmarks.md between the
 // <!-- bench:flags:run --> markers.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
 import { ReportSocket, reporterBinary } from './daemon/child.js';
-import { Cleanup } from './daemon/cleanup.js';
 import type { ProcessSpec } from './daemon/manager.js';
 import { DEFAULT_CLI, PmManager } from './daemon/managers/pm.js';
 import { cmdline, isAlive, killHard } from './daemon/proc.js';
-import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
+import { loadAverage, writeBlock } from './daemon/report.js';
 import { connectAs, connectObserver, createDatabase, databaseEnv, migrate, serverVersion, startCluster, waitForListener } from './flags/database.js';
 import { measureIdle } from './flags/idle.js';
 import { FLAG_PROCESS, flagToRestart, rawLine, samplesOf, type FlagMode, type FlagSubject } from './flags/latency.js';
 import { renderReport, RUN_MARKERS } from './flags/report.js';
 import { benchArgs } from './args.js';
+import { startBenchRun } from './run.js';
 
 const { positiveInt, nonNegativeInt } = benchArgs('bench:flags');
 
@@ -82,17 +81,8 @@ const idleSettleSeconds = nonNegativeInt(values['idle-settle-seconds'] ?? (quick
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-const args = process.argv.slice(2);
-const command = `npm run bench:flags${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
-const startedAt = new Date();
-const loadAtStart = loadAverage();
-const machine = describeMachine();
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('flags');
 
-const cleanup = new Cleanup();
-cleanup.onSignals(progress);
-const root = await mkdtemp(join(tmpdir(), 'pm-bench-flags-'));
-cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
 const sockets: ReportSocket[] = [];
 let binaryPath = '';
 

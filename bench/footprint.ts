@@ -11,22 +11,21 @@
 // systemd runs as PID 1 of a throwaway namespace (root). Everything started is stopped, with its
 // children, after each measurement, on failure and on Ctrl-C. --write puts the results into
 // docs/benchmarks.md between the <!-- bench:footprint:run --> markers.
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ReportSocket, reporterBinary } from './daemon/child.js';
-import { Cleanup } from './daemon/cleanup.js';
 import type { Manager, ProcessSpec } from './daemon/manager.js';
 import { cmdline, isAlive, killHard } from './daemon/proc.js';
-import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
+import { loadAverage, writeBlock } from './daemon/report.js';
 import { summarize } from './daemon/stats.js';
 import { measureCell, type CellOptions } from './footprint/cell.js';
 import { FACTORIES, MANAGER_KEYS, MEASURED, type ManagerKey } from './footprint/managers.js';
 import { pmHeap, type PmHeap } from './footprint/pm-heap.js';
 import { renderReport, RUN_MARKERS, type ManagerInfo, type Measurement } from './footprint/report.js';
 import { benchArgs } from './args.js';
+import { startBenchRun } from './run.js';
 
 const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:footprint');
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
@@ -61,17 +60,8 @@ const keys = values.managers.split(',').map((k) => k.trim());
 for (const key of keys) if (!(MANAGER_KEYS as readonly string[]).includes(key)) usage(`--managers: unknown manager "${key}"; known: ${MANAGER_KEYS.join(', ')}`);
 if (!keys.includes('pm')) usage('--managers must include pm');
 
-const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-const args = process.argv.slice(2);
-const command = `npm run bench:footprint${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
-const startedAt = new Date();
-const loadAtStart = loadAverage();
-const machine = describeMachine();
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('footprint');
 
-const cleanup = new Cleanup();
-cleanup.onSignals(progress);
-const root = await mkdtemp(join(tmpdir(), 'pm-bench-footprint-'));
-cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
 
 let exitCode = 0;
 try {

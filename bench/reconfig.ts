@@ -19,17 +19,15 @@
 // runs pm's daemon with another watchDebounceMs, to show what the debounce costs (--write then
 // uses the <!-- bench:reconfig:run:debounce-MS --> markers).
 import { readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { ReportSocket, reporterBinary } from './daemon/child.js';
-import { Cleanup } from './daemon/cleanup.js';
 import type { ManagerContext, Skipped } from './daemon/manager.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
 import { cmdline, killHard } from './daemon/proc.js';
-import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
+import { loadAverage, writeBlock } from './daemon/report.js';
 import { INITIAL_CONFIG, RECONFIG_KEYS, type ReconfigKey, type ReconfigManager } from './reconfig/manager.js';
 import { PmReconfig } from './reconfig/pm.js';
 import { Pm2Reconfig } from './reconfig/pm2.js';
@@ -38,6 +36,7 @@ import { SupervisordReconfig } from './reconfig/supervisord.js';
 import { SystemdReconfig } from './reconfig/systemd.js';
 import { alternate, awaitConfigured, type Subject, type Trial } from './reconfig/trials.js';
 import { benchArgs } from './args.js';
+import { startBenchRun } from './run.js';
 
 const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:reconfig');
 
@@ -80,17 +79,8 @@ const debounceMs = values['pm-watch-debounce-ms'] === undefined ? undefined : no
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-const args = process.argv.slice(2);
-const command = `npm run bench:reconfig${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
-const startedAt = new Date();
-const loadAtStart = loadAverage();
-const machine = describeMachine();
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('reconfig');
 
-const cleanup = new Cleanup();
-cleanup.onSignals(progress);
-const root = await mkdtemp(join(tmpdir(), 'pm-bench-reconfig-'));
-cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
 
 let exitCode = 0;
 try {

@@ -11,22 +11,21 @@
 // compiler. The pm daemon, every unit, the namespace and the temp folder are removed at the end,
 // on failure and on Ctrl-C. --write puts the results into docs/benchmarks.md between the
 // <!-- bench:systemd:run --> markers (<!-- bench:systemd:run:poll-MS --> with --poll-ms).
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WAIT_POLL_MS } from '../src/drivers/systemd/index.js';
 import { bootSystemd } from '../test/support/systemd.js';
 import { awaitFirstRuns, reporterBinary, ReportSocket } from './daemon/child.js';
-import { Cleanup } from './daemon/cleanup.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
-import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
+import { loadAverage, writeBlock } from './daemon/report.js';
 import { PmSystemdManager, RestartAlwaysManager, type UnitManager } from './systemd/managers.js';
 import { cpuTimes, removeUnitCgroups, systemdVersion, timeCalls, type CallTimes, type CpuTimes } from './systemd/namespace.js';
 import { renderReport, runMarkers, type RunCost } from './systemd/report.js';
 import { alternate, attachPmExits, clockAnchor, type Slot, type Trial, type TrialContext } from './systemd/trials.js';
 import { benchArgs } from './args.js';
+import { startBenchRun } from './run.js';
 
 const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:systemd');
 
@@ -69,18 +68,9 @@ const callRounds = nonNegativeInt(values.calls ?? (values.quick ? '5' : '20'), '
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-const args = process.argv.slice(2);
-const command = `npm run bench:systemd${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
-const startedAt = new Date();
-const loadAtStart = loadAverage();
-const machine = describeMachine();
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('systemd');
 if (restSeconds * 5 < 10) progress(`note: --rest-seconds ${restSeconds}: more than 5 starts of a unit in 10 s hit systemd's start limit, and the unit is then refused`);
 
-const cleanup = new Cleanup();
-cleanup.onSignals(progress);
-const root = await mkdtemp(join(tmpdir(), 'pm-bench-systemd-'));
-cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
 
 let exitCode = 0;
 try {

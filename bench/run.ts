@@ -1,0 +1,36 @@
+// What every bench script sets up before its first measurement: progress lines on stderr, the
+// command as the user would type it (for the report), the machine and its load at the start, and
+// a temp folder removed by the run's Cleanup, which also ends everything on Ctrl-C.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cleanup } from './daemon/cleanup.js';
+import { describeMachine, loadAverage, type Machine } from './daemon/report.js';
+
+export interface BenchRun {
+  progress: (line: string) => void;
+  /** The script's own arguments. */
+  args: string[];
+  /** `npm run bench:NAME -- ARGS`. */
+  command: string;
+  startedAt: Date;
+  loadAtStart: string;
+  machine: Machine;
+  cleanup: Cleanup;
+  /** The run's temp folder, removed by `cleanup`. */
+  root: string;
+}
+
+export async function startBenchRun(name: string): Promise<BenchRun> {
+  const progress = (line: string): void => void process.stderr.write(`${line}\n`);
+  const args = process.argv.slice(2);
+  const command = `npm run bench:${name}${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
+  const startedAt = new Date();
+  const loadAtStart = loadAverage();
+  const machine = describeMachine();
+  const cleanup = new Cleanup();
+  cleanup.onSignals(progress);
+  const root = await mkdtemp(join(tmpdir(), `pm-bench-${name}-`));
+  cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
+  return { progress, args, command, startedAt, loadAtStart, machine, cleanup, root };
+}
