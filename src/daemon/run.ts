@@ -90,26 +90,18 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         onAction: (kind, result) => meter.metrics?.countAction(kind, result),
       },
     });
-    /** Set for the read that follows a (re)started watcher: said only if it found a change. */
-    let catchUp = false;
     const reloadManifests = serialized(async () => {
-      const quiet = catchUp;
-      catchUp = false;
       try {
         const set = await loadDesiredSet([root], { cwd: options.configOptions.cwd });
-        const wasAccepted = manifests.accepted;
         const { changed, conflicts } = supervisor.acceptWatched(set);
         Object.assign(manifests, { accepted: true, at: new Date().toISOString(), errors: undefined });
-        if (quiet && wasAccepted && changed.length === 0) return;
         meter.metrics?.countManifestLoad(true);
         const note = conflicts.length > 0 ? `; ignored (applied through the API, not from this directory): ${conflicts.join(', ')}` : '';
         supervisor.daemonEvent('ManifestsAccepted', 'normal', `${set.processes.size} processes from ${root}; changed: ${changed.length > 0 ? changed.join(', ') : 'none'}${note}`);
       } catch (error) {
         if (!(error instanceof PmError)) throw error;
         const errors = error instanceof ManifestError ? error.issues.map(formatManifestIssue) : [error.hint ? `${error.message} (${error.hint})` : error.message];
-        const sameAsBefore = !manifests.accepted && manifests.errors !== undefined && manifests.errors.join('\n') === errors.join('\n');
         Object.assign(manifests, { accepted: false, at: new Date().toISOString(), errors });
-        if (quiet && sameAsBefore) return;
         meter.metrics?.countManifestLoad(false);
         supervisor.daemonEvent('ManifestsRejected', 'warning', `${errors.length} problem(s) in ${root}; the last good set stays in force:\n${errors.join('\n')}`);
       }
@@ -144,6 +136,22 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     );
     meter.metrics = metrics;
 
+    // The watcher runs before the first read, so nothing written meanwhile falls between the read
+    // and its initial scan (which reports nothing: ignoreInitial); a change during the read only
+    // queues one more read.
+    let watcher: ManifestWatcher | undefined;
+    const watch = async (debounceMs: number): Promise<void> => {
+      const previous = watcher;
+      watcher = await watchManifests(root, {
+        debounceMs,
+        onChange: () => void reloadManifests(),
+        onError: (error) => log.warn({ err: error }, `watching ${root}: ${error.message}`),
+      });
+      // A replaced watcher (SIGHUP) runs until the new one has done its initial scan: no gap.
+      await previous?.close();
+    };
+    await watch(config.watchDebounceMs);
+    cleanups.push(() => watcher?.close());
     await reloadManifests();
     // Loaded only when a database is configured: without one pm works as before and loads no pg.
     const database = config.databaseUrl === undefined ? undefined : await (await import('./database.js')).connectDatabase(config, { supervisor, log, env: process.env, redactor, version: options.version });
@@ -171,22 +179,6 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     });
     await writeDaemonFile(store.dir, daemonFile(server));
     cleanups.push(() => removeDaemonFile(store.dir, process.pid));
-
-    let watcher: ManifestWatcher | undefined;
-    const watch = async (debounceMs: number): Promise<void> => {
-      await watcher?.close();
-      watcher = await watchManifests(root, {
-        debounceMs,
-        onChange: () => void reloadManifests(),
-        onError: (error) => log.warn({ err: error }, `watching ${root}: ${error.message}`),
-      });
-      // A manifest written after the last read but before the watcher's initial scan is in neither
-      // (the scan reports nothing: ignoreInitial): read the folder once more now the watcher runs.
-      catchUp = true;
-      await reloadManifests();
-    };
-    await watch(config.watchDebounceMs);
-    cleanups.push(() => watcher?.close());
 
     let resync = setInterval(() => supervisor.resync(), config.resyncSeconds * 1000);
     cleanups.push(() => clearInterval(resync));

@@ -147,7 +147,8 @@ test('a manifest written while the daemon starts, between its first read and its
   const sandbox = await createDaemonSandbox(t);
   await sandbox.write('manifests/keep.yaml', fixtureManifest(sandbox, { name: 'keep', program: 'idle' }, quickRestarts()));
   const bg = sandbox.pmBackground(daemonArgs(sandbox), daemonEnv(sandbox));
-  // daemon.json is written once the first read is done and the API listens, just before the watcher starts.
+  // daemon.json is written once the first read is done and the API listens: a daemon that started its
+  // watcher only after that (as it once did) never applied what was written here.
   await waitForValue(async () => ((await readEndpoint(sandbox.stateDir))?.pid === bg.child.pid ? true : undefined), { message: 'daemon.json', intervalMs: 1 });
   await sandbox.write('manifests/.late.yaml.tmp', fixtureManifest(sandbox, { name: 'late', program: 'idle' }, quickRestarts()));
   await rename(sandbox.path('manifests/.late.yaml.tmp'), sandbox.path('manifests/late.yaml'));
