@@ -5,7 +5,7 @@
 // nothing. t0: the bench asks; t1: the last process reports ready. Managers alternate run by run.
 //
 // Usage: npm run build && npm run bench:coldstart -- [--runs 10] [--quick] [--processes 100]
-//          [--levels 5] [--ready-ms 100] [--seed 1] [--managers pm,pm-warm,...] [--pm-probe startup]
+//          [--levels 5] [--ready-ms 100] [--seed 1] [--managers pm,pm-warm,...] [--pm-probe notify]
 //          [--probe-period 0.05] [--pm2-lanes 1] [--timeout-ms 60000] [--settle-ms 300]
 //          [--write] [--raw FILE] [--pm-cli PATH]
 // Needs a C compiler; supervisord (installed as root when missing), PM2 (installed into
@@ -49,7 +49,7 @@ const { values } = parseArgs({
     'ready-ms': { type: 'string', default: '100' },
     seed: { type: 'string', default: '1' },
     managers: { type: 'string', default: MANAGER_KEYS.join(',') },
-    'pm-probe': { type: 'string', default: 'startup' },
+    'pm-probe': { type: 'string', default: 'notify' },
     'probe-period': { type: 'string', default: '0.05' },
     'pm2-lanes': { type: 'string', default: '1' },
     'timeout-ms': { type: 'string', default: '60000' },
@@ -62,7 +62,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe tcp|startup|exec (startup)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)]`,
+    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe notify|startup|tcp|exec (notify)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)]`,
   );
   process.exit(0);
 }
@@ -75,7 +75,7 @@ const seed = nonNegativeInt(values.seed, '--seed');
 const keys = values.managers.split(',').map((k) => k.trim());
 for (const key of keys) if (!(MANAGER_KEYS as readonly string[]).includes(key)) usage(`--managers: unknown manager "${key}"; known: ${MANAGER_KEYS.join(', ')}`);
 const probe = values['pm-probe'];
-if (probe !== 'tcp' && probe !== 'startup' && probe !== 'exec') usage(`--pm-probe must be tcp, startup or exec, got "${probe}"`);
+if (probe !== 'tcp' && probe !== 'startup' && probe !== 'exec' && probe !== 'notify') usage(`--pm-probe must be tcp, startup, exec or notify, got "${probe}"`);
 const period = Number(values['probe-period']);
 if (!(period > 0)) usage(`--probe-period must be a number of seconds > 0, got "${values['probe-period']}"`);
 const lanes = positiveInt(values['pm2-lanes'], '--pm2-lanes');

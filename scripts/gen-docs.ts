@@ -75,7 +75,13 @@ function walk(node: Node, path: string, depth: number): void {
   }
 }
 walk(schema, '', 0);
-lines.push('', 'A probe (`spec.probes.startup`, `.readiness`, `.liveness`) takes exactly one of `exec`, `http`, `tcp`.', '');
+lines.push(
+  '',
+  'A probe (`spec.probes.startup`, `.readiness`, `.liveness`) takes exactly one of `exec`, `http`, `tcp`, or, for a startup probe of an exec process, `notify`.',
+  '',
+  '**Readiness pushed by the process** (`startup: {notify: {fd: 3}}`, like systemd\'s `Type=notify`, s6\'s notification-fd or dinit\'s pipefd): pm opens descriptor `fd` (3–9, default 3) in the process, and names it in `PM_READY_FD`. The process writes a newline there once it is ready (`echo READY=1 >&3` in a shell; anything before the newline is ignored) and may then close it. pm takes the line the moment it is written: no probe period to wait out, no connection or fork per check. No line within `failureThreshold × periodSeconds` of the start is a failed startup (event `StartupFailed`), and the process is restarted under its restart policy. The descriptor is a file of pm\'s state directory (`STATE/ready/NAME`, emptied at each start), not a pipe: a daemon restarted before the line is written still sees it, and the process never gets SIGPIPE. A program that only speaks sd_notify\'s datagram socket (`NOTIFY_SOCKET`) needs a wrapper that writes the line.',
+  '',
+);
 const generated = lines.join('\n');
 
 await writeOrCheck(outPath, generated, 'npm run gen:docs');

@@ -1,7 +1,7 @@
 /*
  * The supervised child of bench/coldstart.ts, the same program under every manager:
  *
- *   coldstart-child SOCKET NAME READY_MS [--port N] [--ready-file PATH] [--notify] [--ipc]
+ *   coldstart-child SOCKET NAME READY_MS [--port N] [--ready-file PATH] [--notify] [--ready-fd N] [--ipc]
  *
  * 1. connects to the bench's unix socket SOCKET and writes "S NAME PID T\n", T being
  *    CLOCK_MONOTONIC in ns (process.hrtime.bigint()'s clock) as its main() begins;
@@ -12,6 +12,8 @@
  *      --port N        listens on 127.0.0.1:N and accepts (and closes) connections: a tcp probe;
  *      --ready-file P  creates P: an exec probe such as `test -f P`;
  *      --notify        sends READY=1 to $NOTIFY_SOCKET (systemd Type=notify, sd_notify(3));
+ *      --ready-fd N    writes "READY=1\n" to descriptor N and closes it (pm's notify probe, s6's
+ *                      notification-fd);
  *      --ipc           writes the JSON line "ready" to fd $NODE_CHANNEL_FD, which is what
  *                      process.send('ready') does in Node (PM2 wait_ready; PM2's fork mode always
  *                      opens that channel);
@@ -130,17 +132,18 @@ static int listen_on(int port) {
 int main(int argc, char **argv) {
   unsigned long long started = now_ns();
   if (argc < 4) {
-    fputs("usage: coldstart-child SOCKET NAME READY_MS [--port N] [--ready-file PATH] [--notify] [--ipc]\n", stderr);
+    fputs("usage: coldstart-child SOCKET NAME READY_MS [--port N] [--ready-file PATH] [--notify] [--ready-fd N] [--ipc]\n", stderr);
     return 2;
   }
   name = argv[2];
   long ready_ms = atol(argv[3]);
-  int port = 0, notify = 0, ipc = 0;
+  int port = 0, notify = 0, ipc = 0, ready_fd = -1;
   const char *ready_file = NULL;
   for (int i = 4; i < argc; i++) {
     if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) port = atoi(argv[++i]);
     else if (strcmp(argv[i], "--ready-file") == 0 && i + 1 < argc) ready_file = argv[++i];
     else if (strcmp(argv[i], "--notify") == 0) notify = 1;
+    else if (strcmp(argv[i], "--ready-fd") == 0 && i + 1 < argc) ready_fd = atoi(argv[++i]);
     else if (strcmp(argv[i], "--ipc") == 0) ipc = 1;
     else {
       fprintf(stderr, "coldstart-child: unknown argument %s\n", argv[i]);
@@ -177,6 +180,10 @@ int main(int argc, char **argv) {
     else close(fd);
   }
   if (notify) notify_ready();
+  if (ready_fd >= 0) {
+    if (write(ready_fd, "READY=1\n", 8) != 8) fail("--ready-fd: write");
+    close(ready_fd);
+  }
   if (ipc) ipc_ready();
 
   if (server < 0) block_forever();

@@ -47,7 +47,7 @@ export function renderReport(input: ReportInput): string {
   );
   lines.push(`- **critical-path lower bound: ${scenario.levels} × ${scenario.readyMs} ms = ${bound} ms**, plus at least ${scenario.levels} fork + exec (about a millisecond each here) and each manager's own start-up`);
   lines.push(
-    `- child: bench/coldstart/child.c (${input.child.linkage}), the same for every manager: it reports "started" (with its own CLOCK_MONOTONIC reading) to a unix socket of the bench as its main() begins, sleeps ${scenario.readyMs} ms, reports "ready", and only then tells the manager (tcp port, READY=1, or PM2's IPC message)`,
+    `- child: bench/coldstart/child.c (${input.child.linkage}), the same for every manager: it reports "started" (with its own CLOCK_MONOTONIC reading) to a unix socket of the bench as its main() begins, sleeps ${scenario.readyMs} ms, reports "ready", and only then tells the manager (a line on descriptor 3, tcp port, READY=1, or PM2's IPC message)`,
   );
   lines.push(`- t1: the last process's "ready"; an **order violation** is a process that started before all its dependencies were ready; runs alternate between managers, the first one rotating`);
   lines.push('');

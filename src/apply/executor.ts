@@ -55,7 +55,7 @@ export interface ExecuteResult {
 }
 
 export async function execute(plan: Plan, ctx: ExecuteContext, options: ExecuteOptions): Promise<ExecuteResult> {
-  const prepared = await preflight(plan, ctx.desired, ctx.driver, ctx.env, (name) => ctx.store.defaultLogPath(name));
+  const prepared = await preflight(plan, ctx.desired, ctx.driver, ctx.env, ctx.store);
   return new Execution(plan, ctx, options, prepared).execute();
 }
 
@@ -248,7 +248,7 @@ class Execution {
           const probeHooks = driverProbeHooks(this.ctx.driver, record?.handle);
           this.background.push(
             probeIdentity(proc, this.ctx.env)
-              .then((identity) => followProbes(proc, tracker, this.abort.signal, { label, startedAt, ...identity, probeHooks }))
+              .then((identity) => followProbes(proc, tracker, this.abort.signal, { label, startedAt, ...identity, probeHooks, readyFile: this.ctx.store.readyPath(name) }))
               .catch(() => undefined),
           );
         }
@@ -300,7 +300,7 @@ class Execution {
       handle = await this.limit(async () => {
         tracker.set('starting');
         startedAt = this.ctx.now();
-        return this.ctx.driver.start({ name: proc.name, manifest: proc.manifest, env: prepared.env, declaredEnv: prepared.declaredEnv, logs: prepared.logs, ...userIds(prepared) });
+        return this.ctx.driver.start({ name: proc.name, manifest: proc.manifest, env: prepared.env, declaredEnv: prepared.declaredEnv, logs: prepared.logs, ...userIds(prepared), ...(prepared.readyFile !== undefined && { readyFile: prepared.readyFile }) });
       });
     } catch (error) {
       tracker.set('failed', describeStartFailure(error));
@@ -321,7 +321,7 @@ class Execution {
       await exited;
       return;
     }
-    const probing = followProbes(proc, tracker, signal, { label: describeHandle(handle), startedAt, env: prepared.env, ...userIds(prepared), probeHooks: driverProbeHooks(this.ctx.driver, handle) }).catch(() => undefined);
+    const probing = followProbes(proc, tracker, signal, { label: describeHandle(handle), startedAt, env: prepared.env, ...userIds(prepared), probeHooks: driverProbeHooks(this.ctx.driver, handle), ...(prepared.readyFile !== undefined && { readyFile: prepared.readyFile }) }).catch(() => undefined);
     // Wait until the process has converged, failed, or the apply stops waiting.
     await Promise.race([exited, probing.then(() => (tracker.final ? undefined : exited))]);
   }

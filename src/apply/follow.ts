@@ -20,6 +20,8 @@ export interface Instance {
   gid?: number;
   /** What probes may ask the instance's driver (a container's HEALTHCHECK, exec probes inside it). */
   probeHooks?: Pick<ProbeContext, 'health' | 'execIn'>;
+  /** Where a notify startup probe finds what the run wrote to its descriptor. */
+  readyFile?: string;
 }
 
 /** Resolves once the tracker is ready or final, or `signal` aborted. */
@@ -27,7 +29,7 @@ export async function followProbes(proc: DesiredProcess, tracker: ProcessTracker
   const { ports, minReadySeconds } = proc.manifest.spec;
   const probes = probesOf(proc.manifest);
   const { cwd } = runtimeOf(proc.manifest);
-  const context: ProbeContext = { ports, ...(cwd !== undefined && { cwd }), env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }), ...instance.probeHooks };
+  const context: ProbeContext = { ports, ...(cwd !== undefined && { cwd }), env: instance.env, signal, ...(instance.uid !== undefined && { uid: instance.uid }), ...(instance.gid !== undefined && { gid: instance.gid }), ...instance.probeHooks, ...(instance.readyFile !== undefined && { readyFile: instance.readyFile }) };
   if (probes.startup && !(await probeUntilDecided('startup', probes.startup, tracker, context, signal))) return;
   if (probes.readiness && !(await probeUntilDecided('readiness', probes.readiness, tracker, context, signal))) return;
   const settle = instance.startedAt + minReadySeconds * 1000 - Date.now();

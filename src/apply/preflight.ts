@@ -15,6 +15,14 @@ export interface Prepared {
   declaredEnv: Record<string, string>;
   runAs: RunAs;
   logs: { stdout: string; stderr: string };
+  /** The file behind a notify startup probe's descriptor; absent without one. */
+  readyFile?: string;
+}
+
+/** Where the state directory keeps a process's files. */
+export interface StatePaths {
+  defaultLogPath(name: string): string;
+  readyPath(name: string): string;
 }
 
 export class PreflightError extends PmError {
@@ -35,7 +43,7 @@ export async function preflight(
   desired: DesiredSet,
   driver: Driver,
   env: NodeJS.ProcessEnv,
-  defaultLogPath: (name: string) => string,
+  paths: StatePaths,
 ): Promise<Map<string, Prepared>> {
   const prepared = new Map<string, Prepared>();
   const problems: string[] = [];
@@ -46,7 +54,7 @@ export async function preflight(
         const proc = desired.processes.get(action.name);
         if (!proc) return;
         try {
-          prepared.set(proc.name, await prepareStart(proc, driver, env, defaultLogPath));
+          prepared.set(proc.name, await prepareStart(proc, driver, env, paths));
         } catch (error) {
           problems.push(error instanceof PmError && error.hint ? `${error.message} (${error.hint})` : (error as Error).message);
         }
@@ -61,13 +69,13 @@ export async function prepareStart(
   proc: DesiredProcess,
   driver: Driver,
   env: NodeJS.ProcessEnv,
-  defaultLogPath: (name: string) => string,
+  paths: StatePaths,
   options: { check: boolean } = { check: true },
 ): Promise<Prepared> {
   const runAs = await resolveRunAs(proc.name, proc.manifest);
   const declaredEnv = await resolveDeclaredEnvironment(proc.name, proc.manifest, env);
   const childEnv = { ...inheritedEnvironment(env, runAs), ...declaredEnv };
-  const entry: Prepared = { env: childEnv, declaredEnv, runAs, logs: logPaths(proc, defaultLogPath) };
+  const entry: Prepared = { env: childEnv, declaredEnv, runAs, logs: logPaths(proc, (name) => paths.defaultLogPath(name)), ...(proc.manifest.spec.probes.startup?.notify && { readyFile: paths.readyPath(proc.name) }) };
   if (options.check) await driver.check({ name: proc.name, manifest: proc.manifest, env: entry.env, declaredEnv, logs: entry.logs });
   return entry;
 }

@@ -74,6 +74,7 @@ export type EventType =
   | 'Stopped'
   | 'Restarting'
   | 'BackOff'
+  | 'StartupFailed'
   | 'LivenessFailed'
   | 'HookFailed'
   | 'ScriptRan'

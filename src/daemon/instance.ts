@@ -30,6 +30,8 @@ export interface InstanceIdentity {
   env: Record<string, string>;
   uid?: number;
   gid?: number;
+  /** Where a notify startup probe finds what the run wrote to its descriptor. */
+  readyFile?: string;
 }
 
 export class Instance {
@@ -197,7 +199,7 @@ export class Instance {
     const stop = (): void => done.abort();
     this.#abort.signal.addEventListener('abort', stop, { once: true });
     const { ports } = this.proc.manifest.spec;
-    const context: ProbeContext = { ports, ...optionalCwd(this.proc.manifest), env: this.identity.env, signal: done.signal, ...ids(this.identity), ...driverProbeHooks(this.driver, this.handle) };
+    const context: ProbeContext = { ports, ...optionalCwd(this.proc.manifest), env: this.identity.env, signal: done.signal, ...ids(this.identity), ...driverProbeHooks(this.driver, this.handle), ...(this.identity.readyFile !== undefined && { readyFile: this.identity.readyFile }) };
     const worker = new ProbeWorker(kind, probe, () => runProbe(probe, context));
     let lastStatus = worker.status;
     try {

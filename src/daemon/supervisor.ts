@@ -453,7 +453,7 @@ export class Supervisor {
       // ran, unchanged, skips it (a program gone since still fails the spawn, with its reason).
       const previous = this.#records.get(name);
       const rerun = how.automatic && previous?.handle !== undefined && previous.lastError === undefined && manifestDigest(previous.manifest) === manifestDigest(proc.manifest);
-      prepared = await prepareStart(proc, this.#driver, this.#env, (n) => this.#store.defaultLogPath(n), { check: !rerun });
+      prepared = await prepareStart(proc, this.#driver, this.#env, this.#store, { check: !rerun });
       for (const value of secretValues(proc, prepared.env)) this.#redactor.add(value);
       if (previous?.handle && !this.#instances.has(name)) await this.#reapLeftovers(name, previous, previous.handle);
       const preStart = proc.manifest.spec.hooks.preStart;
@@ -463,7 +463,7 @@ export class Supervisor {
       const instance = randomBytes(16).toString('hex');
       this.#store.writeIntent({ name, instance, manifest: proc.manifest, source: proc.source, at: new Date(this.#now()).toISOString() });
       startedAt = this.#now();
-      handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, declaredEnv: prepared.declaredEnv, logs: prepared.logs, instance, ...ids(prepared) });
+      handle = await this.#driver.start({ name, manifest: proc.manifest, env: prepared.env, declaredEnv: prepared.declaredEnv, logs: prepared.logs, instance, ...ids(prepared), ...(prepared.readyFile !== undefined && { readyFile: prepared.readyFile }) });
     } catch (error) {
       return this.#startFailed(name, proc, why, begin, error);
     }
@@ -594,7 +594,8 @@ export class Supervisor {
     if (this.#instances.has(record.name)) return seen;
     // Probes and minReadySeconds follow the manifest in force, which may be newer than the record.
     const proc = this.#sources.get(record.name) ?? { name: record.name, manifest: record.manifest, source: record.source };
-    const identity = await this.#identity({ name: record.name, manifest: record.manifest, source: record.source });
+    // A notify probe reads the run's file, which outlives the daemon that started it.
+    const identity = { ...(await this.#identity({ name: record.name, manifest: record.manifest, source: record.source })), readyFile: this.#store.readyPath(record.name) };
     const startedAt = record.startedAt ? Date.parse(record.startedAt) : this.#now();
     this.#watchInstance(proc, record, startedAt, identity);
     this.enqueue(this.#dependents.get(record.name) ?? []);
@@ -675,7 +676,7 @@ export class Supervisor {
 
   #unhealthy(name: string, instance: Instance, kind: 'startup' | 'liveness', detail: string): void {
     if (this.#instances.get(name) !== instance) return;
-    this.#event(name, 'LivenessFailed', 'warning', `${detail}: stopping it (the exit counts as a failure)`);
+    this.#event(name, kind === 'startup' ? 'StartupFailed' : 'LivenessFailed', 'warning', `${detail}: stopping it (the exit counts as a failure)`);
     const manifest = this.#records.get(name)?.manifest;
     if (!manifest) return;
     // Not a deliberate stop: the exit this causes is a failure, and the restart policy answers it.
@@ -967,7 +968,7 @@ function ids2(identity: InstanceIdentity): { uid?: number; gid?: number } {
 }
 
 function identityOf(prepared: Prepared): InstanceIdentity {
-  return { env: prepared.env, ...ids(prepared) };
+  return { env: prepared.env, ...ids(prepared), ...(prepared.readyFile !== undefined && { readyFile: prepared.readyFile }) };
 }
 
 function formatMs(ms: number): string {

@@ -98,6 +98,11 @@ export interface StartRequest {
    * caller killed between the spawn and its record can still find the process (ExecDriver.recover).
    */
   instance?: string;
+  /**
+   * For a notify startup probe: the file to hand the process as descriptor
+   * spec.probes.startup.notify.fd, emptied first (exec driver only).
+   */
+  readyFile?: string;
 }
 
 export interface StopOptions {

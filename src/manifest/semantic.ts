@@ -65,6 +65,7 @@ export function checkSet(input: SetCheckInput): ManifestIssue[] {
   checkPublishedPorts(processes, issues);
   checkPrograms(processes, issues);
   checkOneshots(processes, issues);
+  checkNotifyProbes(processes, issues);
   checkRestartScripts(processes, issues);
   return issues;
 }
@@ -216,6 +217,24 @@ function checkOneshots(processes: readonly ValidDocument[], issues: ManifestIssu
           issueAt(doc, ['spec', 'probes', kind], 'probe.oneshot', `a oneshot process has no ${kind} to probe: it counts as done when it exits with code 0`, `remove spec.probes.${kind}, or make it a service (spec.type: service)`, 'key'),
         );
       }
+    }
+  }
+}
+
+/**
+ * A readiness notification arrives once, from a process pm spawned itself: it is a startup signal
+ * (readiness and liveness must be checked again and again), and only the exec driver hands the
+ * process a descriptor of pm's.
+ */
+function checkNotifyProbes(processes: readonly ValidDocument[], issues: ManifestIssue[]): void {
+  for (const { doc, manifest } of processes) {
+    const { probes, driver } = manifest.spec;
+    for (const kind of ['readiness', 'liveness'] as const) {
+      if (!probes[kind]?.notify) continue;
+      issues.push(issueAt(doc, ['spec', 'probes', kind, 'notify'], 'probe.notify-kind', `a notify probe passes once, when the process says it is ready: it cannot be a ${kind} probe, which is checked for as long as the process runs`, `move it to spec.probes.startup, and give ${kind} an exec, http or tcp probe if it needs one`, 'key'));
+    }
+    if (probes.startup?.notify && driver !== 'exec') {
+      issues.push(issueAt(doc, ['spec', 'probes', 'startup', 'notify'], 'probe.notify-driver', `driver ${driver} cannot hand the process a descriptor of pm's: notify works for exec processes only`, 'use an exec, http or tcp startup probe', 'key'));
     }
   }
 }

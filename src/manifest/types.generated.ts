@@ -241,12 +241,13 @@ export interface Probes {
   liveness?: Probe;
 }
 /**
- * Exactly one of exec, http, tcp, with Kubernetes' timing fields and defaults. Seconds may be fractional.
+ * Exactly one of exec, http, tcp, notify, with Kubernetes' timing fields and defaults. Seconds may be fractional.
  */
 export interface Probe {
   exec?: ExecProbe;
   http?: HttpProbe;
   tcp?: TcpProbe;
+  notify?: NotifyProbe;
   initialDelaySeconds: number;
   periodSeconds: number;
   timeoutSeconds: number;
@@ -280,6 +281,15 @@ export interface HttpProbe {
 export interface TcpProbe {
   port: ProbePort;
   host: string;
+}
+/**
+ * Startup probes of exec processes only. The process tells pm it is ready by writing a newline to descriptor fd (s6's notification-fd, dinit's pipefd), then closes it; PM_READY_FD names the descriptor. The probe passes the moment the line arrives; without it within failureThreshold × periodSeconds of the start, the startup has failed and the process is restarted.
+ */
+export interface NotifyProbe {
+  /**
+   * The descriptor number the process writes to (3–9).
+   */
+  fd: number;
 }
 export interface RestartPolicy {
   /**

@@ -3,6 +3,7 @@
 import type { Port, Probe } from '../manifest/types.js';
 import { runExecProbe } from './exec.js';
 import { runHttpProbe } from './http.js';
+import { waitForNotification } from './notify.js';
 import { resolvePort } from './port.js';
 import type { ProbeResult } from './result.js';
 import { runTcpProbe } from './tcp.js';
@@ -16,7 +17,7 @@ export type HealthStatus = 'starting' | 'healthy' | 'unhealthy' | 'none';
  * What pm runs as a probe: one of the manifest's, or the image's HEALTHCHECK read from the engine
  * (spec.docker.useHealthcheck), with the same timing fields so the worker and its thresholds serve both.
  */
-export type RunnableProbe = Probe | (Omit<Probe, 'exec' | 'http' | 'tcp'> & { healthcheck: true });
+export type RunnableProbe = Probe | (Omit<Probe, 'exec' | 'http' | 'tcp' | 'notify'> & { healthcheck: true });
 
 export interface ProbeContext {
   /** The process's declared ports, for probes that name one. */
@@ -32,6 +33,8 @@ export interface ProbeContext {
   health?: () => Promise<HealthStatus>;
   /** Runs an exec probe's command inside the instance (a container) instead of on the host; its exit code. */
   execIn?: (command: readonly string[], timeoutMs: number, signal?: AbortSignal) => Promise<number>;
+  /** What the instance wrote to its notification descriptor (a notify probe), by path. */
+  readyFile?: string;
 }
 
 /** Runs the probe once. Never rejects: every failure, timeout and abort is a result with ok: false. */
@@ -49,12 +52,17 @@ export async function runProbe(probe: RunnableProbe, context: ProbeContext): Pro
     const { scheme, host, path, headers } = probe.http;
     return runHttpProbe({ scheme, host, port: resolved.port, path, headers }, timeoutSeconds, context.signal);
   }
+  if (probe.notify) {
+    // A tick waits out its period for the line, so the notification is taken the moment it is written.
+    if (context.readyFile === undefined) return { ok: false, message: 'no notification file for this run (a notify probe needs a process pm started)', durationMs: 0 };
+    return waitForNotification(context.readyFile, probe.notify.fd, probe.periodSeconds * 1000, context.signal);
+  }
   if (probe.tcp) {
     const resolved = resolvePort(probe.tcp.port, context.ports);
     if ('error' in resolved) return { ok: false, message: resolved.error, durationMs: 0 };
     return runTcpProbe({ host: probe.tcp.host, port: resolved.port }, timeoutSeconds, context.signal);
   }
-  return { ok: false, message: 'probe has none of exec, http, tcp', durationMs: 0 };
+  return { ok: false, message: 'probe has none of exec, http, tcp, notify', durationMs: 0 };
 }
 
 async function runHealthcheckProbe(context: ProbeContext): Promise<ProbeResult> {

@@ -1,6 +1,7 @@
 // The embedded store: a state directory that needs no server.
 //   processes/<name>.json   one record per managed process (atomic writes)
 //   logs/<name>.log         default stdout+stderr of each process
+//   ready/<name>            what a process with a notify startup probe wrote to its descriptor
 //   audit.jsonl             append-only audit log, one JSON object per line
 //   lock                    held by the pm command that is acting
 import { writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ export function defaultStateDir(env: NodeJS.ProcessEnv = process.env): string {
 export class FileStore {
   readonly dir: string;
   readonly logsDir: string;
+  private readonly readyDir: string;
   private readonly processesDir: string;
   private readonly auditPath: string;
   private readonly intentsDir: string;
@@ -29,6 +31,7 @@ export class FileStore {
   private constructor(dir: string) {
     this.dir = dir;
     this.logsDir = join(dir, 'logs');
+    this.readyDir = join(dir, 'ready');
     this.processesDir = join(dir, 'processes');
     this.auditPath = join(dir, 'audit.jsonl');
     this.intentsDir = join(dir, 'intents');
@@ -41,6 +44,7 @@ export class FileStore {
       await mkdir(store.processesDir, { recursive: true, mode: 0o700 });
       await mkdir(store.logsDir, { recursive: true, mode: 0o700 });
       await mkdir(store.intentsDir, { recursive: true, mode: 0o700 });
+      await mkdir(store.readyDir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new PmError('E_STATE_DIR', `cannot use state directory ${store.dir}: ${(error as Error).message}`, {
         hint: 'pass --state-dir or set PM_STATE_DIR to a folder you can write',
@@ -56,6 +60,15 @@ export class FileStore {
 
   defaultLogPath(name: string): string {
     return join(this.logsDir, `${name}.log`);
+  }
+
+  /**
+   * The file a process with a notify startup probe gets as its notification descriptor: emptied at
+   * each start, so what it holds is the current run's (a file, not a pipe: a pm that exits or
+   * restarts before the process notifies cannot make its write fail, and the next pm still reads it).
+   */
+  readyPath(name: string): string {
+    return join(this.readyDir, name);
   }
 
   async listRecords(): Promise<Map<string, ProcessRecord>> {

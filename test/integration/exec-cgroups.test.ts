@@ -69,6 +69,21 @@ test('memory, cpus, pids: the program is in its own cgroup from its first instru
   await waitFor(async () => (await runCgroupsOf(name)).length === 0, { message: 'its cgroups to be removed after the exit' });
 });
 
+test('with a notify probe on descriptor 3 the gate waits on 4: the program is in its cgroup and writes its line to 3', { skip }, async (t) => {
+  const dir = await tempDir(t);
+  const name = nameFor(t, 'notify');
+  const driver = new ExecDriver();
+  const readyFile = join(dir, 'ready');
+  // The program reads its cgroup membership, then notifies on 3, which the gate left alone.
+  const base = request(dir, name, ['/bin/sh', '-c', 'cat /proc/self/cgroup; echo READY=1 >&3'], LIMITS);
+  const req: StartRequest = { ...base, readyFile, manifest: { ...base.manifest, spec: { ...base.manifest.spec, probes: { startup: { notify: { fd: 3 }, initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 } } } } };
+  const handle = await start(t, driver, req);
+  assert.equal((await driver.waitExit(handle)).code, 0, await text(req.logs.stdout));
+  assert.equal(await text(readyFile), 'READY=1\n');
+  const entry = parseProcCgroup(await text(req.logs.stdout)).find((e) => e.controllers.includes('memory') || e.id === 0);
+  assert.ok(entry?.path.endsWith(`/${SUBTREE}/${name}-${handle.instance}`), `memory: ${entry?.path}`);
+});
+
 test('the limits are in the cgroup files, the PID and group are the program\'s own, and stop removes the cgroups', { skip }, async (t) => {
   const dir = await tempDir(t);
   const name = nameFor(t, 'files');

@@ -9,7 +9,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { StartRequest } from '../../src/drivers/driver.js';
-import { behindGate, GATE_SCRIPT, SH } from '../../src/drivers/exec/cgroup/gate.js';
+import { behindGate, gateScript, SH } from '../../src/drivers/exec/cgroup/gate.js';
 import { hierarchiesOf, parseMountinfo, parseProcCgroup } from '../../src/drivers/exec/cgroup/detect.js';
 import { Cgroups } from '../../src/drivers/exec/cgroup/index.js';
 import { settingsFor } from '../../src/drivers/exec/cgroup/settings.js';
@@ -90,7 +90,7 @@ test('settings: v1 and v2 files for each limit; memory caps swap too, the CPU qu
 
 test('gate: a constant script; the program and every argument follow as positional parameters, prlimit inside', () => {
   const argv = behindGate(withLimits(['node', 'a b', '$HOME', '"; rm -rf /'], { openFiles: 64 }));
-  assert.deepEqual(argv, [SH, '-c', GATE_SCRIPT, 'pm-exec', PRLIMIT, '--nofile=64:64', '--', 'node', 'a b', '$HOME', '"; rm -rf /']);
+  assert.deepEqual(argv, [SH, '-c', gateScript(3), 'pm-exec', PRLIMIT, '--nofile=64:64', '--', 'node', 'a b', '$HOME', '"; rm -rf /']);
 });
 
 /** A fake cgroup v2 mount: pm (this test process) alone in /pm.service, which is offered `controllers`. */

@@ -182,7 +182,7 @@ test('exec: a timeout kills the probe command and everything it started', async 
 
 test('a probe with no kind fails', async () => {
   const result = await runProbe({ ...timing }, { ports: [] });
-  assert.deepEqual({ ok: result.ok, message: result.message }, { ok: false, message: 'probe has none of exec, http, tcp' });
+  assert.deepEqual({ ok: result.ok, message: result.message }, { ok: false, message: 'probe has none of exec, http, tcp, notify' });
 });
 
 test('exec: a background child holding stdout does not outlive the probe, nor hold it open', async (t) => {

@@ -20,9 +20,11 @@ export type PmMode = 'daemon' | 'warm' | 'apply';
  * startup: a startup probe on that port every periodSeconds until it first passes (then it stops, as in
  *          Kubernetes), and a readiness probe every 10 s, whose first check runs as soon as the startup
  *          probe has passed: fast gating without a probe every 50 ms for the rest of the process's life;
- * exec:    a readiness probe `test -f FILE` every periodSeconds (a fork + exec each time).
+ * exec:    a readiness probe `test -f FILE` every periodSeconds (a fork + exec each time);
+ * notify:  a notify startup probe: the child writes a line to descriptor 3 once ready (pushed, as
+ *          systemd's Type=notify), with no probe after it.
  */
-export type PmProbe = 'tcp' | 'startup' | 'exec';
+export type PmProbe = 'tcp' | 'startup' | 'exec' | 'notify';
 /** The readiness probe's period once a startup probe has passed. */
 const SETTLED_PERIOD_SECONDS = 10;
 /** Startup probe failures allowed: 60 s at its period (its default, 3, would restart a child not ready in 3 periods). */
@@ -57,6 +59,8 @@ export function readiness(probe: PmProbe, port: number | string, file: string, p
       };
     case 'exec':
       return { childArgs: ['--ready-file', file], probes: ['readiness:', `  exec: {command: ${JSON.stringify(['/usr/bin/test', '-f', file])}}`, `  periodSeconds: ${periodSeconds}`] };
+    case 'notify':
+      return { childArgs: ['--ready-fd', '3'], probes: ['startup:', '  notify: {fd: 3}', `  periodSeconds: ${STARTUP_WINDOW_SECONDS}`, '  failureThreshold: 1'] };
   }
 }
 
@@ -68,6 +72,8 @@ export function describeProbe(probe: PmProbe, periodSeconds: number): string {
       return `a tcp startup probe on the child's port (it listens once ready) every ${periodSeconds} s until it first passes (failureThreshold ${Math.ceil(STARTUP_WINDOW_SECONDS / periodSeconds)}: ${STARTUP_WINDOW_SECONDS} s), then a tcp readiness probe every ${SETTLED_PERIOD_SECONDS} s whose first check runs as soon as the startup probe passed`;
     case 'exec':
       return `an exec readiness probe \`test -f FILE\` (the child creates FILE once ready) every ${periodSeconds} s, for as long as the process runs`;
+    case 'notify':
+      return `a notify startup probe (the child writes READY=1 and a newline to descriptor 3 once ready; deadline ${STARTUP_WINDOW_SECONDS} s), no readiness probe`;
   }
 }
 

@@ -2,15 +2,18 @@
 // files by descriptor, and every way it can fail turned into a StartError a user can act on.
 import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
-import { behindGate, closeGate, openGate } from './cgroup/gate.js';
+import { behindGate, closeGate, gateFd, openGate } from './cgroup/gate.js';
 import type { RunCgroup } from './cgroup/index.js';
 import { openLogFiles } from './logs.js';
 import { readProcessIdentity, readProcStatSync } from './proc.js';
+
+/** Names the notify descriptor in the process's environment (dinit's pipevar, for programs told the number at run time). */
+export const READY_FD_ENV = 'PM_READY_FD';
 
 /** A child this pm process spawned: its exit is learned with code and signal. */
 export interface SpawnedChild {
@@ -33,7 +36,9 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
   const { name, env } = request;
   const { command, cwd } = execSpecOf(request.manifest);
   const limited = withLimits(command, limitsOf(request.manifest));
-  const [file, ...args] = cgroup ? behindGate(limited) : limited;
+  const notifyFd = request.readyFile === undefined ? undefined : request.manifest.spec.probes.startup?.notify?.fd;
+  const gate = gateFd(notifyFd);
+  const [file, ...args] = cgroup ? behindGate(limited, gate) : limited;
   if (cwd !== undefined) await checkCwd(name, cwd);
 
   let fds;
@@ -42,6 +47,21 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
   } catch (err) {
     throw new StartError(name, `cannot open log file: ${errorText(err)}`, 'check spec.exec.logs and the permissions of its folder', err);
   }
+  let ready: FileHandle | undefined;
+  if (notifyFd !== undefined && request.readyFile !== undefined) {
+    try {
+      // Emptied: what the file holds from now on is this run's.
+      ready = await open(request.readyFile, 'w', 0o600);
+    } catch (err) {
+      await fds.close();
+      throw new StartError(name, `cannot open its notification file ${request.readyFile}: ${errorText(err)}`, 'check that pm can write its state directory', err);
+    }
+  }
+  const stdio: StdioOptions = ['ignore', fds.stdout, fds.stderr];
+  if (ready && notifyFd !== undefined) stdio[notifyFd] = ready.fd;
+  if (cgroup) stdio[gate] = 'pipe';
+  for (let fd = 3; fd < stdio.length; fd++) stdio[fd] ??= 'ignore';
+  const childEnv = notifyFd === undefined ? env : { ...env, [READY_FD_ENV]: String(notifyFd) };
 
   let child: ChildProcess;
   let startTime: string | undefined;
@@ -55,10 +75,10 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
       // outlives the pm command that started it.
       detached: true,
       cwd,
-      env,
+      env: childEnv,
       uid: request.uid,
       gid: request.gid,
-      stdio: cgroup ? ['ignore', fds.stdout, fds.stderr, 'pipe'] : ['ignore', fds.stdout, fds.stderr],
+      stdio,
       windowsHide: true,
     });
     // Read the start time now, synchronously: the child cannot have been reaped yet, even if it
@@ -77,12 +97,13 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
     throw new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
   } finally {
     await fds.close();
+    await ready?.close().catch(() => undefined);
   }
 
   const spawnError = await spawned;
   if (spawnError !== undefined) throw describeSpawnError(request, spawnError);
   const pid = child.pid!;
-  if (cgroup) await joinCgroup(name, child, pid, cgroup, exitTracker.exited);
+  if (cgroup) await joinCgroup(name, child, pid, cgroup, exitTracker.exited, gate);
   child.unref();
 
   startTime ??= (await readProcessIdentity(pid))?.startTime;
@@ -103,12 +124,12 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
 }
 
 /** Puts the gated child in its cgroups and lets it run; else ends it (it never ran the program) and rejects with StartError. */
-async function joinCgroup(name: string, child: ChildProcess, pid: number, cgroup: RunCgroup, exited: Promise<ExitStatus>): Promise<void> {
+async function joinCgroup(name: string, child: ChildProcess, pid: number, cgroup: RunCgroup, exited: Promise<ExitStatus>, gate: 3 | 4): Promise<void> {
   try {
     await cgroup.join(pid);
-    await openGate(child);
+    await openGate(child, gate);
   } catch (err) {
-    closeGate(child);
+    closeGate(child, gate);
     child.kill('SIGKILL');
     await exited;
     throw new StartError(name, `cannot put the process in its cgroup (${cgroup.dirs.join(', ')}): ${errorText(err)}`, 'start it again (another pm may have removed the cgroup meanwhile); if it persists, check that pm may write its cgroups', err);
