@@ -25,8 +25,46 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
   await fsyncDir(dirname(path));
 }
 
-/** Makes a rename or unlink in `dir` durable. */
-export async function fsyncDir(dir: string): Promise<void> {
+/** Per folder: the fsync in flight, and the one queued behind it. */
+interface FolderSync {
+  running: Promise<void> | undefined;
+  queued: Promise<void> | undefined;
+}
+const folderSyncs = new Map<string, FolderSync>();
+
+/**
+ * Makes a rename or unlink in `dir` durable. Calls for the same folder are coalesced: one made while
+ * an fsync runs waits for the next one (the running one may have begun before its rename), which
+ * serves every call made in between — a wave of record writes costs two folder fsyncs, not one each.
+ */
+export function fsyncDir(dir: string): Promise<void> {
+  let state = folderSyncs.get(dir);
+  if (!state) {
+    state = { running: undefined, queued: undefined };
+    folderSyncs.set(dir, state);
+  }
+  if (state.queued) return state.queued;
+  if (!state.running) return runFolderSync(dir, state);
+  const after = state.running.catch(() => undefined);
+  const folder = state;
+  state.queued = after.then(() => {
+    folder.queued = undefined;
+    return runFolderSync(dir, folder);
+  });
+  return state.queued;
+}
+
+function runFolderSync(dir: string, state: FolderSync): Promise<void> {
+  const run = syncFolder(dir).finally(() => {
+    if (state.running !== run) return;
+    state.running = undefined;
+    if (!state.queued) folderSyncs.delete(dir);
+  });
+  state.running = run;
+  return run;
+}
+
+async function syncFolder(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

@@ -5,10 +5,11 @@
 //   audit.jsonl             append-only audit log, one JSON object per line
 //   lock                    held by the pm command that is acting
 import { writeFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, unlink, open } from 'node:fs/promises';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic, fsyncDir } from './atomic.js';
+import { Journal } from './journal.js';
 import { acquireLock, type StateLock } from './lock.js';
 import type { AuditEntry, ProcessRecord, StartIntent } from './records.js';
 import { PmError } from '../errors.js';
@@ -27,6 +28,7 @@ export class FileStore {
   private readonly processesDir: string;
   private readonly auditPath: string;
   private readonly intentsDir: string;
+  private readonly auditJournal: Journal;
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -35,6 +37,7 @@ export class FileStore {
     this.processesDir = join(dir, 'processes');
     this.auditPath = join(dir, 'audit.jsonl');
     this.intentsDir = join(dir, 'intents');
+    this.auditJournal = Journal.at(this.auditPath);
   }
 
   /** Opens (and creates, mode 0700) the state directory. */
@@ -93,20 +96,13 @@ export class FileStore {
     await fsyncDir(this.processesDir);
   }
 
-  /** Appends one line and fsyncs: an audit record survives a crash right after the action. */
-  async appendAudit(entries: AuditEntry | AuditEntry[]): Promise<void> {
-    const list = Array.isArray(entries) ? entries : [entries];
-    if (list.length === 0) return;
-    const file = await open(this.auditPath, 'a+', 0o600);
-    try {
-      // A line torn by a crash mid-append is ended first, so the next entry is not swallowed by it.
-      const { size } = await file.stat();
-      const last = size > 0 ? (await file.read(Buffer.alloc(1), 0, 1, size - 1)).buffer[0] : 0x0a;
-      await file.write(`${last === 0x0a ? '' : '\n'}${list.map((e) => `${JSON.stringify(e)}\n`).join('')}`);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
+  /**
+   * Appends one line per entry and fsyncs: an audit record survives a crash right after the action.
+   * Entries appended while a write is in flight share the next write and fsync (the journal's group
+   * commit): a daemon starting a wave of processes pays one fsync for the wave, not one each.
+   */
+  appendAudit(entries: AuditEntry | AuditEntry[]): Promise<void> {
+    return this.auditJournal.append(Array.isArray(entries) ? entries : [entries]);
   }
 
   async readAudit(): Promise<AuditEntry[]> {

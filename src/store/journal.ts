@@ -47,6 +47,11 @@ export class Journal {
     this.path = path;
   }
 
+  /** A journal at `path`, unchecked: a path that is not a regular file fails at the first append. */
+  static at(path: string): Journal {
+    return new Journal(resolve(path));
+  }
+
   /** A journal at `path`; the file is created by the first append. Fails when `path` is not a file. */
   static async open(path: string): Promise<Journal> {
     const journal = new Journal(resolve(path));

@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { FileStore, defaultStateDir } from '../../src/store/file-store.js';
+import { fsyncDir } from '../../src/store/atomic.js';
 import { acquireLock, type StateLock } from '../../src/store/lock.js';
 import { readProcessIdentity } from '../../src/drivers/exec/index.js';
 import { LockBusyError, PmError } from '../../src/errors.js';
@@ -80,6 +81,25 @@ test('audit entries append as JSON lines; a torn last line is skipped', async (t
   await appendFile(join(store.dir, 'audit.jsonl'), '{"time": "torn');
   assert.deepEqual((await store.readAudit()).map((e) => e.process), ['api', 'worker']);
   assert.equal((await readFile(join(store.dir, 'audit.jsonl'), 'utf8')).split('\n').length, 3);
+});
+
+test('concurrent record writes and audit appends all land, whole and in call order', async (t) => {
+  const store = await FileStore.open(await tempDir(t));
+  const names = Array.from({ length: 40 }, (_, i) => `p${String(i).padStart(2, '0')}`);
+  const entry = { time: 't', actor: 'me', command: 'apply', action: 'start', reason: 'r', result: 'ok' as const, durationMs: 1 };
+  // Written together, as a wave of starts does: folder fsyncs and audit writes are shared.
+  await Promise.all(names.flatMap((name) => [store.putRecord({ ...record(name), starts: 1 }), store.appendAudit({ ...entry, process: name })]));
+  assert.deepEqual([...(await store.listRecords()).values()].map((r) => [r.name, r.starts]), names.map((n) => [n, 1]));
+  assert.deepEqual((await store.readAudit()).map((e) => e.process), names);
+  assert.deepEqual((await readdir(join(store.dir, 'processes'))).filter((f) => f.endsWith('.tmp')), []);
+});
+
+test('a folder fsync that fails does not stop later ones', async (t) => {
+  const dir = await tempDir(t);
+  await assert.rejects(fsyncDir(join(dir, 'missing')), /ENOENT/);
+  await Promise.all([fsyncDir(dir), fsyncDir(dir), fsyncDir(dir)]);
+  await assert.rejects(Promise.all([fsyncDir(join(dir, 'missing')), fsyncDir(join(dir, 'missing'))]), /ENOENT/);
+  await fsyncDir(dir);
 });
 
 test('the lock admits one holder; release is idempotent; the next holder gets it', async (t) => {

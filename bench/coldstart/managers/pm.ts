@@ -8,7 +8,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PmManager } from '../../daemon/managers/pm.js';
+import { PM_NODE_FLAGS, PmManager } from '../../daemon/managers/pm.js';
 import { Background, runCommand, tail } from '../../daemon/proc.js';
 import { freePortBlock } from '../ports.js';
 import type { ColdProcess } from '../scenario.js';
@@ -124,11 +124,11 @@ export class PmColdManager implements ColdManager {
     this.key = mode === 'daemon' ? 'pm' : mode === 'warm' ? 'pm-warm' : 'pm-apply';
     this.name = { daemon: `pm ${version} daemon`, warm: `pm ${version} daemon, set added while running`, apply: `pm ${version} apply (no daemon)` }[mode];
     this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); daemon and apply defaults otherwise (parallel 8, log level info)`;
-    const daemon = `node ${options.cliShown} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop`;
+    const daemon = `node ${PM_NODE_FLAGS.join(' ')} ${options.cliShown} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop`;
     this.command = {
       daemon: daemon,
       warm: `${daemon} on an empty DIR (until it logs "pm daemon running"), then the manifests renamed into DIR one by one`,
-      apply: `node ${options.cliShown} apply -f DIR --state-dir TMP (then pm delete -f DIR)`,
+      apply: `node ${PM_NODE_FLAGS.join(' ')} ${options.cliShown} apply -f DIR --state-dir TMP (then pm delete -f DIR)`,
     }[mode];
     this.timed = {
       daemon: 't0: the daemon is spawned with the set in DIR (its start-up is counted)',
@@ -186,7 +186,7 @@ export class PmColdManager implements ColdManager {
         for (const { from, to } of this.#staged) await rename(from, to);
         return;
       case 'apply': {
-        const result = await runCommand([process.execPath, this.#options.cli, 'apply', '-f', join(this.#dir, 'manifests'), '--state-dir', join(this.#dir, 'state')], { env: this.#env(), cwd: this.#dir, timeoutMs: 300_000 });
+        const result = await runCommand([process.execPath, ...PM_NODE_FLAGS, this.#options.cli, 'apply', '-f', join(this.#dir, 'manifests'), '--state-dir', join(this.#dir, 'state')], { env: this.#env(), cwd: this.#dir, timeoutMs: 300_000 });
         await writeFile(join(this.#dir, 'apply.log'), result.output);
         if (result.code !== 0) throw new Error(`pm apply exited ${result.code ?? result.signal}:\n${tail(result.output)}`);
         return;
@@ -237,7 +237,7 @@ export class PmColdManager implements ColdManager {
 
   #daemonArgv(extra: readonly string[]): string[] {
     const dir = this.#dir;
-    return [process.execPath, this.#options.cli, 'daemon', '-f', join(dir, 'manifests'), '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', ...extra];
+    return [process.execPath, ...PM_NODE_FLAGS, this.#options.cli, 'daemon', '-f', join(dir, 'manifests'), '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', ...extra];
   }
 
   /** No PM_* variable and no config file of the user running the bench. */

@@ -10,6 +10,12 @@ import { Background } from '../proc.js';
 /** This checkout's build; --pm-cli points the bench at another one (an older commit's, to compare). */
 export const DEFAULT_CLI = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
 const PACKAGE = fileURLToPath(new URL('../../../package.json', import.meta.url));
+/**
+ * Node flags pm is run with: the `pm` command's #! line and `npm start` pass these (a unit test keeps
+ * the three in step), so the benches measure the daemon users get.
+ */
+export const PM_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
 /** --shutdown stop stops every child (SIGTERM, 10 s grace by default) before the daemon exits. */
 const STOP_TIMEOUT_MS = 30_000;
 
@@ -62,7 +68,7 @@ export class PmManager implements Manager, WatchedDirectory {
 
   /** The daemon's command line (shown in the report). */
   static commandLine(cli = 'dist/cli/main.js', args: readonly string[] = []): string {
-    return `node ${cli} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop --log-level warn${args.map((a) => ` ${a}`).join('')}`;
+    return `node ${PM_NODE_FLAGS.join(' ')} ${cli} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop --log-level warn${args.map((a) => ` ${a}`).join('')}`;
   }
 
   async start(processes: ProcessSpec[]): Promise<void> {
@@ -72,7 +78,7 @@ export class PmManager implements Manager, WatchedDirectory {
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PM_')));
     env.XDG_CONFIG_HOME = join(this.#dir, 'xdg-config');
     Object.assign(env, this.#extras.env);
-    const argv = [process.execPath, this.#cli, 'daemon', '-f', this.#manifests, '--state-dir', join(this.#dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', '--log-level', 'warn', ...(this.#extras.args ?? [])];
+    const argv = [process.execPath, ...PM_NODE_FLAGS, this.#cli, 'daemon', '-f', this.#manifests, '--state-dir', join(this.#dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', '--log-level', 'warn', ...(this.#extras.args ?? [])];
     this.#daemon = await Background.start(argv, { env, cwd: this.#dir, logFile: join(this.#dir, 'daemon.log') });
   }
 
