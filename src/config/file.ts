@@ -1,7 +1,7 @@
 // Reads the config file: YAML, one mapping of known keys. Each value keeps the line:col it came from
 // so every later complaint about it points into the file.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, isMap, isNode, isScalar, parseDocument } from 'yaml';
+import { yaml } from '../util/lazy-yaml.js';
 import type { ConfigIssue } from './errors.js';
 import type { ConfigKey, KeySpec } from './schema.js';
 
@@ -33,6 +33,7 @@ function suggest(name: string, specs: readonly KeySpec[]): string | undefined {
 }
 
 export function parseConfigFile(path: string, text: string, specs: readonly KeySpec[]): ParsedConfigFile {
+  const { LineCounter, isMap, isNode, isScalar, parseDocument } = yaml();
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
   const at = (offset: number): { line: number; col: number } => lineCounter.linePos(offset);

@@ -1,5 +1,5 @@
 // What `pm config show` prints: each key, its effective value (secrets masked) and where it came from.
-import { stringify } from 'yaml';
+import { yaml } from '../util/lazy-yaml.js';
 import { formatTable } from '../cli/output/table.js';
 import type { ConfigSource, LoadedConfig } from './load.js';
 import { configKeys } from './schema.js';
@@ -54,5 +54,5 @@ export function formatConfig(loaded: LoadedConfig, format: 'table' | 'json' | 'y
     return header + formatTable(['KEY', 'VALUE', 'SOURCE'], cells);
   }
   const doc = Object.fromEntries(rows.map((r) => [r.key, { value: r.value ?? null, source: r.source, detail: r.detail }]));
-  return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc);
+  return format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : yaml().stringify(doc);
 }

@@ -1,7 +1,7 @@
 // Character-level rules of the fast YAML reader (fast-yaml.ts): keys, plain scalars and their
 // resolution, line ends. Each check throws `declined` when text is outside the subset, so that
-// `yaml` reads the file instead.
-import { isScalar, Schema, type ScalarTag } from 'yaml';
+// `yaml` reads the file instead. Nothing here loads `yaml`: a daemon whose manifests stay in the
+// subset never does (about 70 modules and 4 MiB resident).
 
 /** Thrown inside the reader to give up; never escapes parseFast. */
 export const declined = new Error('outside the fast YAML subset');
@@ -31,9 +31,21 @@ export const SINGLE_QUOTED_KEY = /^'((?:[^']|'')*)':(?: +|$)/;
 /** Characters a plain scalar may not start with (`-` may, when a safe character follows). */
 const INDICATORS = new Set(['-', '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', "'", '"', '%', '@', '`']);
 
-const scalarTags = new Schema({}).tags.filter(
-  (tag): tag is ScalarTag => tag.default === true && 'test' in tag && tag.test instanceof RegExp,
-);
+/**
+ * The YAML 1.2 core schema's plain scalars that are not strings, in yaml 2's order and with its
+ * resolution (yaml/dist/schema/core and common/null): test/unit/manifest-fast-yaml.test.ts checks
+ * them against yaml's own tags on every string it builds.
+ */
+const CORE_SCALARS: readonly { test: RegExp; resolve: (source: string) => unknown }[] = [
+  { test: /^(?:~|[Nn]ull|NULL)?$/, resolve: () => null },
+  { test: /^(?:[Tt]rue|TRUE|[Ff]alse|FALSE)$/, resolve: (s) => s[0] === 't' || s[0] === 'T' },
+  { test: /^0o[0-7]+$/, resolve: (s) => parseInt(s.substring(2), 8) },
+  { test: /^[-+]?[0-9]+$/, resolve: (s) => parseInt(s, 10) },
+  { test: /^0x[0-9a-fA-F]+$/, resolve: (s) => parseInt(s.substring(2), 16) },
+  { test: /^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/, resolve: (s) => (s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? Number.NEGATIVE_INFINITY : Number.POSITIVE_INFINITY) },
+  { test: /^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/, resolve: (s) => parseFloat(s) },
+  { test: /^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/, resolve: (s) => parseFloat(s) },
+];
 
 /**
  * Every core-schema scalar other than a string (null, bool, int, float) starts with one of these;
@@ -42,20 +54,11 @@ const scalarTags = new Schema({}).tags.filter(
 export const NON_STRING_START = /^[-+.~0-9nNtTfF]/;
 const MAY_NOT_BE_STRING: boolean[] = Array.from({ length: 128 }, (_, c) => NON_STRING_START.test(String.fromCharCode(c)));
 
-let resolveFailed = false;
-function onResolveError(): void {
-  resolveFailed = true;
-}
-
 /** Resolves a plain scalar exactly as yaml's core schema does. */
 export function resolvePlain(source: string): unknown {
   if (!MAY_NOT_BE_STRING[source.charCodeAt(0)]) return source;
-  for (const tag of scalarTags) {
-    if (!tag.test?.test(source)) continue;
-    resolveFailed = false;
-    const value = tag.resolve(source, onResolveError, {});
-    if (resolveFailed) throw declined;
-    return isScalar(value) ? value.value : value;
+  for (const scalar of CORE_SCALARS) {
+    if (scalar.test.test(source)) return scalar.resolve(source);
   }
   return source;
 }

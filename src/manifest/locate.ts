@@ -1,6 +1,7 @@
 // Maps a path inside a manifest (from an ajv instancePath or a semantic check) back to line:col in
 // its file. Only called when there is something to report, so the happy path never pays for it.
-import { isAlias, isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import type { Document, LineCounter, Node } from 'yaml';
+import { yaml } from '../util/lazy-yaml.js';
 import type { NodePos } from './fast-yaml.js';
 
 /** Keys of mappings and indexes of lists, from the document root. */
@@ -22,6 +23,7 @@ export interface Locator {
 
 /** Locates nodes of a document read by `yaml`. */
 export function yamlLocator(doc: Document.Parsed, lineCounter: LineCounter): Locator {
+  const { isAlias, isMap, isScalar, isSeq } = yaml();
   const position = (node: Node): Position => {
     const offset = node.range?.[0] ?? 0;
     return lineCounter.linePos(offset);

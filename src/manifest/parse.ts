@@ -1,6 +1,7 @@
 // Reads the YAML documents of one source. Empty documents (a trailing `---`, a file of comments)
 // are skipped; YAML errors become issues at their line:col and their document is dropped.
-import { LineCounter, parseAllDocuments, type YAMLError } from 'yaml';
+import type { YAMLError } from 'yaml';
+import { yaml } from '../util/lazy-yaml.js';
 import type { ManifestIssue } from '../errors.js';
 import { parseFast } from './fast-yaml.js';
 import { fastLocator, yamlLocator, type Locator } from './locate.js';
@@ -52,6 +53,7 @@ export function parseSource(source: SourceFile, options: ParseOptions = {}): Par
 }
 
 function parseWithYaml(source: SourceFile): ParseResult {
+  const { LineCounter, parseAllDocuments } = yaml();
   const lineCounter = new LineCounter();
   const documents: ParsedDocument[] = [];
   const issues: ManifestIssue[] = [];

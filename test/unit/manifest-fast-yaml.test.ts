@@ -3,9 +3,9 @@
 // snippets and on seeded random documents (deterministic).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Schema, type ScalarTag } from 'yaml';
+import { isScalar, Schema, type ScalarTag } from 'yaml';
 import { parseFast } from '../../src/manifest/fast-yaml.js';
-import { NON_STRING_START } from '../../src/manifest/fast-yaml-scalars.js';
+import { NON_STRING_START, resolvePlain } from '../../src/manifest/fast-yaml-scalars.js';
 import type { FieldPath } from '../../src/manifest/locate.js';
 import { parseSource, type ParsedDocument, type SourceFile } from '../../src/manifest/parse.js';
 
@@ -117,6 +117,28 @@ test('accepts the plain subset and agrees with yaml', () => {
 
 test('declines everything outside the subset', () => {
   for (const text of DECLINED) assert.equal(parseFast(text), undefined, `should be declined:\n${text}`);
+});
+
+test("resolvePlain resolves every plain scalar as yaml's core-schema tags do", () => {
+  const tags = new Schema({}).tags.filter((tag): tag is ScalarTag => tag.default === true && 'test' in tag && tag.test instanceof RegExp);
+  const byYaml = (s: string): unknown => {
+    for (const tag of tags) {
+      if (!tag.test?.test(s)) continue;
+      const value = tag.resolve(s, () => assert.fail(`yaml could not resolve ${s}`), {});
+      return isScalar(value) ? value.value : value;
+    }
+    return s;
+  };
+  const chars = Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i));
+  const tails = ['', '0', '1', '5', '9', 'e3', 'E-2', '.5', '.', 'x', 'xF', 'o7', 'o8', 'x1', 'inf', 'Inf', 'INF', 'nan', 'NaN', 'NAN', 'ull', 'rue', 'alse', 'ULL', 'RUE', 'ALSE', '12345678901234567890'];
+  for (const first of chars) {
+    for (const second of ['', ...chars]) {
+      for (const tail of tails) {
+        const s = first + second + tail;
+        assert.deepEqual(resolvePlain(s), byYaml(s), s);
+      }
+    }
+  }
 });
 
 test("NON_STRING_START covers every core-schema tag's first character", () => {
