@@ -2,6 +2,7 @@
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { coalesced } from '../util/coalesce.js';
 
 /** Writes via a temp file in the same folder, fsyncs it, renames it over the target, then fsyncs the folder. */
 export async function writeFileAtomic(path: string, data: string, mode = 0o600): Promise<void> {
@@ -25,12 +26,8 @@ export async function writeFileAtomic(path: string, data: string, mode = 0o600):
   await fsyncDir(dirname(path));
 }
 
-/** Per folder: the fsync in flight, and the one queued behind it. */
-interface FolderSync {
-  running: Promise<void> | undefined;
-  queued: Promise<void> | undefined;
-}
-const folderSyncs = new Map<string, FolderSync>();
+/** Per folder, the coalesced fsync of it. A state directory has a handful of folders. */
+const folderSyncs = new Map<string, () => Promise<void>>();
 
 /**
  * Makes a rename or unlink in `dir` durable. Calls for the same folder are coalesced: one made while
@@ -38,30 +35,12 @@ const folderSyncs = new Map<string, FolderSync>();
  * serves every call made in between — a wave of record writes costs two folder fsyncs, not one each.
  */
 export function fsyncDir(dir: string): Promise<void> {
-  let state = folderSyncs.get(dir);
-  if (!state) {
-    state = { running: undefined, queued: undefined };
-    folderSyncs.set(dir, state);
+  let sync = folderSyncs.get(dir);
+  if (!sync) {
+    sync = coalesced(() => syncFolder(dir));
+    folderSyncs.set(dir, sync);
   }
-  if (state.queued) return state.queued;
-  if (!state.running) return runFolderSync(dir, state);
-  const after = state.running.catch(() => undefined);
-  const folder = state;
-  state.queued = after.then(() => {
-    folder.queued = undefined;
-    return runFolderSync(dir, folder);
-  });
-  return state.queued;
-}
-
-function runFolderSync(dir: string, state: FolderSync): Promise<void> {
-  const run = syncFolder(dir).finally(() => {
-    if (state.running !== run) return;
-    state.running = undefined;
-    if (!state.queued) folderSyncs.delete(dir);
-  });
-  state.running = run;
-  return run;
+  return sync();
 }
 
 async function syncFolder(dir: string): Promise<void> {

@@ -5,7 +5,8 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { isRunningWith } from '../support/cli.js';
-import { createDaemonSandbox, daemonArgs, daemonEnv, fixtureManifest, quickRestarts, readEndpoint, startDaemon } from '../support/daemon.js';
+import { commandManifest, createDaemonSandbox, daemonArgs, daemonEnv, fixtureManifest, quickRestarts, readEndpoint, startDaemon } from '../support/daemon.js';
+import { waitFor } from '../support/wait.js';
 
 const exists = (path: string): Promise<boolean> =>
   access(path).then(
@@ -60,4 +61,26 @@ test('SIGTERM with --shutdown stop: the daemon stops its processes, then exits 0
   assert.equal(await isRunningWith(y), false, 'y is stopped');
   // Stopped deliberately, not crashed: nothing is left for a next daemon to restart as a failure.
   assert.equal((await sandbox.record('x')).backoff?.failures ?? 0, 0);
+});
+
+test('--shutdown stop with many adopted processes and few descriptors: every one is stopped', async (t) => {
+  // 60 stops at once each looked for its group in /proc; with a low descriptor limit (a real one,
+  // through prlimit) the reads failed with EMFILE, the groups read as empty, and the processes were
+  // reported stopped while they ran on.
+  const sandbox = await createDaemonSandbox(t);
+  const names = Array.from({ length: 60 }, (_, i) => `s${i}`);
+  await sandbox.write('manifests/many.yaml', names.map((name) => commandManifest(sandbox, name, ['sleep', '3600'], quickRestarts())).join('---\n'));
+  const first = await startDaemon(sandbox);
+  await waitFor(async () => (await first.list()).filter((s) => s.phase === 'Ready').length === names.length, { timeoutMs: 30_000, message: 'all 60 to be Ready' });
+  const pids = (await first.list()).map((s) => s.pid as number);
+  first.kill('SIGTERM');
+  assert.equal((await first.stopped).code, 0);
+
+  const second = await startDaemon(sandbox, { args: ['--shutdown', 'stop'], maxOpenFiles: 256 });
+  await waitFor(async () => (await second.list()).filter((s) => s.phase === 'Ready').length === names.length, { timeoutMs: 30_000, message: 'all 60 adopted' });
+  assert.deepEqual((await second.list()).map((s) => s.pid).sort(), [...pids].sort(), 'adopted, not restarted');
+  second.kill('SIGTERM');
+  assert.equal((await second.stopped).code, 0, second.output());
+  const alive = (await Promise.all(pids.map((pid) => isRunningWith(pid)))).filter(Boolean).length;
+  assert.equal(alive, 0, `every process stopped\n${second.output()}`);
 });

@@ -32,6 +32,8 @@ export interface PmOptions {
   timeoutMs?: number;
   /** Working directory (default: the sandbox folder). */
   cwd?: string;
+  /** Run under `prlimit --nofile=N` (background commands): a real descriptor limit, for tests of running out. */
+  maxOpenFiles?: number;
 }
 
 /** A pm command left running in the background. */
@@ -129,7 +131,10 @@ export async function createSandbox(t: TestContext): Promise<Sandbox> {
     pidDir,
     pm: (args, options = {}) => runPm(args, { ...options, cwd: options.cwd ?? dir }, envFor(options.env)),
     pmBackground(args, options = {}) {
-      const child = spawn(process.execPath, [cliPath, ...args], { cwd: options.cwd ?? dir, env: envFor(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+      // prlimit sets the limit and execs node: the child keeps its PID.
+      const argv = [process.execPath, cliPath, ...args];
+      const [file, ...rest] = options.maxOpenFiles === undefined ? argv : ['/usr/bin/prlimit', `--nofile=${options.maxOpenFiles}:${options.maxOpenFiles}`, '--', ...argv];
+      const child = spawn(file as string, rest, { cwd: options.cwd ?? dir, env: envFor(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
       background.add(child);
       let stdout = '';
       let stderr = '';

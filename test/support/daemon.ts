@@ -27,6 +27,8 @@ export interface DaemonOptions {
   manifestsDir?: string;
   /** --listen (default 127.0.0.1:0, a free port); null passes no flag, e.g. to take it from a config file. */
   listen?: string | null;
+  /** A descriptor limit for the daemon (prlimit --nofile). */
+  maxOpenFiles?: number;
 }
 
 export interface ApiReply<T> {
@@ -108,7 +110,7 @@ export function daemonEnv(sandbox: Sandbox, options: DaemonOptions = {}): { env:
 
 /** Starts `pm daemon` on the sandbox and resolves once it announced itself, answers /healthz and has finished starting. */
 export async function startDaemon(sandbox: Sandbox, options: DaemonOptions = {}): Promise<Daemon> {
-  const bg = sandbox.pmBackground(daemonArgs(sandbox, options), daemonEnv(sandbox, options));
+  const bg = sandbox.pmBackground(daemonArgs(sandbox, options), { ...daemonEnv(sandbox, options), ...(options.maxOpenFiles !== undefined && { maxOpenFiles: options.maxOpenFiles }) });
   const output = (): string => `stdout:\n${tail(bg.stdout())}\nstderr:\n${tail(bg.stderr())}`;
   let exited = false;
   void bg.result.then(() => (exited = true));

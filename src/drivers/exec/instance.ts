@@ -4,9 +4,9 @@
 // double-forking daemon leaves such leaderless groups), and the marker is how pm tells its own
 // leftovers from strangers.
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { sendSignal, type SignalOutcome } from './group.js';
-import { isLiveState, isPlausiblePid, listGroupMembers, readProcStat, readProcStatSync } from './proc.js';
+import { isLiveState, isPlausiblePid, listGroupMembers, readProcStat, readProcStatSync, scanProcesses } from './proc.js';
 
 export const INSTANCE_ENV = 'PM_INSTANCE';
 
@@ -52,7 +52,7 @@ export async function listMarkedMembers(pgid: number, instance: string): Promise
   const pids = await listGroupMembers(pgid);
   const members = await Promise.all(
     pids.map(async (pid): Promise<Member | undefined> => {
-      const stat = await readProcStat(pid).catch(() => undefined);
+      const stat = await readProcStat(pid);
       if (!stat || stat.pgrp !== pgid || !isLiveState(stat.state)) return undefined;
       return (await carriesMarker(pid, instance)) ? { pid, startTime: stat.startTime } : undefined;
     }),
@@ -62,15 +62,9 @@ export async function listMarkedMembers(pgid: number, instance: string): Promise
 
 /** The live process that leads its own group and carries the instance marker, if any. Linux only. */
 export async function findMarkedLeader(instance: string): Promise<Member | undefined> {
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return undefined;
-  }
-  const stats = await Promise.all(entries.filter((e) => /^\d+$/.test(e)).map((e) => readProcStat(Number(e)).catch(() => undefined)));
-  for (const stat of stats) {
-    if (!stat || stat.pgrp !== stat.pid || !isLiveState(stat.state)) continue;
+  if (process.platform !== 'linux') return undefined;
+  for (const stat of await scanProcesses()) {
+    if (stat.pgrp !== stat.pid || !isLiveState(stat.state)) continue;
     if (await carriesMarker(stat.pid, instance)) return { pid: stat.pid, startTime: stat.startTime };
   }
   return undefined;

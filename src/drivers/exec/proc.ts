@@ -3,6 +3,7 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
+import { coalesced } from '../../util/coalesce.js';
 
 /** What pm needs to tell a process apart from a later one that reused its PID. */
 export interface ProcessIdentity {
@@ -116,12 +117,31 @@ async function readIdentityWithPs(pid: number): Promise<ProcessIdentity | undefi
 /** PIDs of the live (not zombie) members of a process group. Linux only; [] elsewhere. */
 export async function listGroupMembers(pgid: number): Promise<number[]> {
   if (!isLinux) return [];
-  const entries = await readdir('/proc');
-  const stats = await Promise.all(
-    entries.filter((entry) => /^\d+$/.test(entry)).map((entry) => readProcStat(Number(entry)).catch(() => undefined)),
-  );
-  return stats.filter((s) => s !== undefined && s.pgrp === pgid && isLiveState(s.state)).map((s) => s!.pid);
+  return (await scanProcesses()).filter((s) => s.pgrp === pgid && isLiveState(s.state)).map((s) => s.pid);
 }
+
+/** /proc/PID/stat files read at once by one scan: bounds the descriptors a scan holds open. */
+const SCAN_CONCURRENCY = 16;
+
+/**
+ * Every process's stat, Linux only. Concurrent callers share scans (see coalesced): a daemon
+ * stopping 500 processes at once made 500 scans of 1,000 files each, ran out of descriptors
+ * (EMFILE), and read every group as empty. A failure other than a process gone fails the scan:
+ * an unreadable /proc must never look like a group that has ended.
+ */
+export const scanProcesses: () => Promise<ProcStat[]> = coalesced(async () => {
+  const pids = (await readdir('/proc')).filter((entry) => /^\d+$/.test(entry)).map(Number);
+  const stats: ProcStat[] = [];
+  let next = 0;
+  const reader = async (): Promise<void> => {
+    while (next < pids.length) {
+      const stat = await readProcStat(pids[next++] as number);
+      if (stat) stats.push(stat);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SCAN_CONCURRENCY, pids.length) }, reader));
+  return stats;
+});
 
 /** Z (zombie) and X (dead) processes have ended; only their exit status is left to collect. */
 export function isLiveState(state: string): boolean {
