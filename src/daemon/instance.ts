@@ -49,8 +49,11 @@ export class Instance {
   #closed = false;
   /** Why the exit watch failed, until the driver answers again. */
   #watchLost: string | undefined;
-  readonly #abort = new AbortController();
-  readonly #timers: NodeJS.Timeout[] = [];
+  /** Made on first use: most instances never need one (an own child's exit comes as an event). */
+  #abortController: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  /** Stops the driver's exit listener (onExit). */
+  #unwatchExit: (() => void) | undefined;
 
   constructor(
     private readonly proc: DesiredProcess,
@@ -71,12 +74,10 @@ export class Instance {
     // A oneshot job is never ready while it runs: it counts once it has exited with code 0.
     if (proc.manifest.spec.type === 'oneshot') this.#heldBy = 'a oneshot job counts when it completes';
     else if (!this.#upLongEnough) {
-      this.#timers.push(
-        setTimeout(() => {
-          this.#upLongEnough = true;
-          this.#update();
-        }, Math.min(settleMs, MAX_TIMER_MS)),
-      );
+      this.#timer = setTimeout(() => {
+        this.#upLongEnough = true;
+        this.#update();
+      }, Math.min(settleMs, MAX_TIMER_MS));
     }
   }
 
@@ -97,7 +98,12 @@ export class Instance {
 
   /** Starts watching. Resolves at once; reports arrive through the listener until close(). */
   watch(): void {
-    void this.#watchExit();
+    this.#unwatchExit = this.driver.onExit?.(this.handle, (exit) => {
+      if (this.#closed) return;
+      this.close();
+      this.listener.exited(exit);
+    });
+    if (this.#unwatchExit === undefined) void this.#watchExit();
     if (this.proc.manifest.spec.type === 'oneshot') return;
     void this.#probe();
     this.#update();
@@ -107,8 +113,17 @@ export class Instance {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#abort.abort(new Error('instance closed'));
-    for (const timer of this.#timers) clearTimeout(timer);
+    this.#unwatchExit?.();
+    this.#abortController?.abort(new Error('instance closed'));
+    clearTimeout(this.#timer);
+  }
+
+  get #abort(): AbortController {
+    if (!this.#abortController) {
+      this.#abortController = new AbortController();
+      if (this.#closed) this.#abortController.abort(new Error('instance closed'));
+    }
+    return this.#abortController;
   }
 
   /**

@@ -138,6 +138,13 @@ export interface Driver {
    * it; otherwise the driver polls and reports `known: false`. `signal` stops the wait.
    */
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus>;
+  /**
+   * Calls `exited` once when the process exits, for a process this pm spawned (its parent hears of
+   * the exit as an event), and returns the function that stops listening; undefined when the driver
+   * cannot (then waitExit). A listener costs a field where a pending waitExit holds a chain of
+   * promises, per process, for as long as it runs.
+   */
+  onExit?(handle: ProcessHandle, exited: (exit: ExitStatus) => void): (() => void) | undefined;
   /** Runs a command inside the process's container (exec probes); its exit code. Drivers without containers: absent. */
   execIn?(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number>;
   /** Output kept by the process's engine (a container's log driver), to `out`; drivers that write log files themselves: absent. */

@@ -47,6 +47,8 @@ export interface BackendHealth {
 export class DriverRouter implements ProcessDriver {
   readonly #factories: DriverFactories;
   readonly #loaded = new Map<DriverName, Promise<ProcessDriver>>();
+  /** Drivers whose load has finished, for the calls that must answer synchronously. */
+  readonly #ready = new Map<DriverName, ProcessDriver>();
   readonly #health = new Map<DriverName, BackendHealth>();
   readonly #listeners = new Set<(health: BackendHealth, before: BackendHealth | undefined) => void>();
 
@@ -72,6 +74,11 @@ export class DriverRouter implements ProcessDriver {
 
   waitExit(handle: ProcessHandle, signal?: AbortSignal): Promise<ExitStatus> {
     return this.#call(handle.driver, 'read', (d) => d.waitExit(handle, signal));
+  }
+
+  /** Only through a driver already loaded: a process it spawned implies it is. */
+  onExit(handle: ProcessHandle, exited: (exit: ExitStatus) => void): (() => void) | undefined {
+    return this.#ready.get(handle.driver)?.onExit?.(handle, exited);
   }
 
   execIn(handle: ProcessHandle, command: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
@@ -155,6 +162,7 @@ export class DriverRouter implements ProcessDriver {
       const factory = this.#factories[name];
       if (!factory) return Promise.reject(new PmError('E_DRIVER', `driver ${name} is not available in this pm`));
       loaded = factory();
+      loaded.then((driver) => this.#ready.set(name, driver), () => undefined);
       // A failed load (a missing module) is not cached: the next call tries again.
       loaded.catch(() => this.#loaded.delete(name));
       this.#loaded.set(name, loaded);

@@ -39,8 +39,6 @@ export interface ExecDriverOptions {
 export class ExecDriver implements Driver {
   /** Children this pm process spawned, by `pid:startTime`. */
   readonly #children = new Map<string, SpawnedChild>();
-  /** How many waitExit calls wait on each own child. */
-  readonly #waiters = new Map<SpawnedChild, number>();
   readonly #cgroups: Cgroups;
 
   constructor(options: ExecDriverOptions = {}) {
@@ -131,6 +129,26 @@ export class ExecDriver implements Driver {
     return { forced, wasRunning: true, exit: own ? await own.exited : unknownExit() };
   }
 
+  onExit(handle: ExecHandle, exited: (exit: ExitStatus) => void): (() => void) | undefined {
+    const own = this.#own(handle);
+    if (!own || own.onExit !== undefined) return undefined;
+    if (own.exit) {
+      const exit = own.exit;
+      queueMicrotask(() => exited(exit));
+      return () => undefined;
+    }
+    this.#hold(own);
+    own.onExit = (exit) => {
+      this.#letGo(own);
+      exited(exit);
+    };
+    return () => {
+      if (own.onExit === undefined) return;
+      own.onExit = undefined;
+      this.#letGo(own);
+    };
+  }
+
   async waitExit(handle: ExecHandle, signal?: AbortSignal): Promise<ExitStatus> {
     signal?.throwIfAborted();
     const own = this.#own(handle);
@@ -175,19 +193,21 @@ export class ExecDriver implements Driver {
    * while someone waits for one, it holds the event loop open again.
    */
   async #waitOwn(own: SpawnedChild, signal: AbortSignal | undefined): Promise<ExitStatus> {
-    const waiters = (this.#waiters.get(own) ?? 0) + 1;
-    this.#waiters.set(own, waiters);
-    if (waiters === 1) own.child.ref();
+    this.#hold(own);
     try {
       return await abortable(own.exited, signal);
     } finally {
-      const left = (this.#waiters.get(own) ?? 1) - 1;
-      if (left > 0) this.#waiters.set(own, left);
-      else {
-        this.#waiters.delete(own);
-        own.child.unref();
-      }
+      this.#letGo(own);
     }
+  }
+
+  /** One more waiter (waitExit, onExit) on an own child: the first holds the event loop open. */
+  #hold(own: SpawnedChild): void {
+    if (own.waiters++ === 0) own.child.ref();
+  }
+
+  #letGo(own: SpawnedChild): void {
+    if (--own.waiters === 0) own.child.unref();
   }
 
   /** Removes the run's cgroups that are empty now (all of them once nothing of the run is left). */

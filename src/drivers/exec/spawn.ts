@@ -15,17 +15,36 @@ import { readProcessIdentity, readProcStatSync } from './proc.js';
 /** Names the notify descriptor in the process's environment (dinit's pipevar, for programs told the number at run time). */
 export const READY_FD_ENV = 'PM_READY_FD';
 
-/** A child this pm process spawned: its exit is learned with code and signal. */
-export interface SpawnedChild {
-  child: ChildProcess;
-  pid: number;
-  startTime: string;
+/**
+ * A child this pm process spawned: its exit is learned with code and signal. A class, so every
+ * child has the same small shape (a daemon keeps one per running process).
+ */
+export class SpawnedChild {
+  pid = 0;
+  startTime = '';
   /** Set when the child has exited. */
-  exit: ExitStatus | undefined;
+  exit: ExitStatus | undefined = undefined;
   /** Resolves when the child exits; never rejects. */
-  exited: Promise<ExitStatus>;
+  readonly exited: Promise<ExitStatus>;
   /** The run's own cgroups, when its limits need them. */
-  cgroup?: RunCgroup;
+  cgroup: RunCgroup | undefined = undefined;
+  /** Called once, at the exit event (ExecDriver.onExit). */
+  onExit: ((exit: ExitStatus) => void) | undefined = undefined;
+  /** How many waitExit and onExit calls wait on it: while any does, it holds the event loop open. */
+  waiters = 0;
+
+  constructor(readonly child: ChildProcess) {
+    this.exited = new Promise<ExitStatus>((resolve) => {
+      child.once('exit', (code, signal) => {
+        const exit: ExitStatus = { code, signal, at: Date.now(), known: true };
+        this.exit = exit;
+        resolve(exit);
+        const listener = this.onExit;
+        this.onExit = undefined;
+        listener?.(exit);
+      });
+    });
+  }
 }
 
 /**
@@ -67,7 +86,7 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
   let startTime: string | undefined;
   /** Resolves with the spawn error, or undefined once the child runs. Never rejects (it may settle unobserved). */
   let spawned: Promise<Error | undefined>;
-  let exitTracker: ReturnType<typeof trackExit>;
+  let exitTracker: SpawnedChild;
   try {
     child = spawn(file, args, {
       shell: false,
@@ -85,10 +104,19 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
     // has already exited (it is at worst a zombie until the event loop runs).
     if (child.pid !== undefined) startTime = readProcStatSync(child.pid)?.startTime;
     // Listen now: 'spawn', 'error' and even 'exit' may fire while the log files are closed below.
-    exitTracker = trackExit(child);
+    exitTracker = new SpawnedChild(child);
     spawned = new Promise<Error | undefined>((resolve) => {
-      child.once('spawn', () => resolve(undefined));
-      child.once('error', resolve);
+      // Each removes the other: neither stays on the child for as long as it runs.
+      const onSpawn = (): void => {
+        child.off('error', onError);
+        resolve(undefined);
+      };
+      const onError = (error: Error): void => {
+        child.off('spawn', onSpawn);
+        resolve(error);
+      };
+      child.once('spawn', onSpawn);
+      child.once('error', onError);
     });
     // After 'spawn', later 'error' events (e.g. a failed kill) must not crash pm.
     child.on('error', () => undefined);
@@ -111,16 +139,10 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
     // Only reachable off Linux, when the child exited before `ps` could see it.
     startTime = 'unknown';
   }
-  return {
-    child,
-    pid,
-    startTime,
-    get exit() {
-      return exitTracker.exit;
-    },
-    exited: exitTracker.exited,
-    ...(cgroup && { cgroup }),
-  };
+  exitTracker.pid = pid;
+  exitTracker.startTime = startTime;
+  exitTracker.cgroup = cgroup;
+  return exitTracker;
 }
 
 /** Puts the gated child in its cgroups and lets it run; else ends it (it never ran the program) and rejects with StartError. */
@@ -134,19 +156,6 @@ async function joinCgroup(name: string, child: ChildProcess, pid: number, cgroup
     await exited;
     throw new StartError(name, `cannot put the process in its cgroup (${cgroup.dirs.join(', ')}): ${errorText(err)}`, 'start it again (another pm may have removed the cgroup meanwhile); if it persists, check that pm may write its cgroups', err);
   }
-}
-
-function trackExit(child: ChildProcess): { readonly exit: ExitStatus | undefined; exited: Promise<ExitStatus> } {
-  const tracker: { exit: ExitStatus | undefined; exited: Promise<ExitStatus> } = {
-    exit: undefined,
-    exited: new Promise<ExitStatus>((resolve) => {
-      child.once('exit', (code, signal) => {
-        tracker.exit = { code, signal, at: Date.now(), known: true };
-        resolve(tracker.exit);
-      });
-    }),
-  };
-  return tracker;
 }
 
 async function checkCwd(name: string, cwd: string): Promise<void> {
