@@ -85,7 +85,7 @@ const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const smoke = runs < 10 || count !== 100 || levels !== 5 || readyMs !== 100;
 
-const { progress, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('coldstart');
+const { progress, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('coldstart');
 
 
 let exitCode = 0;
@@ -181,14 +181,9 @@ try {
     return result;
   }
 } catch (error) {
-  exitCode = 1;
-  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  const failures = await cleanup.run();
-  for (const failure of failures) progress(`cleanup: ${failure}`);
-  if (failures.length > 0) exitCode = 1;
+  exitCode = fail(error);
 }
-process.exit(exitCode);
+await exit(exitCode);
 
 /** SIGKILL to each pid that runs the child (a pid of systemd's namespace may be another process here); returns those killed. */
 function killChildren(pids: readonly number[], program: string): number[] {

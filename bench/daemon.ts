@@ -79,7 +79,7 @@ if (!keys.includes('pm')) usage('--managers must include pm');
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('daemon');
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('daemon');
 
 /** Sockets whose children report their host pid (not systemd's, in a namespace, nor Docker's tokens). */
 const sockets: ReportSocket[] = [];
@@ -202,14 +202,9 @@ try {
   console.log(`\n${block}\n`);
   if (values.write) progress(`docs/benchmarks.md: results ${await writeBlock(DOC, block)}`);
 } catch (error) {
-  exitCode = 1;
-  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  const failures = await cleanup.run();
-  for (const failure of failures) progress(`cleanup: ${failure}`);
-  if (failures.length > 0) exitCode = 1;
+  exitCode = fail(error);
 }
-process.exit(exitCode);
+await exit(exitCode);
 
 /** After every manager is down: any reporter child still alive was left behind. Killed, and reported. */
 function leakCheck(all: ReportSocket[], binary: string): void {

@@ -73,7 +73,7 @@ if (network !== undefined && !/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(network)) usag
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('docker');
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('docker');
 if (restSeconds <= ENGINE_RESET_SECONDS) progress(`note: --rest-seconds ${restSeconds} does not exceed ${ENGINE_RESET_SECONDS}: the engine's restart delay will grow between trials`);
 
 const docker = engineClient();
@@ -171,11 +171,6 @@ try {
   console.log(`\n${report}\n`);
   if (values.write) progress(`docs/benchmarks.md: results ${await writeBlock(DOC, report, RUN_MARKERS)}`);
 } catch (error) {
-  exitCode = 1;
-  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  const failures = await cleanup.run();
-  for (const failure of failures) progress(`cleanup: ${failure}`);
-  if (failures.length > 0) exitCode = 1;
+  exitCode = fail(error);
 }
-process.exit(exitCode);
+await exit(exitCode);

@@ -81,7 +81,7 @@ const idleSettleSeconds = nonNegativeInt(values['idle-settle-seconds'] ?? (quick
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('flags');
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('flags');
 
 const sockets: ReportSocket[] = [];
 let binaryPath = '';
@@ -191,14 +191,9 @@ try {
   console.log(`\n${report}\n`);
   if (values.write) progress(`docs/benchmarks.md: results ${await writeBlock(DOC, report, RUN_MARKERS)}`);
 } catch (error) {
-  exitCode = 1;
-  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  const failures = await cleanup.run();
-  for (const failure of failures) progress(`cleanup: ${failure}`);
-  if (failures.length > 0) exitCode = 1;
+  exitCode = fail(error);
 }
-process.exit(exitCode);
+await exit(exitCode);
 
 /** After every daemon is down: a reporter child still alive was left behind. Killed, and reported. */
 function leakCheck(all: ReportSocket[], binary: string): void {

@@ -60,7 +60,7 @@ const keys = values.managers.split(',').map((k) => k.trim());
 for (const key of keys) if (!(MANAGER_KEYS as readonly string[]).includes(key)) usage(`--managers: unknown manager "${key}"; known: ${MANAGER_KEYS.join(', ')}`);
 if (!keys.includes('pm')) usage('--managers must include pm');
 
-const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('footprint');
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('footprint');
 
 
 let exitCode = 0;
@@ -127,14 +127,9 @@ try {
   if (values.write) progress(`docs/benchmarks.md: results ${await writeBlock(DOC, report, RUN_MARKERS)}`);
   if (measurements.some((m) => m.error !== undefined)) exitCode = 1;
 } catch (error) {
-  exitCode = 1;
-  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  const failures = await cleanup.run();
-  for (const failure of failures) progress(`cleanup: ${failure}`);
-  if (failures.length > 0) exitCode = 1;
+  exitCode = fail(error);
 }
-process.exit(exitCode);
+await exit(exitCode);
 
 /**
  * One manager, made afresh in a folder of its own, with n children reporting to a socket of their

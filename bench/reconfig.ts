@@ -79,7 +79,7 @@ const debounceMs = values['pm-watch-debounce-ms'] === undefined ? undefined : no
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('reconfig');
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('reconfig');
 
 
 let exitCode = 0;
@@ -160,14 +160,9 @@ try {
     for (const t of bad.slice(0, 10)) progress(`FAILED: ${t.manager} trial ${t.index} (${t.process}): others restarted during it: ${t.othersDuring.join(', ') || 'none'}; before it: ${t.othersBetween.join(', ') || 'none'}`);
   }
 } catch (error) {
-  exitCode = 1;
-  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  const failures = await cleanup.run();
-  for (const failure of failures) progress(`cleanup: ${failure}`);
-  if (failures.length > 0) exitCode = 1;
+  exitCode = fail(error);
 }
-process.exit(exitCode);
+await exit(exitCode);
 
 /**
  * After every manager is down, no reporter of this run may be left: a process running `binary`

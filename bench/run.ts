@@ -19,6 +19,10 @@ export interface BenchRun {
   cleanup: Cleanup;
   /** The run's temp folder, removed by `cleanup`. */
   root: string;
+  /** Reports what ended the measurements (not a Ctrl-C, which Cleanup reports); the exit code it means: 1. */
+  fail: (error: unknown) => 1;
+  /** Runs the cleanup, reports its failures, and exits: with `code`, or 1 when a cleanup step failed. */
+  exit: (code: number) => Promise<never>;
 }
 
 export async function startBenchRun(name: string): Promise<BenchRun> {
@@ -32,5 +36,14 @@ export async function startBenchRun(name: string): Promise<BenchRun> {
   cleanup.onSignals(progress);
   const root = await mkdtemp(join(tmpdir(), `pm-bench-${name}-`));
   cleanup.add('remove the temp folder', () => rm(root, { recursive: true, force: true }));
-  return { progress, args, command, startedAt, loadAtStart, machine, cleanup, root };
+  const fail = (error: unknown): 1 => {
+    if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
+    return 1;
+  };
+  const exit = async (code: number): Promise<never> => {
+    const failures = await cleanup.run();
+    for (const failure of failures) progress(`cleanup: ${failure}`);
+    process.exit(failures.length > 0 ? 1 : code);
+  };
+  return { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit };
 }

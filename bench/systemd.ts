@@ -68,7 +68,7 @@ const callRounds = nonNegativeInt(values.calls ?? (values.quick ? '5' : '20'), '
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
-const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root } = await startBenchRun('systemd');
+const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('systemd');
 if (restSeconds * 5 < 10) progress(`note: --rest-seconds ${restSeconds}: more than 5 starts of a unit in 10 s hit systemd's start limit, and the unit is then refused`);
 
 
@@ -168,11 +168,6 @@ try {
   console.log(`\n${report}\n`);
   if (values.write) progress(`docs/benchmarks.md: results ${await writeBlock(DOC, report, runMarkers(pollMs))}`);
 } catch (error) {
-  exitCode = 1;
-  if ((error as Error).message !== 'interrupted') progress(`bench failed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  const failures = await cleanup.run();
-  for (const failure of failures) progress(`cleanup: ${failure}`);
-  if (failures.length > 0) exitCode = 1;
+  exitCode = fail(error);
 }
-process.exit(exitCode);
+await exit(exitCode);
