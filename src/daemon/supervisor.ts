@@ -559,7 +559,7 @@ export class Supervisor {
    * the intent written before the spawn names its marker, and the driver finds it by that.
    */
   async #recoverUnrecorded(): Promise<void> {
-    for (const intent of await this.#store.listIntents()) {
+    for (const intent of this.#store.listIntents()) {
       const record = this.#records.get(intent.name);
       if (record?.handle && 'instance' in record.handle && record.handle.instance === intent.instance) continue;
       let handle: ProcessHandle | undefined;
@@ -571,7 +571,7 @@ export class Supervisor {
         continue;
       }
       if (!handle) {
-        await this.#store.deleteIntent(intent.name);
+        this.#store.deleteIntent(intent.name);
         continue;
       }
       const base = record ?? { name: intent.name, manifest: intent.manifest, source: intent.source, appliedAt: intent.at, starts: 0 };
@@ -737,7 +737,7 @@ export class Supervisor {
     this.#failing.delete(name);
     this.#persist(name);
     await this.flushOne(name);
-    await this.#store.deleteIntent(name);
+    this.#store.deleteIntent(name);
     this.events.forget(name);
     this.#event(name, 'Deleted', 'normal', why, { daemonWide: true });
     this.#processLogs.delete(name);

@@ -3,12 +3,13 @@
 //   logs/<name>.log         default stdout+stderr of each process
 //   ready/<name>            what a process with a notify startup probe wrote to its descriptor
 //   audit.jsonl             append-only audit log, one JSON object per line
+//   intents.jsonl           append-only: the instance marker of each start, written before the spawn
 //   lock                    held by the pm command that is acting
-import { writeFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic, fsyncDir } from './atomic.js';
+import { IntentLog } from './intent-log.js';
 import { Journal } from './journal.js';
 import { acquireLock, type StateLock } from './lock.js';
 import type { AuditEntry, ProcessRecord, StartIntent } from './records.js';
@@ -27,7 +28,7 @@ export class FileStore {
   private readonly readyDir: string;
   private readonly processesDir: string;
   private readonly auditPath: string;
-  private readonly intentsDir: string;
+  private readonly intents: IntentLog;
   private readonly auditJournal: Journal;
 
   private constructor(dir: string) {
@@ -36,7 +37,7 @@ export class FileStore {
     this.readyDir = join(dir, 'ready');
     this.processesDir = join(dir, 'processes');
     this.auditPath = join(dir, 'audit.jsonl');
-    this.intentsDir = join(dir, 'intents');
+    this.intents = new IntentLog(join(dir, 'intents.jsonl'), join(dir, 'intents'));
     this.auditJournal = Journal.at(this.auditPath);
   }
 
@@ -46,7 +47,6 @@ export class FileStore {
     try {
       await mkdir(store.processesDir, { recursive: true, mode: 0o700 });
       await mkdir(store.logsDir, { recursive: true, mode: 0o700 });
-      await mkdir(store.intentsDir, { recursive: true, mode: 0o700 });
       await mkdir(store.readyDir, { recursive: true, mode: 0o700 });
     } catch (error) {
       throw new PmError('E_STATE_DIR', `cannot use state directory ${store.dir}: ${(error as Error).message}`, {
@@ -127,36 +127,20 @@ export class FileStore {
   }
 
   /**
-   * Notes which instance marker the next start of NAME will carry, before the spawn. Not fsynced on
-   * purpose: it must survive a kill of the daemon, which the page cache does, not a crash of the
-   * machine, after which no process of the old boot runs anyway — and it is on the path of every
-   * restart.
+   * Notes which instance marker the next start of NAME will carry, before the spawn (see IntentLog:
+   * synchronous, and not fsynced on purpose).
    */
   writeIntent(intent: StartIntent): void {
-    // Synchronous: a few dozen microseconds of page-cache write, against a thread-pool round trip
-    // of about a millisecond on this path (measured by bench:daemon's trace).
-    writeFileSync(join(this.intentsDir, `${intent.name}.json`), JSON.stringify(intent), { mode: 0o600 });
+    this.intents.write(intent);
   }
 
-  /** Every intent written; unreadable ones (torn by a kill mid-write, before any spawn) are skipped. */
-  async listIntents(): Promise<StartIntent[]> {
-    const files = await readdir(this.intentsDir).catch(() => [] as string[]);
-    const intents = await Promise.all(
-      files
-        .filter((f) => f.endsWith('.json'))
-        .map(async (f) => {
-          try {
-            return JSON.parse(await readFile(join(this.intentsDir, f), 'utf8')) as StartIntent;
-          } catch {
-            return undefined;
-          }
-        }),
-    );
-    return intents.filter((i) => i !== undefined);
+  /** The last intent written for each process. */
+  listIntents(): StartIntent[] {
+    return this.intents.list();
   }
 
-  async deleteIntent(name: string): Promise<void> {
-    await unlink(join(this.intentsDir, `${name}.json`)).catch(() => undefined);
+  deleteIntent(name: string): void {
+    this.intents.delete(name);
   }
 
   private recordPath(name: string): string {

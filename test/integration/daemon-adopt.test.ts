@@ -2,10 +2,13 @@
 // instead of starting copies (and starts what died meanwhile, once), and state such as a pause
 // survives it.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { appendFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
-import { isRunningWith } from '../support/cli.js';
+import { isRunningWith, programPath } from '../support/cli.js';
 import { createDaemonSandbox, fixtureManifest, indexOfEvent, metricValue, processesWithArg, quickRestarts, startDaemon } from '../support/daemon.js';
 import { waitFor } from '../support/wait.js';
 
@@ -91,6 +94,38 @@ test(
     assert.deepEqual(await processesWithArg(marker), [x.pid], `exactly one instance (the second daemon shows pid ${x.pid}, the first spawned ${replacement})`);
   },
 );
+
+test('a start the killed daemon noted but never recorded is found by its intent and adopted, not started twice', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  const marker = `marker-${basename(sandbox.dir)}`;
+  await sandbox.write('manifests/x.yaml', fixtureManifest(sandbox, { name: 'x', program: 'idle', args: [marker] }, quickRestarts()));
+  const first = await startDaemon(sandbox);
+  const pid = (await first.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid as number;
+  first.kill('SIGKILL');
+  await first.stopped;
+  process.kill(pid, 'SIGKILL');
+  await waitFor(async () => (await processesWithArg(marker)).length === 0, { message: 'x to be gone' });
+
+  // What a daemon killed between the spawn of a replacement and its record leaves: the record names
+  // the old instance, the intent log the new one, whose process runs. A real kill cannot land in
+  // that window on demand (the test above tries), so the spawn and the intent are made here.
+  const record = await sandbox.record('x');
+  const instance = randomBytes(16).toString('hex');
+  const orphan = spawn(process.execPath, [programPath('idle'), marker], { detached: true, stdio: 'ignore', env: { ...process.env, NAME: 'x', PM_INSTANCE: instance, PM_IT_PID_DIR: sandbox.pidDir } });
+  orphan.unref();
+  await waitFor(async () => (await processesWithArg(marker)).includes(orphan.pid as number), { message: 'the orphan to run' });
+  const intent = { name: 'x', instance, manifest: record.manifest, source: record.source, at: new Date().toISOString() };
+  // A torn line first: the reader skips it, the writer ends it before appending.
+  await appendFile(join(sandbox.stateDir, 'intents.jsonl'), `{"name":"x","inst\n${JSON.stringify(intent)}\n`);
+
+  const second = await startDaemon(sandbox);
+  const x = await second.waitFor('x', (s) => s.phase === 'Ready', 'x Ready under the second daemon');
+  assert.equal(x.pid, orphan.pid, 'the orphan is adopted');
+  assert.deepEqual(await processesWithArg(marker), [orphan.pid], 'exactly one instance');
+  assert.equal((await second.events('x')).filter((e) => e.type === 'Started').length, 0, 'nothing started');
+  assert.match(second.output(), /recovered: .* was started by a pm daemon that stopped before recording it/);
+  assert.equal((await sandbox.record('x')).handle?.pid, orphan.pid, 'the record names it now');
+});
 
 test('a pause outlives the daemon: the next daemon keeps the process stopped until resume', async (t) => {
   const sandbox = await createDaemonSandbox(t);
