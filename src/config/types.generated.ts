@@ -38,7 +38,7 @@ export interface PmConfigFile {
    */
   resyncSeconds: number;
   /**
-   * How long manifest changes must settle before the daemon acts, in milliseconds; below 50, chokidar may miss a second write to one file within 50 ms, so bursts are read twice (a whole number, 0 or more). Env PM_WATCH_DEBOUNCE_MS, flag --watch-debounce-ms.
+   * How long manifest changes must settle before the daemon acts, in milliseconds (a whole number, 0 or more). Env PM_WATCH_DEBOUNCE_MS, flag --watch-debounce-ms.
    */
   watchDebounceMs: number;
   /**

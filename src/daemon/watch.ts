@@ -4,38 +4,27 @@
 // correctness: every choice below errs towards calling back.
 //
 // Three layers:
-// - a chokidar watcher on the root (the "tree"), for changes inside it;
-// - an fs.watch on the root's parent (the "anchor"), because chokidar does not notice the root
+// - one fs.watch per directory below the root, and per symlinked manifest (the "tree", see
+//   folder-watch.ts), for changes inside it;
+// - an fs.watch on the root's parent (the "anchor"), because the tree does not notice the root
 //   itself being replaced: after `rm -rf root && mkdir root` (a `git checkout` that swaps the
 //   folder) or a swapped symlink (`ln -s v2 tmp && mv -T tmp root`, Kubernetes ConfigMap-style),
 //   its watches sit on the old inode. An entry event naming the root rebuilds the tree;
 // - a one-second stat of the root and its parent as a backstop for what the anchor cannot see
 //   (the parent itself replaced, a swapped symlink higher up, a dead watch).
 // Events feed a Debouncer: one callback after debounceMs of quiet, never more than maxWaitMs late.
-// Not seen: a symlinked file below the root whose link is pointed elsewhere while its old target
-// stays untouched (chokidar watches the target); kubelet deletes the old ConfigMap data, so that
-// case is seen.
 //
-// Latency, measured on Linux (ext4, Node 20, 2 shared CPUs), rewriting an existing manifest 20
-// times: debounceMs 100 → callback after a median of 103 ms (range 102–113 ms over three runs; a
-// temp + rename save and a deletion alike); debounceMs 50 → 53–54 ms median. chokidar itself adds
-// 2–4 ms (an fs.watch event and one stat), so the debounce is nearly all of the latency. chokidar's
-// `atomic` (on by default) would hold every deletion back 100 ms more: it is off, see below.
-// A 350-file `git checkout` run beside the watcher gave one callback with 50 or 100 ms, but two to
-// five with 20 ms.
-import { watch as fsWatch, type FSWatcher as FsWatch, type Stats } from 'node:fs';
+// Latency, measured on Linux (ext4, Node 20, 2 shared CPUs) with chokidar as the tree, rewriting
+// an existing manifest 20 times: debounceMs 100 → callback after a median of 103 ms (range
+// 102–113 ms over three runs; a temp + rename save and a deletion alike); debounceMs 50 → 53–54 ms
+// median: the debounce is nearly all of it. A 350-file `git checkout` run beside the watcher gave
+// one callback with 50 or 100 ms, but two to five with 20 ms.
+import { watch as fsWatch, type FSWatcher as FsWatch } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { watch as chokidarWatch, type ChokidarOptions, type FSWatcher } from 'chokidar';
-import { isManifestFileName } from '../manifest/collect.js';
+import { FolderTree } from './folder-watch.js';
 import { realClock, type Clock } from './queue.js';
 
-/**
- * chokidar drops a `change` for a path that comes within 50 ms of the previous one it emitted
- * for that path (`_throttle('change', path, 50)` in its index.js), with no trailing event. So a
- * callback is only final once the source has been quiet this long: see Debouncer's settleMs.
- */
-const CHOKIDAR_CHANGE_THROTTLE_MS = 50;
 /** How often the root and its parent are stat'ed in case the anchor missed their replacement. */
 const ROOT_POLL_MS = 1_000;
 
@@ -138,10 +127,7 @@ export class Debouncer {
 }
 
 export interface WatchManifestsOptions {
-  /**
-   * Quiet time before the callback, in ms (the daemon's watchDebounceMs). Below 50 ms every burst
-   * is announced twice: at once, and again 50 ms after its last event (CHOKIDAR_CHANGE_THROTTLE_MS).
-   */
+  /** Quiet time before the callback, in ms (the daemon's watchDebounceMs). */
   debounceMs: number;
   /** Cap on the wait while the source keeps changing; default 10 × debounceMs, at least 1 s. */
   maxWaitMs?: number;
@@ -166,10 +152,7 @@ class SourceWatcher implements ManifestWatcher {
   readonly #parent: string;
   readonly #debouncer: Debouncer;
   readonly #options: WatchManifestsOptions;
-  readonly #chokidarOptions: ChokidarOptions;
-  #tree: FSWatcher | undefined;
-  /** Resolves the wait for the tree's 'ready' when close() comes first (chokidar then never emits it). */
-  #stopWaiting: (() => void) | undefined;
+  #tree: FolderTree | undefined;
   #anchor: FsWatch | undefined;
   /** Identities of the root the tree watches and of the parent the anchor watches; undefined: missing. */
   #rootId: string | undefined;
@@ -194,27 +177,8 @@ class SourceWatcher implements ManifestWatcher {
     this.#debouncer = new Debouncer({
       waitMs: debounceMs,
       maxWaitMs,
-      settleMs: Math.max(debounceMs, CHOKIDAR_CHANGE_THROTTLE_MS),
       onFlush: (paths) => this.#deliver(paths),
     });
-    this.#chokidarOptions = {
-      persistent: true,
-      // The daemon reads the source itself at start; only later changes matter.
-      ignoreInitial: true,
-      // Like collectSources: symlinked files and directories count (chokidar walks a loop once).
-      followSymlinks: true,
-      // `atomic` turns unlink + add within 100 ms into one change by holding every unlink back
-      // 100 ms. The debounce already merges both into one path of one burst, so atomic would only
-      // make deletions 100 ms slower; its other effect (ignoring swap and backup files) is covered
-      // by `ignored`.
-      atomic: false,
-      // awaitWriteFinish polls each written file's size until it is stable for stabilityThreshold
-      // (2 s by default): latency on every write. A chunked write sends a change per chunk, each
-      // restarting the debounce, and a read that catches half a file is followed by another
-      // callback when the rest lands, so the debounce alone settles partial writes.
-      awaitWriteFinish: false,
-      ignored: (file, stats) => this.#ignored(file, stats),
-    };
   }
 
   static async create(root: string, options: WatchManifestsOptions): Promise<SourceWatcher> {
@@ -250,30 +214,15 @@ class SourceWatcher implements ManifestWatcher {
     this.#debouncer.close();
     this.#anchor?.close();
     this.#anchor = undefined;
-    this.#stopWaiting?.();
-    const tree = this.#tree;
+    this.#tree?.close();
     this.#tree = undefined;
-    await tree?.close();
     await this.#checks; // a check in flight sees #closing and opens nothing more
   }
 
-  /** A file (not the root itself) that is not a manifest, or anything hidden below the root: not watched at all. */
-  #ignored(file: string, stats?: Stats): boolean {
+  /** The tree names manifests and directories; anything hidden below the root is not part of the source. */
+  #onTreeEvent(file: string): void {
     const relative = path.relative(this.#root, file);
-    if (relative === '') return false;
-    if (isOutside(relative)) return true; // chokidar would watch the parent of a missing root; the anchor does that
-    if (relative.split(path.sep).some((part) => part.startsWith('.'))) return true;
-    return stats?.isFile() === true && !isManifestFileName(path.basename(file));
-  }
-
-  #onTreeEvent(event: string, file: string): void {
-    const relative = path.relative(this.#root, file);
-    if (relative !== '') {
-      if (isOutside(relative) || relative.split(path.sep).some((part) => part.startsWith('.'))) return;
-      // Directory events count: a removed or renamed directory takes its manifests with it.
-      const isFileEvent = event === 'add' || event === 'change' || event === 'unlink';
-      if (isFileEvent && !isManifestFileName(path.basename(file))) return;
-    }
+    if (relative !== '' && (isOutside(relative) || relative.split(path.sep).some((part) => part.startsWith('.')))) return;
     this.#debouncer.add(file);
   }
 
@@ -290,17 +239,11 @@ class SourceWatcher implements ManifestWatcher {
     this.#options.onError?.(error instanceof Error ? error : new Error(String(error)));
   }
 
-  /** Starts chokidar on the root and waits for its initial scan (or for close()). */
+  /** Watches the root and every directory below it. */
   async #openTree(): Promise<void> {
-    const tree = chokidarWatch(this.#root, this.#chokidarOptions);
-    this.#tree = tree;
-    tree.on('all', (event, file) => this.#onTreeEvent(event, file));
-    tree.on('error', (error) => this.#report(error));
-    await new Promise<void>((resolve) => {
-      tree.once('ready', resolve);
-      this.#stopWaiting = resolve;
-    });
-    this.#stopWaiting = undefined;
+    const tree = await FolderTree.open(this.#root, { onChange: (file) => this.#onTreeEvent(file), onError: (error) => this.#report(error) });
+    if (this.#closing) tree.close();
+    else this.#tree = tree;
   }
 
   /** Watches the parent directory for entries naming the root: 'rename' is a create, delete or rename. */
@@ -354,9 +297,8 @@ class SourceWatcher implements ManifestWatcher {
     // more after the new tree's scan, since files written before its watches existed were not seen.
     this.#rootId = rootId;
     this.#debouncer.add(this.#root);
-    const old = this.#tree;
+    this.#tree?.close();
     this.#tree = undefined;
-    await old?.close();
     if (rootId === undefined || this.#closing) return;
     await this.#openTree();
     if (!this.#closing) this.#debouncer.add(this.#root);

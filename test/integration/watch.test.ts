@@ -142,7 +142,7 @@ test('a new subdirectory with a manifest → callback; later changes inside it t
   mkdirSync(sub, { recursive: true });
   writeFileSync(join(sub, 'api.yaml'), 'a: 1\n');
   const first = await call(recorder, 0, 'the new directory');
-  // The manifest itself, unless it landed between chokidar's scan of the new directory and its watch on it.
+  // The new directory, and the manifest when the walk of the directory found it.
   assert.ok(first.includes(join(sub, 'api.yaml')) || first.includes(sub), JSON.stringify(first));
   writeFileSync(join(sub, 'worker.yaml'), 'w: 1\n');
   assert.deepEqual(await call(recorder, 1, 'a manifest in the new directory'), [join(sub, 'worker.yaml')]);
@@ -242,8 +242,7 @@ test('a file rewritten continuously: callbacks at least every maxWaitMs while it
   const root = await tempDir(t);
   const manifest = join(root, 'busy.yaml');
   const recorder = await watchRecorded(t, root, { debounceMs: 150, maxWaitMs: 400 });
-  // Every 10 ms. chokidar passes on one change per 50 ms of them (see CHOKIDAR_CHANGE_THROTTLE_MS),
-  // still well inside the 150 ms debounce: only maxWaitMs can end a wait.
+  // Every 10 ms, well inside the 150 ms debounce: only maxWaitMs can end a wait.
   const deadline = Date.now() + 10_000;
   for (let i = 0; recorder.calls.length < 2; i++) {
     assert.ok(Date.now() < deadline, 'two callbacks while writing');
@@ -278,6 +277,33 @@ test('a throwing onChange is reported through onError, and the watcher keeps goi
 test('options are checked', async () => {
   await assert.rejects(watchManifests('.', { debounceMs: -1, onChange: () => {} }), /debounceMs must be a finite number of milliseconds ≥ 0, got -1/);
   await assert.rejects(watchManifests('.', { debounceMs: 100, maxWaitMs: 50, onChange: () => {} }), /maxWaitMs \(50\) must be at least debounceMs \(100\)/);
+});
+
+test('one watch per directory, not per manifest: 60 manifests in three folders take four watches with the anchor', async (t) => {
+  const root = await tempDir(t);
+  for (const dir of ['a', 'b', 'c']) {
+    mkdirSync(join(root, dir));
+    for (let i = 0; i < 20; i++) writeFileSync(join(root, dir, `m${i}.yaml`), `m: ${i}\n`);
+  }
+  const before = fsWatchHandles();
+  const recorder = await watchRecorded(t, root);
+  assert.equal(fsWatchHandles() - before, 5, 'the root, a, b, c and the anchor on the parent');
+  writeFileSync(join(root, 'b', 'm7.yaml'), 'm: changed\n');
+  assert.deepEqual(await call(recorder, 0, 'a write in b'), [join(root, 'b', 'm7.yaml')]);
+});
+
+test('a symlinked manifest: a write to its target elsewhere is seen under the link; a symlink loop is walked once', async (t) => {
+  const base = await tempDir(t);
+  const root = join(base, 'manifests');
+  mkdirSync(join(root, 'sub'), { recursive: true });
+  mkdirSync(join(base, 'elsewhere'));
+  writeFileSync(join(base, 'elsewhere', 'app.yaml'), 'a: 1\n');
+  symlinkSync(join(base, 'elsewhere', 'app.yaml'), join(root, 'app.yaml'));
+  symlinkSync('..', join(root, 'sub', 'loop')); // sub/loop → the root again
+  const recorder = await watchRecorded(t, root);
+  writeFileSync(join(base, 'elsewhere', 'app.yaml'), 'a: 2\n');
+  assert.deepEqual(await call(recorder, 0, 'the target written'), [join(root, 'app.yaml')]);
+  await assertSettled(recorder, join(root, 'sub'), 1);
 });
 
 test('close(): a pending burst is dropped, no callback comes after, and no watch handle is left', async (t) => {
