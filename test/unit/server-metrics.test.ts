@@ -1,7 +1,10 @@
 // The daemon's metrics, read back from the Prometheus text: per-process series follow api.list()
-// at every scrape (and vanish with their process), daemon counters and the histogram count.
+// at every scrape (and vanish with their process), daemon counters and the histogram count;
+// prom-client itself is loaded at the first scrape, with nothing counted before it lost.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { register as globalRegistry } from 'prom-client';
 import type { ProcessStatus } from '../../src/daemon/api.js';
 import { DaemonMetrics } from '../../src/server/metrics.js';
@@ -149,4 +152,55 @@ test('concurrent scrapes each see a consistent list', async () => {
   const [one, two] = await Promise.all([first, second]);
   assert.match(one.body, /^pm_process_restarts_total\{process="web"\} 1$/m);
   assert.match(two.body, /^pm_process_restarts_total\{process="web"\} 2$/m);
+});
+
+test('prom-client is loaded at the first scrape, not before; what was counted before it is reported', async () => {
+  // A process of its own: this one has loaded prom-client already (the import above). prom-client
+  // is CommonJS, so whatever loads it, import included, puts its files in require.cache.
+  const script = `
+    import { createRequire } from 'node:module';
+    const cache = createRequire(import.meta.url).cache;
+    const promClientFiles = () => Object.keys(cache).filter((file) => file.includes('/node_modules/prom-client/')).length;
+    const { DaemonMetrics } = await import(${JSON.stringify(new URL('../../src/server/metrics.ts', import.meta.url).href)});
+    const metrics = new DaemonMetrics({ list: () => [], queueDepth: () => 0 });
+    metrics.watchDrivers(() => [{ driver: 'exec', up: true }]);
+    metrics.observeReconcile(0.002, 'ok');
+    metrics.countAction('start', 'ok');
+    metrics.countManifestLoad(true);
+    const before = promClientFiles();
+    const [{ body }] = await Promise.all([metrics.render(), metrics.render()]);
+    console.log(JSON.stringify({ before, after: promClientFiles(), body }));
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { timeout: 20_000 });
+  const { before, after, body } = JSON.parse(stdout) as { before: number; after: number; body: string };
+  assert.equal(before, 0, 'no prom-client module before the first render()');
+  assert.ok(after > 0, 'loaded by render(), so the check above can see it');
+  assert.match(body, /^pm_reconcile_duration_seconds_count\{result="ok"\} 1$/m);
+  assert.match(body, /^pm_reconcile_duration_seconds_bucket\{le="0\.005",result="ok"\} 1$/m);
+  assert.match(body, /^pm_reconcile_duration_seconds_bucket\{le="0\.001",result="ok"\} 0$/m);
+  assert.match(body, /^pm_actions_total\{kind="start",result="ok"\} 1$/m);
+  assert.match(body, /^pm_manifest_reloads_total\{result="accepted"\} 1$/m);
+  assert.match(body, /^pm_driver_up\{driver="exec"\} 1$/m, 'a gauge asked for before the load is defined at it');
+  assert.match(body, /^pm_daemon_process_cpu_user_seconds_total /m, "Node's default metrics start with the registry");
+});
+
+test('a gauge asked for after the first scrape is exposed from the next one', async () => {
+  const { metrics } = setup([]);
+  assert.doesNotMatch((await scrape(metrics)).text, /pm_database_up/);
+  metrics.watchDatabase(() => true);
+  assert.equal((await scrape(metrics)).samples.get('pm_database_up'), 1);
+});
+
+test('histogram buckets: a value on a bound is in it, one above the last bound only in +Inf; a non-finite value is refused', async () => {
+  const { metrics } = setup([]);
+  metrics.observeReconcile(0.001, 'requeue');
+  metrics.observeReconcile(100, 'requeue');
+  assert.throws(() => metrics.observeReconcile(Number.NaN, 'requeue'), TypeError);
+  const { samples } = await scrape(metrics);
+  const bucket = (le: string): number | undefined => samples.get(`pm_reconcile_duration_seconds_bucket{le="${le}",result="requeue"}`);
+  assert.equal(bucket('0.001'), 1);
+  assert.equal(bucket('60'), 1);
+  assert.equal(bucket('+Inf'), 2);
+  assert.equal(samples.get('pm_reconcile_duration_seconds_sum{result="requeue"}'), 100.001);
+  assert.equal(samples.get('pm_reconcile_duration_seconds_count{result="requeue"}'), 2);
 });
