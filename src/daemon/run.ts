@@ -137,7 +137,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     meter.metrics = metrics;
 
     // The watcher runs before the first read, so nothing written meanwhile falls between the read
-    // and its initial scan (which reports nothing: ignoreInitial); a change during the read only
+    // and its initial scan (which reports nothing); a change during the read only
     // queues one more read.
     let watcher: ManifestWatcher | undefined;
     const watch = async (debounceMs: number): Promise<void> => {
