@@ -1,9 +1,12 @@
 // Load + validate + plan for generated sets of processes with a random DAG.
-// Usage: npm run bench:plan -- [--sizes 1000,10000] [--runs 7] [--files 100] [--write]
+// Usage: npm run bench:plan -- [--sizes 1000,2000,5000,10000] [--runs 7] [--files 100] [--write]
 // Each run loads the YAML files from disk (parse, schema, semantic checks, normalization) and plans
 // against an empty state (everything to start: the largest plan) and against a converged state
-// where one process changed (the common case). Prints medians; --write also puts them into
-// docs/benchmarks.md between the <!-- bench:plan --> markers.
+// where one process changed (the common case). Sizes take turns run by run, so a drift of the
+// host's load falls on all of them alike. Prints medians and the exponent b of a least-squares fit
+// of time = a × n^b over every size (linear: b = 1), which two sizes alone cannot settle: their
+// ratio swings with the smaller size's noise. --write also puts them into docs/benchmarks.md
+// between the <!-- bench:plan --> markers.
 import { execSpecOf } from '../src/manifest/runtime.js';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir, cpus } from 'node:os';
@@ -19,7 +22,7 @@ import type { ProcessRecord } from '../src/store/records.js';
 import { describeMachine, loadAverage, writeBlock } from './daemon/report.js';
 
 const { values } = parseArgs({
-  options: { sizes: { type: 'string', default: '1000,10000' }, runs: { type: 'string', default: '7' }, files: { type: 'string', default: '100' }, write: { type: 'boolean', default: false } },
+  options: { sizes: { type: 'string', default: '1000,2000,5000,10000' }, runs: { type: 'string', default: '7' }, files: { type: 'string', default: '100' }, write: { type: 'boolean', default: false } },
 });
 /** Every line printed, for --write. */
 const printed: string[] = [];
@@ -80,20 +83,37 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 
+/** Least squares of log y against log x: y ≈ a × x^exponent, and how much of log y's variance the line explains. */
+function powerFit(points: [number, number][]): { exponent: number; r2: number } {
+  const xs = points.map(([x]) => Math.log(x));
+  const ys = points.map(([, y]) => Math.log(y));
+  const mean = (v: number[]): number => v.reduce((sum, x) => sum + x, 0) / v.length;
+  const mx = mean(xs);
+  const my = mean(ys);
+  let sxy = 0;
+  let sxx = 0;
+  let syy = 0;
+  for (let i = 0; i < xs.length; i++) {
+    const dx = (xs[i] as number) - mx;
+    const dy = (ys[i] as number) - my;
+    sxy += dx * dy;
+    sxx += dx * dx;
+    syy += dy * dy;
+  }
+  const exponent = sxy / sxx;
+  return { exponent, r2: syy === 0 ? 1 : (sxy * sxy) / (sxx * syy) };
+}
+
 const root = await mkdtemp(join(tmpdir(), 'pm-bench-plan-'));
 try {
   say(`machine: ${cpus().length} × ${cpus()[0]?.model ?? 'unknown cpu'}, node ${process.version}; ${runs} runs per size, ${fileCount} files`);
   say('processes   load+validate ms   plan (all new) ms   plan (one changed) ms   total ms   total µs/process');
-  const results: { n: number; total: number }[] = [];
-  for (const n of sizes) {
-    const dir = join(root, String(n));
-    await generate(dir, n);
-    const load: number[] = [];
-    const planNew: number[] = [];
-    const planOne: number[] = [];
-    for (let r = 0; r < runs + 1; r++) {
+  const samples = new Map(sizes.map((n) => [n, { load: [] as number[], planNew: [] as number[], planOne: [] as number[] }]));
+  for (const n of sizes) await generate(join(root, String(n)), n);
+  for (let r = 0; r < runs + 1; r++) {
+    for (const n of sizes) {
       const t0 = performance.now();
-      const desired = await loadDesiredSet([dir]);
+      const desired = await loadDesiredSet([join(root, String(n))]);
       const t1 = performance.now();
       plan({ desired, observed: new Map(), records: new Map(), now: 0 });
       const t2 = performance.now();
@@ -109,10 +129,14 @@ try {
       plan({ desired, observed, records, now: 0 });
       const t4 = performance.now();
       if (r === 0) continue; // warm-up
-      load.push(t1 - t0);
-      planNew.push(t2 - t1);
-      planOne.push(t4 - t3);
+      const into = samples.get(n) as { load: number[]; planNew: number[]; planOne: number[] };
+      into.load.push(t1 - t0);
+      into.planNew.push(t2 - t1);
+      into.planOne.push(t4 - t3);
     }
+  }
+  const results: { n: number; total: number }[] = [];
+  for (const [n, { load, planNew, planOne }] of samples) {
     const total = median(load) + median(planNew);
     results.push({ n, total });
     say(
@@ -122,6 +146,10 @@ try {
   if (results.length >= 2) {
     const [a, b] = [results[0], results[results.length - 1]] as [{ n: number; total: number }, { n: number; total: number }];
     say(`scaling: ${b.n / a.n}× the processes took ${(b.total / a.total).toFixed(1)}× the time (linear would be ${b.n / a.n}×)`);
+  }
+  if (results.length >= 3) {
+    const fit = powerFit(results.map((r) => [r.n, r.total]));
+    say(`fit over ${results.length} sizes: time ∝ n^${fit.exponent.toFixed(2)} (least squares on log time against log n; 1.00 is linear; r² ${fit.r2.toFixed(3)})`);
   }
 
   // The same work as a user meets it: a fresh `pm diff` process (Node start-up, module loading and
@@ -133,9 +161,9 @@ try {
     const times: number[] = [];
     for (let r = 0; r < runs; r++) {
       const t0 = performance.now();
-      const result = spawnSync(process.execPath, [cli, 'diff', '-f', join(root, String(n)), '--state-dir', join(root, `state-${n}`)], { encoding: 'utf8' });
+      const result = spawnSync(process.execPath, [cli, 'diff', '-f', join(root, String(n)), '--state-dir', join(root, `state-${n}`)], { encoding: 'utf8', maxBuffer: 1 << 30 }); // the plan of 20,000 is more than the default 1 MiB of output
       times.push(performance.now() - t0);
-      if (result.status !== 1) throw new Error(`pm diff exited ${result.status}: ${result.stderr}`);
+      if (result.status !== 1) throw new Error(`pm diff exited ${result.status ?? result.signal}: ${result.error?.message ?? result.stderr}`);
     }
     say(`${String(n).padStart(9)}   ${median(times).toFixed(0).padStart(9)}   ${Math.min(...times).toFixed(0)}-${Math.max(...times).toFixed(0)}`);
   }
