@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { test } from 'node:test';
-import { isRunningWith, programPath } from '../support/cli.js';
+import { test, type TestContext } from 'node:test';
+import { isRunningWith, programPath, type Sandbox } from '../support/cli.js';
 import { createDaemonSandbox, fixtureManifest, indexOfEvent, metricValue, processesWithArg, quickRestarts, startDaemon } from '../support/daemon.js';
 import { waitFor } from '../support/wait.js';
 
@@ -40,15 +40,7 @@ test('a daemon killed with SIGKILL is replaced by one that adopts its process: n
 });
 
 test('a child that died while no daemon ran is started once by the next daemon', async (t) => {
-  const sandbox = await createDaemonSandbox(t);
-  const marker = `marker-${basename(sandbox.dir)}`;
-  await sandbox.write('manifests/x.yaml', fixtureManifest(sandbox, { name: 'x', program: 'idle', args: [marker] }, quickRestarts()));
-  const first = await startDaemon(sandbox);
-  const pid = (await first.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid as number;
-  first.kill('SIGKILL');
-  await first.stopped;
-  process.kill(pid, 'SIGKILL');
-  await waitFor(async () => (await processesWithArg(marker)).length === 0, { message: 'x to be gone' });
+  const { sandbox, marker, pid } = await recordedButGone(t);
 
   const second = await startDaemon(sandbox);
   const x = await second.waitFor('x', (s) => s.phase === 'Ready' && s.pid !== pid, 'x started again by the new daemon');
@@ -96,15 +88,7 @@ test(
 );
 
 test('a start the killed daemon noted but never recorded is found by its intent and adopted, not started twice', async (t) => {
-  const sandbox = await createDaemonSandbox(t);
-  const marker = `marker-${basename(sandbox.dir)}`;
-  await sandbox.write('manifests/x.yaml', fixtureManifest(sandbox, { name: 'x', program: 'idle', args: [marker] }, quickRestarts()));
-  const first = await startDaemon(sandbox);
-  const pid = (await first.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid as number;
-  first.kill('SIGKILL');
-  await first.stopped;
-  process.kill(pid, 'SIGKILL');
-  await waitFor(async () => (await processesWithArg(marker)).length === 0, { message: 'x to be gone' });
+  const { sandbox, marker } = await recordedButGone(t);
 
   // What a daemon killed between the spawn of a replacement and its record leaves: the record names
   // the old instance, the intent log the new one, whose process runs. A real kill cannot land in
@@ -150,3 +134,17 @@ test('a pause outlives the daemon: the next daemon keeps the process stopped unt
   const resumed = await second.waitFor('x', (s) => s.phase === 'Ready', 'x running after resume');
   assert.notEqual(resumed.pid, pid);
 });
+
+/** A daemon ran x, then both were killed: x's record names a process that no longer runs. */
+async function recordedButGone(t: TestContext): Promise<{ sandbox: Sandbox; marker: string; pid: number }> {
+  const sandbox = await createDaemonSandbox(t);
+  const marker = `marker-${basename(sandbox.dir)}`;
+  await sandbox.write('manifests/x.yaml', fixtureManifest(sandbox, { name: 'x', program: 'idle', args: [marker] }, quickRestarts()));
+  const first = await startDaemon(sandbox);
+  const pid = (await first.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid as number;
+  first.kill('SIGKILL');
+  await first.stopped;
+  process.kill(pid, 'SIGKILL');
+  await waitFor(async () => (await processesWithArg(marker)).length === 0, { message: 'x to be gone' });
+  return { sandbox, marker, pid };
+}
