@@ -1,11 +1,11 @@
 // Start intents as one append-only file, intents.jsonl: a line per start, written before the spawn
 // so a daemon killed before it records the handle is not followed by a second copy.
 //
-// One file, not one per process: creating a file costs an inode allocation, and on a busy ext4
-// (no journal: this CI machine) the allocator scans past every inode freed in the last minute,
-// 1–3 ms per create on the event loop during a cold start of 100 (`perf record` of the daemon in
-// bench:coldstart, 2026-11-27: a third of its CPU), against tens of microseconds for an append to
-// a file that exists. Appends are synchronous for the same reason they always were: they come just
+// One file, not one per process: creating a file costs an inode allocation, and on this CI
+// machine's ext4 (no journal) the allocator's scan (`recently_deleted`, `find_inode_bit`) took a
+// third of the daemon's CPU during a cold start of 100 (`perf record` of the daemon in
+// bench:coldstart, 2026-11-27), 1–3 ms per create on the event loop, against tens of microseconds
+// for an append to a file that exists. Appends are synchronous for the same reason they always were: they come just
 // before a spawn, and a thread-pool round trip costs more than the write.
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
