@@ -78,16 +78,16 @@ export class FolderTree {
       if (!isMissing(error)) this.#options.onError(error);
       return;
     }
-    await Promise.all(entries.filter((entry) => !entry.name.startsWith('.')).map((entry) => this.#addEntry(dir, entry.name, entry, announce)));
+    await Promise.all(entries.filter((entry) => !entry.name.startsWith('.')).map((entry) => this.#addEntry(dir, entry, announce)));
   }
 
-  async #addEntry(dir: string, name: string, entry: Dirent | undefined, announce: boolean): Promise<void> {
-    const full = path.join(dir, name);
-    const isLink = entry ? entry.isSymbolicLink() : (await lstat(full).catch(() => undefined))?.isSymbolicLink() === true;
-    const isDir = entry && !isLink ? entry.isDirectory() : (await stat(full).catch(() => undefined))?.isDirectory() === true;
+  async #addEntry(dir: string, entry: Dirent, announce: boolean): Promise<void> {
+    const full = path.join(dir, entry.name);
+    const isLink = entry.isSymbolicLink();
+    const isDir = isLink ? (await stat(full).catch(() => undefined))?.isDirectory() === true : entry.isDirectory();
     if (isDir) return this.#addDir(full, announce);
-    if (!isManifestFileName(name)) return;
-    this.#dirs.get(dir)?.manifests.add(name);
+    if (!isManifestFileName(entry.name)) return;
+    this.#dirs.get(dir)?.manifests.add(entry.name);
     if (isLink) this.#watchLink(full);
     if (announce) this.#options.onChange(full);
   }

@@ -36,6 +36,11 @@ abstract class Recorded<L extends string, S> {
 
   protected abstract fresh(): S;
 
+  /** The series exists from now on, at 0 if new: a rate over it is 0 rather than absent. */
+  zero(labels: Readonly<Record<L, string>>): void {
+    this.at(labels);
+  }
+
   /** The series of these labels, created empty if new; its labels are stored in labelNames order, the order they are written in. */
   protected at(labels: Readonly<Record<L, string>>): S {
     const values = this.labelNames.map((n) => labels[n]);
@@ -60,11 +65,6 @@ abstract class Recorded<L extends string, S> {
 export class RecordedCounter<L extends string> extends Recorded<L, { value: number }> {
   protected fresh(): { value: number } {
     return { value: 0 };
-  }
-
-  /** The series exists from now on, at 0 if new: a rate over it is 0 rather than absent. */
-  zero(labels: Readonly<Record<L, string>>): void {
-    this.at(labels);
   }
 
   inc(labels: Readonly<Record<L, string>>): void {
@@ -96,11 +96,6 @@ export class RecordedHistogram<L extends string> extends Recorded<L, HistogramSe
 
   protected fresh(): HistogramSeries {
     return { inBucket: this.bounds.map(() => 0), sum: 0, count: 0 };
-  }
-
-  /** The series exists from now on, every bucket at 0. */
-  zero(labels: Readonly<Record<L, string>>): void {
-    this.at(labels);
   }
 
   observe(labels: Readonly<Record<L, string>>, value: number): void {

@@ -5,9 +5,9 @@
 //
 // prom-client is loaded at the first scrape, not at start-up: with @opentelemetry/api it is 83
 // modules, and an idle daemon with 10 processes was 3.2-3.8 MiB larger and 10-80 ms slower to
-// start with them, a cost every daemon paid though most are never scraped. What has to be counted before then (reconciles, actions, manifest reads) is kept in
-// plain numbers (metrics-recorder.ts) that prom-client formats once loaded. Types are imported
-// only as types, which compile to nothing.
+// start with them, a cost every daemon paid though most are never scraped. What has to be counted
+// before then (reconciles, actions, manifest reads) is kept in plain numbers (metrics-recorder.ts)
+// that prom-client formats once loaded. Types are imported only as types, which compile to nothing.
 import type * as PromClient from 'prom-client';
 import type { Metric, Registry } from 'prom-client';
 import type { DaemonApi, ProcessPhase, ProcessStatus } from '../daemon/api.js';

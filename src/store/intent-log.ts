@@ -5,7 +5,7 @@
 // machine's ext4 (no journal) the allocator's scan (`recently_deleted`, `find_inode_bit`) took a
 // third of the daemon's CPU during a cold start of 100 (`perf record` of the daemon in
 // bench:coldstart, 2026-11-27), 1–3 ms per create on the event loop, against tens of microseconds
-// for an append to a file that exists. Appends are synchronous for the same reason they always were: they come just
+// for an append to a file that exists. Appends are synchronous, as the files were: they come just
 // before a spawn, and a thread-pool round trip costs more than the write.
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
