@@ -46,6 +46,10 @@ export interface PmConfigFile {
    */
   shutdown: 'leave-running' | 'stop';
   /**
+   * How the daemon's JavaScript engine trades speed for memory, set once as the daemon starts: lean (V8's optimizing compiler off and its heap kept small: less memory per supervised process) or fast (V8's defaults: more memory, and a large manifest set loads faster). Env PM_MEMORY_MODE, flag --memory-mode.
+   */
+  memoryMode: 'lean' | 'fast';
+  /**
    * Least severe log level written: trace, debug, info, warn or error. Env PM_LOG_LEVEL, flag --log-level.
    */
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error';

@@ -222,7 +222,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     };
     if (hangupPending) onHangup();
 
-    log.info({ url: server.url, socket: server.socket, manifests: root, stateDir: store.dir }, 'pm daemon running');
+    log.info({ url: server.url, socket: server.socket, manifests: root, stateDir: store.dir, memoryMode: config.memoryMode }, 'pm daemon running');
     await abortion(options.signal);
     log.info({ shutdown: loaded.config.shutdown }, `shutting down (${String(options.signal.reason instanceof Error ? options.signal.reason.message : 'signal')})`);
   } finally {
@@ -240,7 +240,7 @@ interface ManifestState {
 }
 
 /** Settings read once at start. */
-const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile', 'databaseUrl', 'databasePasswordFile', 'databaseSslMode', 'databaseSslRootCert', 'databasePoolSize', 'databaseConnectTimeoutMs', 'databaseStatementTimeoutMs', 'flagPollSeconds', 'hostName']);
+const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile', 'databaseUrl', 'databasePasswordFile', 'databaseSslMode', 'databaseSslRootCert', 'databasePoolSize', 'databaseConnectTimeoutMs', 'databaseStatementTimeoutMs', 'flagPollSeconds', 'hostName', 'memoryMode']);
 
 /** One run at a time; calls during a run coalesce into one more run after it. */
 function serialized(task: () => Promise<void>): () => Promise<void> {

@@ -1,6 +1,7 @@
 // pm daemon: converge continuously. Argument parsing only; the daemon itself is src/daemon/run.ts.
 import { ExitCode, UsageError } from '../../errors.js';
 import { configKeys, loadConfig, loadEnvFile, type LoadConfigOptions } from '../../config/index.js';
+import { applyMemoryMode } from '../../daemon/memory-mode.js';
 import { pmVersion } from '../../util/version.js';
 import { stringOption, type Command, type OptionsConfig } from '../command.js';
 
@@ -44,6 +45,7 @@ export const daemonCommand: Command = {
     const flags = { ...values, ...(filename !== undefined && { manifests: filename }) };
     const configOptions: LoadConfigOptions = { ...(file === undefined ? {} : { file }), env, flags, cwd: cli.cwd };
     const loaded = await loadConfig(configOptions);
+    applyMemoryMode(loaded.config.memoryMode);
     const { runDaemon } = await import('../../daemon/run.js');
     await runDaemon({ configOptions, loaded, version: pmVersion(), signal: cli.signal, stdout: cli.stdout });
     return ExitCode.ok;
