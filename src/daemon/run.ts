@@ -9,7 +9,7 @@ import { loadConfig, reloadConfig, type LoadConfigOptions, type LoadedConfig } f
 import { createDrivers } from '../drivers/index.js';
 import { formatManifestIssue, ManifestError, PmError } from '../errors.js';
 import { createLogger, SecretRedactor } from '../log/logger.js';
-import { loadDesiredSet } from '../manifest/index.js';
+import { loadDesiredSet, ManifestCache } from '../manifest/index.js';
 import { loadOrCreateToken } from '../server/auth.js';
 import { removeDaemonFile, writeDaemonFile, type DaemonEndpoint } from '../server/client.js';
 import { startServer, type RunningServer } from '../server/http.js';
@@ -90,9 +90,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
         onAction: (kind, result) => meter.metrics?.countAction(kind, result),
       },
     });
+    const manifestCache = new ManifestCache();
     const reloadManifests = serialized(async () => {
       try {
-        const set = await loadDesiredSet([root], { cwd: options.configOptions.cwd });
+        const set = await loadDesiredSet([root], { cwd: options.configOptions.cwd, cache: manifestCache });
         const { changed, conflicts } = supervisor.acceptWatched(set);
         Object.assign(manifests, { accepted: true, at: new Date().toISOString(), errors: undefined });
         meter.metrics?.countManifestLoad(true);

@@ -3,22 +3,27 @@
 // carrying every issue found, each at file:line:col with a hint.
 import path from 'node:path';
 import { ManifestError, UsageError, type ManifestIssue } from '../errors.js';
+import type { ManifestCache } from './cache.js';
 import { collectSources } from './collect.js';
 import { finishIssues } from './issues.js';
 import { buildDesiredSet } from './normalize.js';
-import { parseSource, type ParsedDocument } from './parse.js';
+import type { Locator } from './locate.js';
+import { parseSource, type ParsedDocument, type SourceFile } from './parse.js';
 import { isValidManifest } from './schema-check.js';
 import { checkSet, type ValidDocument } from './semantic.js';
-import type { DesiredSet } from './types.js';
+import type { DesiredSet, ProcessManifest } from './types.js';
 
 export type { DesiredProcess, DesiredSet, ManifestSource } from './types.js';
 export { isManifestFileName } from './collect.js';
+export { ManifestCache } from './cache.js';
 
 export interface LoadOptions {
   /** Base for relative -f arguments and for the file names in issues. Default: process.cwd(). */
   cwd?: string;
   /** Read for a `-` argument. Default: process.stdin. */
   stdin?: NodeJS.ReadableStream;
+  /** Files read unchanged since the last load are not parsed and checked again (the daemon's reloads). */
+  cache?: ManifestCache;
 }
 
 /**
@@ -30,7 +35,7 @@ export async function loadDesiredSet(paths: string[], options: LoadOptions = {})
   if (paths.length === 0) throw new UsageError('no manifests given', 'pass -f with a file, a directory, or - for stdin');
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const collected = await collectSources(paths, { cwd, stdin: () => options.stdin ?? process.stdin });
-  return validateCollected(collected);
+  return validateCollected(collected, options.cache);
 }
 
 /** loadDesiredSet, also returning what was read: for sending the set to a daemon (loadDesiredSetFromFiles). */
@@ -57,18 +62,35 @@ export async function loadDesiredSetFromFiles(files: readonly { path: string; te
   return validateCollected({ roots: [...roots], rootDisplays: [...roots], sources, issues: [] });
 }
 
-/** Everything after reading: parse, schema, set-wide checks, normalize. */
-export async function validateCollected(collected: Awaited<ReturnType<typeof collectSources>>): Promise<DesiredSet> {
+/**
+ * Everything after reading: parse, schema, set-wide checks, normalize. With a cache, files whose
+ * text it has seen pass are taken from it; a set with any issue is then checked again without it,
+ * because only a parse can say where an issue is.
+ */
+export async function validateCollected(collected: Awaited<ReturnType<typeof collectSources>>, cache?: ManifestCache): Promise<DesiredSet> {
   const issues: ManifestIssue[] = [...collected.issues];
 
   const documents: ParsedDocument[] = [];
+  /** Documents the cache vouches for: they passed the schema when their file was last read. */
+  const known = new Set<ParsedDocument>();
+  const parsedWhole: { source: SourceFile; documents: ParsedDocument[] }[] = [];
   let namesComplete = collected.issues.length === 0;
   for (const source of collected.sources) {
+    const cached = cache?.lookup(source);
+    if (cached) {
+      for (const { line, data } of cached) {
+        const doc: ParsedDocument = { source, line, data, locator: unlocated(line) };
+        known.add(doc);
+        documents.push(doc);
+      }
+      continue;
+    }
     const parsed = parseSource(source);
     // Loops, not push(...): a file may hold more documents than a call takes arguments.
     for (const doc of parsed.documents) documents.push(doc);
     for (const issue of parsed.issues) issues.push(issue);
     if (parsed.issues.length > 0) namesComplete = false;
+    else if (cache) parsedWhole.push({ source, documents: parsed.documents });
   }
   const rootsWithDocuments = new Set(documents.map((doc) => doc.source.root));
   const filesWithIssues = new Set(issues.map((issue) => issue.file));
@@ -91,7 +113,7 @@ export async function validateCollected(collected: Awaited<ReturnType<typeof col
   for (const doc of documents) {
     const name = nameOf(doc.data);
     if (name !== undefined) named.push({ doc, name });
-    if (isValidManifest(doc.data)) valid.push({ doc, manifest: doc.data });
+    if (known.has(doc) || isValidManifest(doc.data)) valid.push({ doc, manifest: doc.data as ProcessManifest });
     else invalid.push(doc);
   }
   if (invalid.length > 0) {
@@ -100,8 +122,20 @@ export async function validateCollected(collected: Awaited<ReturnType<typeof col
   }
   for (const issue of checkSet({ valid, named, namesComplete })) issues.push(issue);
 
-  if (issues.length > 0) throw new ManifestError(finishIssues(issues, fileOrder(collected)));
+  if (issues.length > 0) {
+    if (known.size > 0) return validateCollected(collected);
+    throw new ManifestError(finishIssues(issues, fileOrder(collected)));
+  }
+  if (cache) {
+    for (const { source, documents: docs } of parsedWhole) cache.remember(source, docs.map((doc) => ({ line: doc.line, data: doc.data })));
+    cache.keepOnly(new Set(collected.sources.map((source) => source.path)));
+  }
   return buildDesiredSet(valid, collected.roots);
+}
+
+/** The locator of a cached document: never asked, since a set with issues is checked again uncached. */
+function unlocated(line: number): Locator {
+  return { locate: () => ({ line, col: 1 }) };
 }
 
 function nameOf(data: unknown): string | undefined {

@@ -1,0 +1,73 @@
+// The daemon's manifest cache: an unchanged file is not parsed again, a changed one is; issues are
+// reported at the same file:line:col as without the cache; removed files are forgotten.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { test, type TestContext } from 'node:test';
+import { at, loadIssues, proc } from '../support/manifest-issues.js';
+import { loadDesiredSet, ManifestCache } from '../../src/manifest/index.js';
+
+async function folder(t: TestContext, files: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'pm-cache-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  for (const [name, text] of Object.entries(files)) await writeFile(path.join(dir, name), text);
+  return dir;
+}
+
+test('an unchanged file gives the same manifest object again; a changed one is read anew', async (t) => {
+  const dir = await folder(t, { 'a.yaml': proc('a'), 'b.yaml': proc('b', '    cwd: sub\n') });
+  const cache = new ManifestCache();
+  const first = await loadDesiredSet(['.'], { cwd: dir, cache });
+  assert.equal(cache.size, 2);
+  await writeFile(path.join(dir, 'b.yaml'), proc('b', '    cwd: other\n'));
+  const second = await loadDesiredSet(['.'], { cwd: dir, cache });
+  // Identity: the cached value was taken, not a parse of the same text.
+  assert.equal(second.processes.get('a')?.manifest, first.processes.get('a')?.manifest);
+  assert.notEqual(second.processes.get('b')?.manifest, first.processes.get('b')?.manifest);
+  assert.equal(second.processes.get('b')?.manifest.spec.exec?.cwd, path.join(dir, 'other'));
+  // What came from the cache equals a load without it, defaults and resolved paths included.
+  const uncached = await loadDesiredSet(['.'], { cwd: dir });
+  assert.deepEqual(second, uncached);
+});
+
+test('a set-wide issue next to cached files is located exactly as without the cache', async (t) => {
+  const dir = await folder(t, { 'a.yaml': proc('a'), 'b.yaml': proc('b', '  dependsOn:\n    - name: a\n') });
+  const cache = new ManifestCache();
+  await loadDesiredSet(['.'], { cwd: dir, cache });
+  // c.yaml repeats a's name: the issue names both places, and a.yaml is served from the cache.
+  await writeFile(path.join(dir, 'c.yaml'), `# the copy\n${proc('a')}`);
+  const withCache = await loadIssues(['.'], { cwd: dir, cache });
+  const without = await loadIssues(['.'], { cwd: dir });
+  assert.deepEqual(withCache, without);
+  assert.equal(withCache.length, 1);
+  assert.equal(at(withCache[0]), 'c.yaml:5:9');
+  assert.match(withCache[0]?.message ?? '', /also declared at a\.yaml:4:9/);
+});
+
+test('an invalid file is not cached; fixed, it loads; removed files are forgotten', async (t) => {
+  const dir = await folder(t, { 'a.yaml': proc('a'), 'b.yaml': proc('b', '  restartPolicy:\n    policy: sometimes\n') });
+  const cache = new ManifestCache();
+  const issues = await loadIssues(['.'], { cwd: dir, cache });
+  assert.equal(at(issues[0]), 'b.yaml:9:13');
+  assert.equal(cache.size, 0);
+  await writeFile(path.join(dir, 'b.yaml'), proc('b', '  restartPolicy:\n    policy: always\n'));
+  const set = await loadDesiredSet(['.'], { cwd: dir, cache });
+  assert.deepEqual([...set.processes.keys()], ['a', 'b']);
+  assert.equal(cache.size, 2);
+  await unlink(path.join(dir, 'a.yaml'));
+  assert.deepEqual([...(await loadDesiredSet(['.'], { cwd: dir, cache })).processes.keys()], ['b']);
+  assert.equal(cache.size, 1);
+});
+
+test('the same text read from stdin in another working directory is read anew: its paths resolve there', async (t) => {
+  const one = await folder(t, {});
+  const two = await folder(t, {});
+  const text = proc('a', '    cwd: work\n');
+  const cache = new ManifestCache();
+  const first = await loadDesiredSet(['-'], { cwd: one, stdin: Readable.from([text]), cache });
+  const second = await loadDesiredSet(['-'], { cwd: two, stdin: Readable.from([text]), cache });
+  assert.equal(first.processes.get('a')?.manifest.spec.exec?.cwd, path.join(one, 'work'));
+  assert.equal(second.processes.get('a')?.manifest.spec.exec?.cwd, path.join(two, 'work'));
+});
