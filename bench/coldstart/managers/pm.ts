@@ -123,7 +123,7 @@ export class PmColdManager implements ColdManager {
     this.version = version;
     this.key = mode === 'daemon' ? 'pm' : mode === 'warm' ? 'pm-warm' : 'pm-apply';
     this.name = { daemon: `pm ${version} daemon`, warm: `pm ${version} daemon, set added while running`, apply: `pm ${version} apply (no daemon)` }[mode];
-    this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); daemon and apply defaults otherwise (parallel 8, log level info)`;
+    this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); daemon and apply defaults otherwise (parallel 8, log level info, daemon memoryMode lean)`;
     const daemon = `node ${PM_NODE_FLAGS.join(' ')} ${options.cliShown} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop`;
     this.command = {
       daemon: daemon,

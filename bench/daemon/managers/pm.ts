@@ -43,7 +43,7 @@ export interface PmExtras {
 
 export class PmManager implements Manager, WatchedDirectory {
   readonly name = 'pm';
-  readonly settings = 'one manifest per process: restartPolicy {policy: always, backoff: {initialSeconds: 0}, circuitBreaker: {enabled: false}}, minReadySeconds: 0';
+  readonly settings = 'one manifest per process: restartPolicy {policy: always, backoff: {initialSeconds: 0}, circuitBreaker: {enabled: false}}, minReadySeconds: 0; daemon defaults otherwise (memoryMode lean)';
   readonly version: string;
   readonly #dir: string;
   readonly #manifests: string;
