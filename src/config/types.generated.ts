@@ -2,7 +2,7 @@
  * Properties with a schema default are required here, because ajv fills them in before any code sees a config. */
 
 /**
- * pm's daemon configuration. Read from --config PATH, else $PM_CONFIG, else $XDG_CONFIG_HOME/pm/config.yaml (or ~/.config/pm/config.yaml) when it exists. Every key can also be set by an environment variable (x-env) and a command-line flag (x-flag); precedence: schema defaults < file < environment < flags. Variables: PM_STATE_DIR, PM_MANIFESTS, PM_PARALLEL, PM_LISTEN, PM_SOCKET, PM_API_TOKEN, PM_API_TOKEN_FILE, PM_RESYNC_SECONDS, PM_WATCH_DEBOUNCE_MS, PM_SHUTDOWN, PM_LOG_LEVEL, PM_LOG_FORMAT, PM_DATABASE_URL, PM_DATABASE_PASSWORD_FILE, PM_DATABASE_SSL_MODE, PM_DATABASE_SSL_ROOT_CERT, PM_DATABASE_POOL_SIZE, PM_DATABASE_CONNECT_TIMEOUT_MS, PM_DATABASE_STATEMENT_TIMEOUT_MS, PM_FLAG_POLL_SECONDS (and PM_CONFIG for the file itself). `--env-file PATH` loads a .env file first; it never overrides variables already set. Values marked x-secret are masked by `pm config show`. Relative paths (x-path) are resolved against the config file's directory when set in the file, else against the working directory. An empty environment variable counts as unset.
+ * pm's daemon configuration. Read from --config PATH, else $PM_CONFIG, else $XDG_CONFIG_HOME/pm/config.yaml (or ~/.config/pm/config.yaml) when it exists. Every key can also be set by an environment variable (x-env) and a command-line flag (x-flag); precedence: schema defaults < file < environment < flags. Variables: PM_STATE_DIR, PM_MANIFESTS, PM_PARALLEL, PM_LISTEN, PM_SOCKET, PM_API_TOKEN, PM_API_TOKEN_FILE, PM_RESYNC_SECONDS, PM_WATCH_DEBOUNCE_MS, PM_SHUTDOWN, PM_MEMORY_MODE, PM_LOG_LEVEL, PM_LOG_FORMAT, PM_DATABASE_URL, PM_DATABASE_PASSWORD_FILE, PM_DATABASE_SSL_MODE, PM_DATABASE_SSL_ROOT_CERT, PM_DATABASE_POOL_SIZE, PM_DATABASE_CONNECT_TIMEOUT_MS, PM_DATABASE_STATEMENT_TIMEOUT_MS, PM_FLAG_POLL_SECONDS, PM_HOST_NAME (and PM_CONFIG for the file itself). `--env-file PATH` loads a .env file first; it never overrides variables already set. Values marked x-secret are masked by `pm config show`. Relative paths (x-path) are resolved against the config file's directory when set in the file, else against the working directory. An empty environment variable counts as unset.
  */
 export interface PmConfigFile {
   /**
@@ -46,7 +46,7 @@ export interface PmConfigFile {
    */
   shutdown: 'leave-running' | 'stop';
   /**
-   * How the daemon's JavaScript engine trades speed for memory, set once as the daemon starts: lean (V8's optimizing compiler off and its heap kept small: less memory per supervised process) or fast (V8's defaults: more memory, and a large manifest set loads faster). Env PM_MEMORY_MODE, flag --memory-mode.
+   * How the daemon's JavaScript engine trades speed for memory, set once as the daemon starts: lean (V8's optimizing compilers off, and its heap grown and shrunk to save memory: less memory per supervised process) or fast (V8's defaults: more memory, and a large manifest set loads faster). Env PM_MEMORY_MODE, flag --memory-mode.
    */
   memoryMode: 'lean' | 'fast';
   /**

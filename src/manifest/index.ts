@@ -43,7 +43,7 @@ export async function loadDesiredSetWithFiles(paths: string[], options: LoadOpti
   if (paths.length === 0) throw new UsageError('no manifests given', 'pass -f with a file, a directory, or - for stdin');
   const cwd = path.resolve(options.cwd ?? process.cwd());
   const collected = await collectSources(paths, { cwd, stdin: () => options.stdin ?? process.stdin });
-  const desired = await validateCollected(collected);
+  const desired = await validateCollected(collected, options.cache);
   return { desired, files: collected.sources.map((s) => ({ path: s.path, text: s.text })), roots: collected.roots };
 }
 
@@ -78,8 +78,8 @@ export async function validateCollected(collected: Awaited<ReturnType<typeof col
   for (const source of collected.sources) {
     const cached = cache?.lookup(source);
     if (cached) {
-      for (const { line, data } of cached) {
-        const doc: ParsedDocument = { source, line, data, locator: unlocated(line) };
+      for (const { line, manifest } of cached) {
+        const doc: ParsedDocument = { source, line, data: manifest, locator: unlocated(line) };
         known.add(doc);
         documents.push(doc);
       }
@@ -122,15 +122,15 @@ export async function validateCollected(collected: Awaited<ReturnType<typeof col
   }
   for (const issue of checkSet({ valid, named, namesComplete })) issues.push(issue);
 
+  cache?.keepOnly(new Set(collected.sources.map((source) => source.path)));
   if (issues.length > 0) {
     if (known.size > 0) return validateCollected(collected);
     throw new ManifestError(finishIssues(issues, fileOrder(collected)));
   }
-  if (cache) {
-    for (const { source, documents: docs } of parsedWhole) cache.remember(source, docs.map((doc) => ({ line: doc.line, data: doc.data })));
-    cache.keepOnly(new Set(collected.sources.map((source) => source.path)));
-  }
-  return buildDesiredSet(valid, collected.roots);
+  // Cached documents were normalized when they were first read.
+  const set = buildDesiredSet(valid, collected.roots, known);
+  for (const { source, documents: docs } of parsedWhole) cache?.remember(source, docs.map((doc) => ({ line: doc.line, manifest: doc.data as ProcessManifest })));
+  return set;
 }
 
 /** The locator of a cached document: never asked, since a set with issues is checked again uncached. */

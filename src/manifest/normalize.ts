@@ -34,11 +34,14 @@ export function normalizeManifest(manifest: ProcessManifest, dir: string): Proce
   return manifest;
 }
 
-/** Builds the set from valid documents with unique names; `roots` are the resolved -f arguments. */
-export function buildDesiredSet(valid: readonly ValidDocument[], roots: readonly string[]): DesiredSet {
+/**
+ * Builds the set from valid documents with unique names; `roots` are the resolved -f arguments.
+ * Documents in `normalized` are taken as they are (the daemon's cache holds them normalized).
+ */
+export function buildDesiredSet(valid: readonly ValidDocument[], roots: readonly string[], normalized?: ReadonlySet<ValidDocument['doc']>): DesiredSet {
   const processes: DesiredProcess[] = valid.map(({ doc, manifest }) => ({
     name: manifest.metadata.name,
-    manifest: normalizeManifest(manifest, doc.source.dir),
+    manifest: normalized?.has(doc) ? manifest : normalizeManifest(manifest, doc.source.dir),
     source: { file: doc.source.path, line: doc.line },
   }));
   processes.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));

@@ -2,6 +2,8 @@
 // conditions a dependency can reach, probe ports that exist, ports not claimed twice.
 // Everything is linear in the size of the set: processes are numbered and the dependency graph is
 // kept in flat arrays, so 10,000 processes are checked in milliseconds.
+// No check may read a field normalizeManifest rewrites (paths, cwd): the daemon's cache hands some
+// documents over already normalized, beside others fresh from the parse (src/manifest/cache.ts).
 import type { ManifestIssue } from '../errors.js';
 import { closest } from './hints.js';
 import { issueAt, where } from './issues.js';

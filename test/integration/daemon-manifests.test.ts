@@ -45,6 +45,26 @@ test('editing one manifest restarts that process only', async (t) => {
   );
 });
 
+test('a comment-only edit changes nothing; a real edit after it still restarts the process', async (t) => {
+  const sandbox = await createDaemonSandbox(t);
+  await write(sandbox, 'a', { MODE: 'one' });
+  await write(sandbox, 'b');
+  const daemon = await startDaemon(sandbox);
+  const before = await bothReady(daemon);
+
+  // The daemon's reloads reuse what they read of unchanged files: a file whose text changed must
+  // be read again, and one whose meaning did not must change nothing.
+  const text = fixtureManifest(sandbox, { name: 'a', program: 'idle', env: { MODE: 'one' } }, quickRestarts());
+  await sandbox.write('manifests/a.yaml', `# a comment, nothing else\n${text}`);
+  await daemon.waitForEvent(undefined, (e) => e.type === 'ManifestsAccepted' && /changed: none$/.test(e.message), 'the comment accepted, nothing changed');
+  await write(sandbox, 'a', { MODE: 'two' });
+  const a = await daemon.waitFor('a', (s) => s.pid !== undefined && s.pid !== before.a && s.phase === 'Ready', 'a to run under a new pid');
+  assert.equal(a.restarts, 1);
+  const b = await daemon.get('b');
+  assert.equal(b.pid, before.b, 'b keeps its pid');
+  assert.equal(b.restarts, 0);
+});
+
 test('a label-only edit restarts nothing: the same pid, an Updated event', async (t) => {
   const sandbox = await createDaemonSandbox(t);
   await write(sandbox, 'a', {}, { tier: 'one' });

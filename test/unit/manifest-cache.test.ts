@@ -71,3 +71,33 @@ test('the same text read from stdin in another working directory is read anew: i
   assert.equal(first.processes.get('a')?.manifest.spec.exec?.cwd, path.join(one, 'work'));
   assert.equal(second.processes.get('a')?.manifest.spec.exec?.cwd, path.join(two, 'work'));
 });
+
+test('a multi-document file from the cache keeps each document and its line; a comment added keeps the objects', async (t) => {
+  const dir = await folder(t, { 'all.yaml': `${proc('a')}---\n${proc('b')}`, 'empty.yaml': '# nothing yet\n---\n' });
+  const cache = new ManifestCache();
+  const first = await loadDesiredSet(['.'], { cwd: dir, cache });
+  await writeFile(path.join(dir, 'all.yaml'), `# two processes\n${proc('a')}---\n${proc('b')}`);
+  // Parsed again (the text changed), but a and b are as before: the cache keeps the first objects,
+  // the ones a daemon kept, and the new lines.
+  await loadDesiredSet(['.'], { cwd: dir, cache });
+  const third = await loadDesiredSet(['.'], { cwd: dir, cache });
+  assert.deepEqual([...third.processes.keys()], ['a', 'b']);
+  assert.equal(third.processes.get('a')?.manifest, first.processes.get('a')?.manifest);
+  assert.equal(third.processes.get('b')?.manifest, first.processes.get('b')?.manifest);
+  assert.notEqual(third.processes.get('a')?.manifest, third.processes.get('b')?.manifest);
+  assert.deepEqual(third.processes.get('a')?.source, { file: path.join(dir, 'all.yaml'), line: 2 });
+  assert.deepEqual(third.processes.get('b')?.source, { file: path.join(dir, 'all.yaml'), line: 10 });
+  assert.deepEqual(third, await loadDesiredSet(['.'], { cwd: dir }));
+});
+
+test('an issue inside a cached document is located as without the cache', async (t) => {
+  const dir = await folder(t, { 'a.yaml': proc('a'), 'b.yaml': proc('b', '  dependsOn:\n    - name: a\n') });
+  const cache = new ManifestCache();
+  await loadDesiredSet(['.'], { cwd: dir, cache });
+  await unlink(path.join(dir, 'a.yaml'));
+  // b.yaml is unchanged and cached; its dependency is gone.
+  const withCache = await loadIssues(['.'], { cwd: dir, cache });
+  assert.deepEqual(withCache, await loadIssues(['.'], { cwd: dir }));
+  assert.equal(at(withCache[0]), 'b.yaml:9:13');
+  assert.equal(cache.size, 1);
+});

@@ -40,8 +40,8 @@ test('fast leaves V8 its optimizing compiler: a hot function is optimized', () =
   assert.notEqual(optimizationStatus('fast') & OPTIMIZED, 0);
 });
 
-test('lean turns the optimizing compiler off at run time: the same hot function never is', () => {
-  assert.deepEqual(MEMORY_MODE_FLAGS.lean, ['--no-opt', '--optimize-for-size']);
+test('lean turns the optimizing compilers off at run time: the same hot function never is', () => {
+  assert.deepEqual(MEMORY_MODE_FLAGS.lean, ['--no-opt', '--no-maglev', '--optimize-for-size']);
   assert.equal(optimizationStatus('lean') & OPTIMIZED, 0);
 });
 
@@ -55,5 +55,5 @@ test('memoryMode defaults to lean; fast comes from the file, PM_MEMORY_MODE or -
   const viaEnv = await loadConfig({ env: { ...env, PM_MEMORY_MODE: 'fast' }, flags: {}, cwd: dir });
   assert.equal(viaEnv.config.memoryMode, 'fast');
   assert.equal((await loadConfig({ env, flags: { 'memory-mode': 'fast' }, cwd: dir })).config.memoryMode, 'fast');
-  await assert.rejects(loadConfig({ env: { ...env, PM_MEMORY_MODE: 'tiny' }, flags: {}, cwd: dir }), /memoryMode[\s\S]*lean[\s\S]*fast|PM_MEMORY_MODE/);
+  await assert.rejects(loadConfig({ env: { ...env, PM_MEMORY_MODE: 'tiny' }, flags: {}, cwd: dir }), (error: Error) => /PM_MEMORY_MODE/.test(error.message) && /lean/.test(error.message) && /fast/.test(error.message));
 });
