@@ -2,8 +2,7 @@
 // notification-fd, dinit's pipefd). The descriptor is a file of the state directory (see
 // FileStore.readyPath), watched with inotify while a tick waits: no polling, and the line is taken
 // the moment it is written.
-import { watch, type FSWatcher } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, openSync, readSync, watch, type FSWatcher } from 'node:fs';
 import { attempt, errorMessage, type ProbeResult } from './result.js';
 
 /** A process may write anything before its newline ("READY=1\n"); only this much is read. */
@@ -16,12 +15,12 @@ export function waitForNotification(file: string, fd: number, waitMs: number, si
     let watcher: FSWatcher | undefined;
     let closed = false;
     const look = (): void => {
-      hasLine(file).then(
-        (found) => {
-          if (found) settle(true, `notified ready on descriptor ${fd}`);
-        },
-        (error: NodeJS.ErrnoException) => settle(false, error.code === 'ENOENT' ? `no notification file ${file}: the process was not started with this probe` : `cannot read ${file}: ${errorMessage(error)}`),
-      );
+      try {
+        if (hasLine(file)) settle(true, `notified ready on descriptor ${fd}`);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        settle(false, code === 'ENOENT' ? `no notification file ${file}: the process was not started with this probe` : `cannot read ${file}: ${errorMessage(error)}`);
+      }
     };
     const timer = setTimeout(() => settle(false, `not notified ready yet (descriptor ${fd})`), Math.max(1, waitMs));
     try {
@@ -43,13 +42,19 @@ export function waitForNotification(file: string, fd: number, waitMs: number, si
   });
 }
 
-async function hasLine(file: string): Promise<boolean> {
-  const handle = await open(file, 'r');
+/**
+ * Synchronous on purpose, as the intent log is: the file lies in pm's state directory and at most
+ * 4 KiB of it is read. Three thread-pool round trips per look cost the event loop more than the
+ * read itself (--cpu-prof of a cold start of 100: 0.5 ms per process, the daemon's thread then the
+ * bottleneck; docs/benchmarks.md, scenario (b)).
+ */
+function hasLine(file: string): boolean {
+  const fd = openSync(file, 'r');
   try {
-    const buffer = Buffer.alloc(READ_LIMIT);
-    const { bytesRead } = await handle.read(buffer, 0, READ_LIMIT, 0);
+    const buffer = Buffer.allocUnsafe(READ_LIMIT);
+    const bytesRead = readSync(fd, buffer, 0, READ_LIMIT, 0);
     return buffer.subarray(0, bytesRead).includes(0x0a);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
