@@ -92,6 +92,21 @@ test('setWatched: returns exactly the names that changed, appeared or went away'
   assert.deepEqual(sources.names(), []);
 });
 
+test('setWatched: an unchanged process keeps its manifest object, and takes a new line in its file', async (t) => {
+  const { state, root } = await layout(t);
+  const file = join(root, 'all.yaml');
+  const first = proc('web', file);
+  const sources = await DesiredSources.open(state, [root], new Map());
+  sources.setWatched(set([root], first));
+  // The same content read again (a new object), once at the same line and once moved down.
+  assert.deepEqual(sources.setWatched(set([root], proc('web', file))), { changed: [], conflicts: [] });
+  assert.equal(sources.get('web'), first);
+  const moved = { ...proc('web', file), source: { file, line: 12 } };
+  assert.deepEqual(sources.setWatched(set([root], moved)), { changed: [], conflicts: [] });
+  assert.equal(sources.get('web')?.manifest, first.manifest);
+  assert.deepEqual(sources.get('web')?.source, { file, line: 12 });
+});
+
 test('setWatched: a name the applied set holds is a conflict, and is not taken over', async (t) => {
   const { state, root, elsewhere } = await layout(t);
   const applied = proc('api', join(elsewhere, 'api.yaml'));
