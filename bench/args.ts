@@ -5,6 +5,11 @@ export interface BenchArgs {
   positiveInt(text: string, flag: string): number;
   nonNegativeInt(text: string, flag: string): number;
   usage(message: string): never;
+  /**
+   * --pm-daemon-args: flags added to `pm daemon`'s command line (`--memory-mode fast`), split at
+   * spaces, for an A/B of the daemon's settings that a reader can re-run. No value: none.
+   */
+  daemonArgs(text: string | undefined): string[];
 }
 
 export function benchArgs(bench: string): BenchArgs {
@@ -17,5 +22,10 @@ export function benchArgs(bench: string): BenchArgs {
     if (!Number.isInteger(n) || n < min) usage(`${flag} must be a whole number ≥ ${min}, got "${text}"`);
     return n;
   };
-  return { positiveInt: wholeAtLeast(1), nonNegativeInt: wholeAtLeast(0), usage };
+  const daemonArgs = (text: string | undefined): string[] => {
+    const args = (text ?? '').split(/\s+/).filter((arg) => arg !== '');
+    if (args.length > 0 && !args[0]?.startsWith('--')) usage(`--pm-daemon-args must begin with a flag of pm daemon, got "${text}"`);
+    return args;
+  };
+  return { positiveInt: wholeAtLeast(1), nonNegativeInt: wholeAtLeast(0), usage, daemonArgs };
 }

@@ -33,7 +33,7 @@ import { ColdReports } from './coldstart/reports.js';
 import { renderReport, RUN_MARKERS } from './coldstart/report.js';
 import { describeDag, generateScenario } from './coldstart/scenario.js';
 
-const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:coldstart');
+const { positiveInt, nonNegativeInt, usage, daemonArgs } = benchArgs('bench:coldstart');
 
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 const CHILD_SOURCE = fileURLToPath(new URL('./coldstart/child.c', import.meta.url));
@@ -57,12 +57,13 @@ const { values } = parseArgs({
     write: { type: 'boolean', default: false },
     raw: { type: 'string' },
     'pm-cli': { type: 'string' },
+    'pm-daemon-args': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   console.log(
-    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe notify|startup|tcp|exec (notify)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)]`,
+    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe notify|startup|tcp|exec (notify)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")]`,
   );
   process.exit(0);
 }
@@ -82,6 +83,7 @@ const lanes = positiveInt(values['pm2-lanes'], '--pm2-lanes');
 const timeoutMs = positiveInt(values['timeout-ms'], '--timeout-ms');
 const settleMs = nonNegativeInt(values['settle-ms'], '--settle-ms');
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
+const pmDaemonArgs = daemonArgs(values['pm-daemon-args']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const smoke = runs < 10 || count !== 100 || levels !== 5 || readyMs !== 100;
 
@@ -104,7 +106,7 @@ try {
 
   const managers: ColdManager[] = [];
   const skipped: Skipped[] = [];
-  const pmOptions = { cli: pmCli, cliShown: pmCli.startsWith(repo) ? relative(repo, pmCli) : pmCli, probe: probe as PmProbe, periodSeconds: period };
+  const pmOptions = { cli: pmCli, cliShown: pmCli.startsWith(repo) ? relative(repo, pmCli) : pmCli, probe: probe as PmProbe, periodSeconds: period, daemonArgs: pmDaemonArgs };
   const factories: Record<ManagerKey, () => Promise<ColdManager | Skipped>> = {
     pm: () => PmColdManager.create(setup, 'daemon', pmOptions),
     'pm-warm': () => PmColdManager.create(setup, 'warm', pmOptions),

@@ -35,12 +35,12 @@ import { formatMs, summarize, type Summary } from './daemon/stats.js';
 import { benchArgs } from './args.js';
 import { startBenchRun } from './run.js';
 
-const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:daemon');
+const { positiveInt, nonNegativeInt, usage, daemonArgs } = benchArgs('bench:daemon');
 
 const MANAGER_KEYS = ['pm', 'pm2', 'supervisord', 'systemd', 'docker', 'minimal'] as const;
 type ManagerKey = (typeof MANAGER_KEYS)[number];
 const FACTORIES: Record<ManagerKey, (context: ManagerContext) => Promise<Manager | Skipped>> = {
-  pm: (c) => PmManager.create(c, pmCli),
+  pm: (c) => PmManager.create(c, pmCli, { args: pmDaemonArgs }),
   pm2: (c) => Pm2Manager.create(c),
   supervisord: (c) => SupervisordManager.create(c),
   systemd: (c) => SystemdRestartManager.create(c),
@@ -62,11 +62,12 @@ const { values } = parseArgs({
     write: { type: 'boolean', default: false },
     raw: { type: 'string' },
     'pm-cli': { type: 'string' },
+    'pm-daemon-args': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
-  console.log(`usage: npm run bench:daemon -- [--trials N (200)] [--quick (20 trials)] [--warmup N (3)] [--settle-ms MS (100)] [--timeout-ms MS (10000)] [--managers ${MANAGER_KEYS.join(',')}] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)]`);
+  console.log(`usage: npm run bench:daemon -- [--trials N (200)] [--quick (20 trials)] [--warmup N (3)] [--settle-ms MS (100)] [--timeout-ms MS (10000)] [--managers ${MANAGER_KEYS.join(',')}] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")]`);
   process.exit(0);
 }
 const trials = positiveInt(values.trials ?? (values.quick ? '20' : '200'), '--trials');
@@ -77,6 +78,7 @@ const keys = values.managers.split(',').map((k) => k.trim());
 for (const key of keys) if (!(MANAGER_KEYS as readonly string[]).includes(key)) usage(`--managers: unknown manager "${key}"; known: ${MANAGER_KEYS.join(', ')}`);
 if (!keys.includes('pm')) usage('--managers must include pm');
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
+const pmDaemonArgs = daemonArgs(values['pm-daemon-args']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
 const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('daemon');
@@ -170,7 +172,7 @@ try {
     '',
     `- machine: ${machine.cores} × ${machine.cpu}; ${machine.os}, ${machine.kernel}; Node ${machine.node}`,
     `- load average (1, 5, 15 min): ${loadAtStart} at the start, ${loadAtEnd} at the end`,
-    ...subjects.map((s) => `- ${s.manager.name}: ${s.manager === pm ? `\`${PmManager.commandLine(pmCli.startsWith(repo) ? relative(repo, pmCli) : pmCli)}\`; ` : ''}${s.manager.settings}`),
+    ...subjects.map((s) => `- ${s.manager.name}: ${s.manager === pm ? `\`${PmManager.commandLine(pmCli.startsWith(repo) ? relative(repo, pmCli) : pmCli, pmDaemonArgs)}\`; ` : ''}${s.manager.settings}`),
     `- child: bench/daemon/reporter.c (${binary.linkage} build), the same for every manager${[...keyOf.values()].includes('docker') ? ' but Docker (its container variant, above)' : ''}`,
     ...skipped.map((s) => `- skipped: ${s.name} — ${s.skipped.split('\n')[0]}`),
     '',

@@ -21,13 +21,13 @@ import { cmdline, isAlive, killHard } from './daemon/proc.js';
 import { loadAverage, writeBlock } from './daemon/report.js';
 import { summarize } from './daemon/stats.js';
 import { measureCell, type CellOptions } from './footprint/cell.js';
-import { FACTORIES, MANAGER_KEYS, MEASURED, type ManagerKey } from './footprint/managers.js';
+import { factories, MANAGER_KEYS, MEASURED, type ManagerKey } from './footprint/managers.js';
 import { pmHeap, type PmHeap } from './footprint/pm-heap.js';
 import { renderReport, RUN_MARKERS, type ManagerInfo, type Measurement } from './footprint/report.js';
 import { benchArgs } from './args.js';
 import { startBenchRun } from './run.js';
 
-const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:footprint');
+const { positiveInt, nonNegativeInt, usage, daemonArgs } = benchArgs('bench:footprint');
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 
 const { values } = parseArgs({
@@ -39,13 +39,14 @@ const { values } = parseArgs({
     'window-seconds': { type: 'string' },
     samples: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    'pm-daemon-args': { type: 'string' },
     write: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   console.log(
-    'usage: npm run bench:footprint -- [--sizes 10,100,500,1000] [--repeats N (1)] [--managers pm,supervisord,pm2,systemd] [--settle-seconds S (10)] [--window-seconds S (30)] [--samples N (7)] [--quick (sizes 10,100; 3 s settle, 10 s window, 5 samples)] [--write]',
+    'usage: npm run bench:footprint -- [--sizes 10,100,500,1000] [--repeats N (1)] [--managers pm,supervisord,pm2,systemd] [--settle-seconds S (10)] [--window-seconds S (30)] [--samples N (7)] [--quick (sizes 10,100; 3 s settle, 10 s window, 5 samples)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")] [--write]',
   );
   process.exit(0);
 }
@@ -53,6 +54,7 @@ const quick = values.quick;
 const sizes = (values.sizes ?? (quick ? '10,100' : '10,100,500,1000')).split(',').map((s) => positiveInt(s.trim(), '--sizes'));
 if (new Set(sizes).size !== sizes.length) usage('--sizes: a size is given twice');
 const repeats = positiveInt(values.repeats, '--repeats');
+const FACTORY = factories(daemonArgs(values['pm-daemon-args']));
 const settleSeconds = nonNegativeInt(values['settle-seconds'] ?? (quick ? '3' : '10'), '--settle-seconds');
 const windowSeconds = positiveInt(values['window-seconds'] ?? (quick ? '10' : '30'), '--window-seconds');
 const samples = positiveInt(values.samples ?? (quick ? '5' : '7'), '--samples');
@@ -72,7 +74,7 @@ try {
   for (const key of keys as ManagerKey[]) {
     const dir = join(root, `probe-${key}`);
     await mkdir(dir);
-    const created = await FACTORIES[key]({ dir, log: progress }).catch((error: Error) => ({ name: key, skipped: error.message }));
+    const created = await FACTORY[key]({ dir, log: progress }).catch((error: Error) => ({ name: key, skipped: error.message }));
     if ('skipped' in created) {
       if (key === 'pm') throw new Error(created.skipped);
       skipped.push({ name: created.name, reason: created.skipped });
@@ -154,7 +156,7 @@ async function measureOne(info: ManagerInfo, n: number, repeat: number, serial: 
   };
   cleanup.add(`shut ${info.name} (${n} processes) down`, teardown);
   try {
-    const created = await FACTORIES[info.key]({ dir, log: progress });
+    const created = await FACTORY[info.key]({ dir, log: progress });
     if ('skipped' in created) throw new Error(created.skipped);
     manager = created;
     const specs: ProcessSpec[] = Array.from({ length: n }, (_, i) => ({ name: `fp${i}`, argv: [reporter, reports.path] }));

@@ -38,7 +38,7 @@ import { alternate, awaitConfigured, type Subject, type Trial } from './reconfig
 import { benchArgs } from './args.js';
 import { startBenchRun } from './run.js';
 
-const { positiveInt, nonNegativeInt, usage } = benchArgs('bench:reconfig');
+const { positiveInt, nonNegativeInt, usage, daemonArgs } = benchArgs('bench:reconfig');
 
 const DOC = fileURLToPath(new URL('../docs/benchmarks.md', import.meta.url));
 /** Every process of a freshly started manager running with CONFIG=v0 (PM2 starts them twice). */
@@ -57,12 +57,13 @@ const { values } = parseArgs({
     raw: { type: 'string' },
     'pm-cli': { type: 'string' },
     'pm-watch-debounce-ms': { type: 'string' },
+    'pm-daemon-args': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   console.log(
-    `usage: npm run bench:reconfig -- [--trials N (200)] [--quick (20 trials)] [--processes N per manager (20)] [--warmup N (3)] [--settle-ms MS (100)] [--timeout-ms MS (10000)] [--managers ${RECONFIG_KEYS.join(',')}] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-watch-debounce-ms MS (the daemon's default, 50)]`,
+    `usage: npm run bench:reconfig -- [--trials N (200)] [--quick (20 trials)] [--processes N per manager (20)] [--warmup N (3)] [--settle-ms MS (100)] [--timeout-ms MS (10000)] [--managers ${RECONFIG_KEYS.join(',')}] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-watch-debounce-ms MS (the daemon's default, 50)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")]`,
   );
   process.exit(0);
 }
@@ -77,6 +78,7 @@ for (const key of keys) if (!(RECONFIG_KEYS as readonly string[]).includes(key))
 if (!keys.includes('pm')) usage('--managers must include pm');
 const debounceMs = values['pm-watch-debounce-ms'] === undefined ? undefined : nonNegativeInt(values['pm-watch-debounce-ms'], '--pm-watch-debounce-ms');
 const pmCli = values['pm-cli'] === undefined ? DEFAULT_CLI : resolve(values['pm-cli']);
+const pmDaemonArgs = daemonArgs(values['pm-daemon-args']);
 const repo = fileURLToPath(new URL('..', import.meta.url));
 
 const { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('reconfig');
@@ -87,7 +89,7 @@ try {
   const reporter = await reporterBinary();
   cleanup.add('leak check', () => leakCheck(reporter.path, root));
   const factories: Record<ReconfigKey, (context: ManagerContext) => Promise<ReconfigManager | Skipped>> = {
-    pm: (c) => PmReconfig.create(c, { cli: pmCli, cliShown: pmCli.startsWith(repo) ? relative(repo, pmCli) : pmCli, debounceMs }),
+    pm: (c) => PmReconfig.create(c, { cli: pmCli, cliShown: pmCli.startsWith(repo) ? relative(repo, pmCli) : pmCli, debounceMs, daemonArgs: pmDaemonArgs }),
     pm2: (c) => Pm2Reconfig.create(c),
     supervisord: (c) => SupervisordReconfig.create(c),
     systemd: () => SystemdReconfig.create(reporter.path),

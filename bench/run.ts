@@ -27,7 +27,8 @@ export interface BenchRun {
 
 export async function startBenchRun(name: string): Promise<BenchRun> {
   const progress = (line: string): void => void process.stderr.write(`${line}\n`);
-  const args = process.argv.slice(2);
+  // As the user would type them (quoted where a shell needs it: --pm-daemon-args="--memory-mode fast").
+  const args = process.argv.slice(2).map(shellWord);
   const command = `npm run bench:${name}${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
   const startedAt = new Date();
   const loadAtStart = loadAverage();
@@ -46,4 +47,9 @@ export async function startBenchRun(name: string): Promise<BenchRun> {
     process.exit(failures.length > 0 ? 1 : code);
   };
   return { progress, args, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit };
+}
+
+/** One argument as a shell reads it back: bare when it holds only safe characters, else in single quotes. */
+function shellWord(arg: string): string {
+  return /^[\w./=:,@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }

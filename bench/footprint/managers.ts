@@ -20,12 +20,15 @@ export type ManagerKey = (typeof MANAGER_KEYS)[number];
 /** A manager made afresh for every measurement (its own temp folder), or the reason it cannot run here. */
 export type ManagerFactory = (context: ManagerContext) => Promise<Manager | Skipped>;
 
-export const FACTORIES: Record<ManagerKey, ManagerFactory> = {
-  pm: (c) => PmManager.create(c),
-  supervisord: (c) => SupervisordManager.create(c),
-  pm2: (c) => PatientPm2.create(c),
-  systemd: (c) => SystemdUnitsManager.create(c),
-};
+/** Each manager's factory; pm's daemon gets `pmDaemonArgs` (--pm-daemon-args) on its command line. */
+export function factories(pmDaemonArgs: readonly string[]): Record<ManagerKey, ManagerFactory> {
+  return {
+    pm: (c) => PmManager.create(c, undefined, { args: pmDaemonArgs }),
+    supervisord: (c) => SupervisordManager.create(c),
+    pm2: (c) => PatientPm2.create(c),
+    systemd: (c) => SystemdUnitsManager.create(c),
+  };
+}
 
 /** Which of a manager's processes are measured, in words (shown in the report). */
 export const MEASURED: Record<ManagerKey, string> = {

@@ -35,9 +35,9 @@ export class PmReconfig implements ReconfigManager {
     this.command = PmManager.commandLine(cliShown, args);
   }
 
-  /** `debounceMs` undefined: the daemon's default watchDebounceMs; else passed as --watch-debounce-ms. */
-  static async create(context: ManagerContext, options: { cli?: string; cliShown?: string; debounceMs?: number } = {}): Promise<PmReconfig> {
-    const args = options.debounceMs === undefined ? [] : ['--watch-debounce-ms', String(options.debounceMs)];
+  /** `debounceMs` undefined: the daemon's default watchDebounceMs; else passed as --watch-debounce-ms. `daemonArgs`: more flags. */
+  static async create(context: ManagerContext, options: { cli?: string; cliShown?: string; debounceMs?: number; daemonArgs?: readonly string[] } = {}): Promise<PmReconfig> {
+    const args = [...(options.debounceMs === undefined ? [] : ['--watch-debounce-ms', String(options.debounceMs)]), ...(options.daemonArgs ?? [])];
     const pm = await PmManager.create(context, options.cli ?? DEFAULT_CLI, { args });
     return new PmReconfig(pm, context.dir, options.cliShown ?? 'dist/cli/main.js', args, options.debounceMs);
   }

@@ -36,6 +36,8 @@ export interface PmOptions {
   cliShown: string;
   probe: PmProbe;
   periodSeconds: number;
+  /** Added to `pm daemon`'s command line (--pm-daemon-args). */
+  daemonArgs: readonly string[];
 }
 
 const STOP_TIMEOUT_MS = 30_000;
@@ -123,8 +125,8 @@ export class PmColdManager implements ColdManager {
     this.version = version;
     this.key = mode === 'daemon' ? 'pm' : mode === 'warm' ? 'pm-warm' : 'pm-apply';
     this.name = { daemon: `pm ${version} daemon`, warm: `pm ${version} daemon, set added while running`, apply: `pm ${version} apply (no daemon)` }[mode];
-    this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); daemon and apply defaults otherwise (parallel 8, log level info, daemon memoryMode lean)`;
-    const daemon = `node ${PM_NODE_FLAGS.join(' ')} ${options.cliShown} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop`;
+    this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); ${options.daemonArgs.length > 0 ? `daemon flags ${options.daemonArgs.join(' ')}; ` : ''}daemon and apply defaults otherwise (parallel 8, log level info, daemon memoryMode lean)`;
+    const daemon = `node ${PM_NODE_FLAGS.join(' ')} ${options.cliShown} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop${options.daemonArgs.map((a) => ` ${a}`).join('')}`;
     this.command = {
       daemon: daemon,
       warm: `${daemon} on an empty DIR (until it logs "pm daemon running"), then the manifests renamed into DIR one by one`,
@@ -237,7 +239,7 @@ export class PmColdManager implements ColdManager {
 
   #daemonArgv(extra: readonly string[]): string[] {
     const dir = this.#dir;
-    return [process.execPath, ...PM_NODE_FLAGS, this.#options.cli, 'daemon', '-f', join(dir, 'manifests'), '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', ...extra];
+    return [process.execPath, ...PM_NODE_FLAGS, this.#options.cli, 'daemon', '-f', join(dir, 'manifests'), '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--shutdown', 'stop', ...this.#options.daemonArgs, ...extra];
   }
 
   /** No PM_* variable and no config file of the user running the bench. */

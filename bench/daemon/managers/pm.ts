@@ -43,7 +43,7 @@ export interface PmExtras {
 
 export class PmManager implements Manager, WatchedDirectory {
   readonly name = 'pm';
-  readonly settings = 'one manifest per process: restartPolicy {policy: always, backoff: {initialSeconds: 0}, circuitBreaker: {enabled: false}}, minReadySeconds: 0; daemon defaults otherwise (memoryMode lean)';
+  readonly settings: string;
   readonly version: string;
   readonly #dir: string;
   readonly #manifests: string;
@@ -56,6 +56,8 @@ export class PmManager implements Manager, WatchedDirectory {
     this.#dir = context.dir;
     this.#cli = cli;
     this.#extras = extras;
+    const flags = extras.args !== undefined && extras.args.length > 0 ? `daemon flags ${extras.args.join(' ')}, defaults otherwise` : 'daemon defaults otherwise (memoryMode lean)';
+    this.settings = `one manifest per process: restartPolicy {policy: always, backoff: {initialSeconds: 0}, circuitBreaker: {enabled: false}}, minReadySeconds: 0; ${flags}`;
     this.#manifests = join(context.dir, 'manifests');
     this.version = version;
   }
