@@ -2,7 +2,7 @@
 // others, a label-only edit restarts nothing, and an invalid set changes nothing at all while
 // /readyz says which file is wrong.
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { isRunningWith, type Sandbox } from '../support/cli.js';
 import { rename } from 'node:fs/promises';
 import { createDaemonSandbox, daemonArgs, daemonEnv, fixtureManifest, indexOfEvent, quickRestarts, readEndpoint, startDaemon, type Daemon } from '../support/daemon.js';
@@ -17,12 +17,17 @@ async function bothReady(daemon: Daemon): Promise<{ a: number; b: number }> {
   return { a: a.pid as number, b: b.pid as number };
 }
 
-test('editing one manifest restarts that process only', async (t) => {
+/** A daemon running a (with `env` and `labels`) and b, both Ready; `before` holds their pids. */
+async function aAndBReady(t: TestContext, env: Record<string, string> = {}, labels?: Record<string, string>): Promise<{ sandbox: Sandbox; daemon: Daemon; before: { a: number; b: number } }> {
   const sandbox = await createDaemonSandbox(t);
-  await write(sandbox, 'a', { MODE: 'one' });
+  await write(sandbox, 'a', env, labels);
   await write(sandbox, 'b');
   const daemon = await startDaemon(sandbox);
-  const before = await bothReady(daemon);
+  return { sandbox, daemon, before: await bothReady(daemon) };
+}
+
+test('editing one manifest restarts that process only', async (t) => {
+  const { sandbox, daemon, before } = await aAndBReady(t, { MODE: 'one' });
 
   await write(sandbox, 'a', { MODE: 'two' });
   const a = await daemon.waitFor('a', (s) => s.pid !== undefined && s.pid !== before.a && s.phase === 'Ready', 'a to run under a new pid');
@@ -46,11 +51,7 @@ test('editing one manifest restarts that process only', async (t) => {
 });
 
 test('a comment-only edit changes nothing; a real edit after it still restarts the process', async (t) => {
-  const sandbox = await createDaemonSandbox(t);
-  await write(sandbox, 'a', { MODE: 'one' });
-  await write(sandbox, 'b');
-  const daemon = await startDaemon(sandbox);
-  const before = await bothReady(daemon);
+  const { sandbox, daemon, before } = await aAndBReady(t, { MODE: 'one' });
 
   // The daemon's reloads reuse what they read of unchanged files: a file whose text changed must
   // be read again, and one whose meaning did not must change nothing.
@@ -66,11 +67,7 @@ test('a comment-only edit changes nothing; a real edit after it still restarts t
 });
 
 test('a label-only edit restarts nothing: the same pid, an Updated event', async (t) => {
-  const sandbox = await createDaemonSandbox(t);
-  await write(sandbox, 'a', {}, { tier: 'one' });
-  await write(sandbox, 'b');
-  const daemon = await startDaemon(sandbox);
-  const before = await bothReady(daemon);
+  const { sandbox, daemon, before } = await aAndBReady(t, {}, { tier: 'one' });
 
   await write(sandbox, 'a', {}, { tier: 'two' });
   const updated = await daemon.waitForEvent('a', (e) => e.type === 'Updated', 'an Updated event for a');
