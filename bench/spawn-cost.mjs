@@ -1,9 +1,12 @@
-// How long spawn() blocks the event loop as the spawning Node process grows: libuv forks the whole
-// process (page tables of every anonymous page) and waits for the child's exec. Used for the
-// "spawn cost" figures of docs/benchmarks.md.
+// How long a spawn blocks the event loop as the spawning Node process grows: libuv forks the whole
+// process (page tables of every anonymous page) and waits for the child's exec; pm's native
+// spawner (native/spawn.c, when built) uses posix_spawn, which copies nothing. Used for the
+// "spawn cost" figures of docs/benchmarks.md and docs/daemon.md.
 //
 //   node bench/spawn-cost.mjs [BALLAST_MB ...]     (default: 0 30 60 120; one process per size)
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 const TRIALS = 200;
 const sizes = process.argv.length > 2 ? process.argv.slice(2).map(Number) : [0, 30, 60, 120];
@@ -17,9 +20,19 @@ if (process.env.SPAWN_COST_BALLAST === undefined) {
   const mb = Number(process.env.SPAWN_COST_BALLAST);
   // Touched memory outside the V8 heap: anonymous pages, as a large heap would be.
   const ballast = Array.from({ length: mb }, () => Buffer.alloc(1 << 20, 1));
-  const began = process.hrtime.bigint();
+  const rss = () => (process.memoryUsage().rss / 2 ** 20).toFixed(0).padStart(4);
+  const report = (label, ms) => console.log(`ballast ${String(mb).padStart(4)} MiB  rss ${rss()} MiB  ${label.padEnd(11)} ${ms.toFixed(2)} ms per spawn (${TRIALS} spawns, the event loop blocked)  [${ballast.length}]`);
+  let began = process.hrtime.bigint();
   for (let i = 0; i < TRIALS; i++) spawn('/bin/true', [], { detached: true, stdio: 'ignore' }).unref();
-  const ms = Number(process.hrtime.bigint() - began) / 1e6 / TRIALS;
-  const rss = process.memoryUsage().rss / 2 ** 20;
-  console.log(`ballast ${String(mb).padStart(4)} MiB  rss ${rss.toFixed(0).padStart(4)} MiB  ${ms.toFixed(2)} ms per spawn (${TRIALS} spawns, the event loop blocked)  [${ballast.length}]`);
+  report('node', Number(process.hrtime.bigint() - began) / 1e6 / TRIALS);
+  const addonPath = new URL('../native/build/pm_spawn.node', import.meta.url).pathname;
+  if (existsSync(addonPath)) {
+    const addon = createRequire(import.meta.url)(addonPath);
+    began = process.hrtime.bigint();
+    // As the exec driver calls it: own session, /dev/null for 0-2, exits watched (and reaped) by pidfd.
+    for (let i = 0; i < TRIALS; i++) addon.unref(addon.spawn('/bin/true', ['/bin/true'], [], null, [], () => undefined).handle);
+    report('posix_spawn', Number(process.hrtime.bigint() - began) / 1e6 / TRIALS);
+  } else {
+    console.log(`(the native spawner is not built: ${addonPath})`);
+  }
 }

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { loadConfig, reloadConfig, type LoadConfigOptions, type LoadedConfig } from '../config/index.js';
+import { describeSpawner } from '../drivers/exec/native.js';
 import { createDrivers } from '../drivers/index.js';
 import { formatManifestIssue, ManifestError, PmError } from '../errors.js';
 import { createLogger, SecretRedactor } from '../log/logger.js';
@@ -74,7 +75,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
 
     // Created once the API exists; the supervisor's hooks reach it through this holder.
     const meter: { metrics?: DaemonMetrics } = {};
-    const drivers = createDrivers({ stateDir: store.dir, env: process.env });
+    const drivers = createDrivers({ stateDir: store.dir, env: process.env, spawn: config.spawn });
+    const spawner = describeSpawner(config.spawn);
     cleanups.push(() => drivers.close());
     const supervisor = new Supervisor({
       store,
@@ -223,7 +225,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
     };
     if (hangupPending) onHangup();
 
-    log.info({ url: server.url, socket: server.socket, manifests: root, stateDir: store.dir, memoryMode: config.memoryMode }, 'pm daemon running');
+    log.info({ url: server.url, socket: server.socket, manifests: root, stateDir: store.dir, memoryMode: config.memoryMode, ...spawner }, 'pm daemon running');
+    if (spawner.spawn === 'node' && config.spawn === 'auto' && process.platform === 'linux') log.warn({ reason: spawner.reason }, "processes are started with Node's spawn, which blocks the daemon longer per start the larger it is: build the native spawner (npm run build:native)");
     await abortion(options.signal);
     log.info({ shutdown: loaded.config.shutdown }, `shutting down (${String(options.signal.reason instanceof Error ? options.signal.reason.message : 'signal')})`);
   } finally {
@@ -241,7 +244,7 @@ interface ManifestState {
 }
 
 /** Settings read once at start. */
-const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile', 'databaseUrl', 'databasePasswordFile', 'databaseSslMode', 'databaseSslRootCert', 'databasePoolSize', 'databaseConnectTimeoutMs', 'databaseStatementTimeoutMs', 'flagPollSeconds', 'hostName', 'memoryMode']);
+const RESTART_KEYS = new Set<string>(['stateDir', 'manifests', 'parallel', 'apiToken', 'apiTokenFile', 'databaseUrl', 'databasePasswordFile', 'databaseSslMode', 'databaseSslRootCert', 'databasePoolSize', 'databaseConnectTimeoutMs', 'databaseStatementTimeoutMs', 'flagPollSeconds', 'hostName', 'memoryMode', 'spawn']);
 
 /** One run at a time; calls during a run coalesce into one more run after it. */
 function serialized(task: () => Promise<void>): () => Promise<void> {

@@ -5,13 +5,16 @@ import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PmError } from '../errors.js';
 import { ExecDriver } from './exec/index.js';
+import { spawnChoiceOf, spawnerFor, type SpawnChoice } from './exec/native.js';
 import { DriverRouter } from './router.js';
 
 export interface DriverOptions {
   /** The state directory: it keeps the owner id of what pm creates in shared engines. */
   stateDir: string;
-  /** pm's environment: DOCKER_HOST names the engine's socket, as for the docker CLI; PM_SYSTEMD_* and PM_SYSTEMCTL_* how systemd is reached. */
+  /** pm's environment: DOCKER_HOST names the engine's socket, as for the docker CLI; PM_SYSTEMD_* and PM_SYSTEMCTL_* how systemd is reached; PM_SPAWN how exec processes are started. */
   env?: NodeJS.ProcessEnv;
+  /** How exec processes are started: the daemon's config key `spawn`; else PM_SPAWN in `env`. */
+  spawn?: SpawnChoice;
 }
 
 /**
@@ -69,8 +72,12 @@ async function readOwner(path: string): Promise<string | undefined> {
 }
 
 export function createDrivers(options: DriverOptions): DriverRouter {
+  // Read now: a bad PM_SPAWN stops pm before it does anything.
+  const spawn = options.spawn ?? spawnChoiceOf(options.env ?? {});
+  // Asked for and not built: stop now, not at the first start.
+  if (spawn === 'native') spawnerFor('native');
   return new DriverRouter({
-    exec: () => Promise.resolve(new ExecDriver()),
+    exec: () => Promise.resolve(new ExecDriver({ spawn })),
     docker: async () => {
       const socketPath = dockerSocketOf(options.env ?? {});
       return (await import('./docker-process.js')).createDockerProcessDriver({ owner: await ownerIdOf(options.stateDir), ...(socketPath !== undefined && { socketPath }) });

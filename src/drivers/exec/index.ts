@@ -13,6 +13,7 @@ import { limitsOf } from '../../manifest/resources.js';
 import type { Driver, ExecHandle, ExitStatus, Observation, StartRequest, StopOptions, StopResult } from '../driver.js';
 import { findMarkedLeader, INSTANCE_ENV, newInstanceMarker } from './instance.js';
 import { isLiveState, isPlausiblePid, readBootId, readProcessIdentity } from './proc.js';
+import { spawnerFor, type NativeSpawner, type SpawnChoice } from './native.js';
 import { spawnProcess, type SpawnedChild } from './spawn.js';
 import { StopTarget } from './stop-target.js';
 import { sendSignal, signalGroup } from './group.js';
@@ -34,15 +35,19 @@ const KILL_WAIT_MS = 5000;
 export interface ExecDriverOptions {
   /** Where runs with memory, cpus, pids or ioWeight limits get their cgroups (a test's fake hierarchy). */
   cgroups?: Cgroups;
+  /** How processes are started (PM_SPAWN): auto, the default, uses the native spawner when it was built. */
+  spawn?: SpawnChoice;
 }
 
 export class ExecDriver implements Driver {
   /** Children this pm process spawned, by `pid:startTime`. */
   readonly #children = new Map<string, SpawnedChild>();
   readonly #cgroups: Cgroups;
+  readonly #spawner: NativeSpawner | undefined;
 
   constructor(options: ExecDriverOptions = {}) {
     this.#cgroups = options.cgroups ?? new Cgroups();
+    this.#spawner = spawnerFor(options.spawn ?? 'auto');
   }
 
   check(request: StartRequest): Promise<void> {
@@ -61,7 +66,7 @@ export class ExecDriver implements Driver {
     }
     let spawned: SpawnedChild;
     try {
-      spawned = await spawnProcess({ ...request, env: { ...request.env, [INSTANCE_ENV]: instance } }, cgroup);
+      spawned = await spawnProcess({ ...request, env: { ...request.env, [INSTANCE_ENV]: instance } }, cgroup, this.#spawner);
     } catch (err) {
       await cgroup?.remove();
       throw err;

@@ -10,10 +10,17 @@ import type { ExitStatus, StartRequest } from '../driver.js';
 import { behindGate, closeGate, gateFd, openGate } from './cgroup/gate.js';
 import type { RunCgroup } from './cgroup/index.js';
 import { openLogFiles } from './logs.js';
+import type { NativeChild, NativeSpawner } from './native.js';
 import { readProcessIdentity, readProcStatSync } from './proc.js';
 
 /** Names the notify descriptor in the process's environment (dinit's pipevar, for programs told the number at run time). */
 export const READY_FD_ENV = 'PM_READY_FD';
+
+/** What holds Node's event loop open while pm waits for a child: a ChildProcess or a NativeChild. */
+export interface ChildRef {
+  ref(): void;
+  unref(): void;
+}
 
 /**
  * A child this pm process spawned: its exit is learned with code and signal. A class, so every
@@ -32,26 +39,33 @@ export class SpawnedChild {
   onExit: ((exit: ExitStatus) => void) | undefined = undefined;
   /** How many waitExit and onExit calls wait on it: while any does, it holds the event loop open. */
   waiters = 0;
+  /** Set by the spawner once it has the child. */
+  child: ChildRef = NO_CHILD;
+  #resolve: (exit: ExitStatus) => void = () => undefined;
 
-  constructor(readonly child: ChildProcess) {
-    this.exited = new Promise<ExitStatus>((resolve) => {
-      child.once('exit', (code, signal) => {
-        const exit: ExitStatus = { code, signal, at: Date.now(), known: true };
-        this.exit = exit;
-        resolve(exit);
-        const listener = this.onExit;
-        this.onExit = undefined;
-        listener?.(exit);
-      });
-    });
+  constructor() {
+    this.exited = new Promise<ExitStatus>((resolve) => (this.#resolve = resolve));
+  }
+
+  /** The exit, from the ChildProcess's 'exit' event or the native spawner's watch; once. */
+  settle(exit: ExitStatus): void {
+    if (this.exit) return;
+    this.exit = exit;
+    this.#resolve(exit);
+    const listener = this.onExit;
+    this.onExit = undefined;
+    listener?.(exit);
   }
 }
 
+const NO_CHILD: ChildRef = { ref: () => undefined, unref: () => undefined };
+
 /**
- * Spawns the request's command; resolves after the 'spawn' event, rejects with StartError. With
- * `cgroup`, the process is in it before its program's first instruction (cgroup/gate.ts).
+ * Spawns the request's command; resolves once its program runs, rejects with StartError. With
+ * `cgroup`, the process is in it before its program's first instruction (cgroup/gate.ts). With
+ * `spawner`, posix_spawn starts it (native.ts), unless it needs a user switch or a cgroup gate.
  */
-export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): Promise<SpawnedChild> {
+export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, spawner?: NativeSpawner): Promise<SpawnedChild> {
   const { name, env } = request;
   const { command, cwd } = execSpecOf(request.manifest);
   const limited = withLimits(command, limitsOf(request.manifest));
@@ -82,44 +96,12 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
   for (let fd = 3; fd < stdio.length; fd++) stdio[fd] ??= 'ignore';
   const childEnv = notifyFd === undefined ? env : { ...env, [READY_FD_ENV]: String(notifyFd) };
 
-  let child: ChildProcess;
-  let startTime: string | undefined;
-  /** Resolves with the spawn error, or undefined once the child runs. Never rejects (it may settle unobserved). */
-  let spawned: Promise<Error | undefined>;
-  let exitTracker: SpawnedChild;
+  // Not for a user switch or a cgroup gate (a pipe pm writes to): Node's spawn does those.
+  const native = cgroup === undefined && request.uid === undefined && request.gid === undefined ? spawner : undefined;
+  const tracker = new SpawnedChild();
+  let launched: Launched;
   try {
-    child = spawn(file, args, {
-      shell: false,
-      // Own session and process group: the group can be signalled as a whole, and the process
-      // outlives the pm command that started it.
-      detached: true,
-      cwd,
-      env: childEnv,
-      uid: request.uid,
-      gid: request.gid,
-      stdio,
-      windowsHide: true,
-    });
-    // Read the start time now, synchronously: the child cannot have been reaped yet, even if it
-    // has already exited (it is at worst a zombie until the event loop runs).
-    if (child.pid !== undefined) startTime = readProcStatSync(child.pid)?.startTime;
-    // Listen now: 'spawn', 'error' and even 'exit' may fire while the log files are closed below.
-    exitTracker = new SpawnedChild(child);
-    spawned = new Promise<Error | undefined>((resolve) => {
-      // Each removes the other: neither stays on the child for as long as it runs.
-      const onSpawn = (): void => {
-        child.off('error', onError);
-        resolve(undefined);
-      };
-      const onError = (error: Error): void => {
-        child.off('spawn', onSpawn);
-        resolve(error);
-      };
-      child.once('spawn', onSpawn);
-      child.once('error', onError);
-    });
-    // After 'spawn', later 'error' events (e.g. a failed kill) must not crash pm.
-    child.on('error', () => undefined);
+    launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio });
   } catch (err) {
     // Bad arguments (a NUL byte, an invalid uid) throw synchronously.
     throw new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
@@ -128,21 +110,78 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup): P
     await ready?.close().catch(() => undefined);
   }
 
-  const spawnError = await spawned;
+  const spawnError = await launched.spawned;
   if (spawnError !== undefined) throw describeSpawnError(request, spawnError);
-  const pid = child.pid!;
-  if (cgroup) await joinCgroup(name, child, pid, cgroup, exitTracker.exited, gate);
-  child.unref();
+  const pid = launched.pid!;
+  if (cgroup && launched.process) await joinCgroup(name, launched.process, pid, cgroup, tracker.exited, gate);
+  tracker.child.unref();
 
-  startTime ??= (await readProcessIdentity(pid))?.startTime;
+  let startTime = launched.startTime ?? (await readProcessIdentity(pid))?.startTime;
   if (startTime === undefined) {
     // Only reachable off Linux, when the child exited before `ps` could see it.
     startTime = 'unknown';
   }
-  exitTracker.pid = pid;
-  exitTracker.startTime = startTime;
-  exitTracker.cgroup = cgroup;
-  return exitTracker;
+  tracker.pid = pid;
+  tracker.startTime = startTime;
+  tracker.cgroup = cgroup;
+  return tracker;
+}
+
+interface Launched {
+  pid: number | undefined;
+  /** Read at once, synchronously: the child cannot have been reaped yet, even if it has already exited. */
+  startTime: string | undefined;
+  /** Resolves with the spawn error, or undefined once the child runs. Never rejects. */
+  spawned: Promise<Error | undefined>;
+  /** Node's ChildProcess, for the cgroup gate's pipe. */
+  process?: ChildProcess;
+}
+
+/** posix_spawn: the program has been exec'd (or failed to be) when it returns. */
+function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { file: string; args: string[]; cwd: string | undefined; env: NodeJS.ProcessEnv; stdio: StdioOptions }): Launched {
+  const fds = (options.stdio as unknown[]).map((entry) => (typeof entry === 'number' ? entry : undefined));
+  let child: NativeChild;
+  try {
+    child = spawner.spawn({ ...options, fds, onExit: (exit) => tracker.settle(exit) });
+  } catch (err) {
+    // A program that cannot be run is reported as Node's spawn reports it: an error, not a throw.
+    if (typeof (err as NodeJS.ErrnoException).code === 'string') return { pid: undefined, startTime: undefined, spawned: Promise.resolve(err as Error) };
+    throw err;
+  }
+  tracker.child = child;
+  return { pid: child.pid, startTime: readProcStatSync(child.pid)?.startTime, spawned: Promise.resolve(undefined) };
+}
+
+/** Node's spawn: libuv forks pm and waits for the exec; 'spawn' or 'error' tells which. */
+function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options: { cwd: string | undefined; env: NodeJS.ProcessEnv; uid: number | undefined; gid: number | undefined; stdio: StdioOptions }): Launched {
+  const child = spawn(file, args, {
+    shell: false,
+    // Own session and process group: the group can be signalled as a whole, and the process
+    // outlives the pm command that started it.
+    detached: true,
+    ...options,
+    windowsHide: true,
+  });
+  const startTime = child.pid === undefined ? undefined : readProcStatSync(child.pid)?.startTime;
+  tracker.child = child;
+  // Listen now: 'spawn', 'error' and even 'exit' may fire while the log files are closed.
+  child.once('exit', (code, signal) => tracker.settle({ code, signal, at: Date.now(), known: true }));
+  const spawned = new Promise<Error | undefined>((resolve) => {
+    // Each removes the other: neither stays on the child for as long as it runs.
+    const onSpawn = (): void => {
+      child.off('error', onError);
+      resolve(undefined);
+    };
+    const onError = (error: Error): void => {
+      child.off('spawn', onSpawn);
+      resolve(error);
+    };
+    child.once('spawn', onSpawn);
+    child.once('error', onError);
+  });
+  // After 'spawn', later 'error' events (e.g. a failed kill) must not crash pm.
+  child.on('error', () => undefined);
+  return { pid: child.pid, startTime, spawned, process: child };
 }
 
 /** Puts the gated child in its cgroups and lets it run; else ends it (it never ran the program) and rejects with StartError. */

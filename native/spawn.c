@@ -1,0 +1,510 @@
+// pm's spawner: posix_spawn(3) and a pidfd per child, for the exec driver (src/drivers/exec/native.ts).
+//
+// Why: libuv (1.46, Node 20) starts a child with fork(), which copies the page tables of the whole
+// daemon and leaves every page it later writes to a copy-on-write fault, and then blocks the event
+// loop until the child has exec'd. That grows with the daemon's memory: 1.7 ms per spawn at 50 MiB
+// resident, 8.6 ms at 110 MiB (node bench/spawn-cost.mjs). glibc's posix_spawn uses
+// clone(CLONE_VM | CLONE_VFORK): no copy, about 0.5 ms whatever the daemon's size.
+//
+// libuv only reaps the children it started (waitpid on each of its own PIDs), so a child started
+// here is watched with a pidfd polled on Node's own event loop and reaped with waitid(P_PIDFD).
+//
+// What the child gets is what libuv gives it (uv__process_child_init): its own session, every
+// signal at its default disposition and none blocked, the descriptors asked for and no other, the
+// working directory, and the program looked up in the child's own PATH as execvp(3) would.
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+// The PATH glibc's execvp, which libuv calls, searches when the child's environment has none.
+#define DEFAULT_PATH "/bin:/usr/bin"
+
+typedef struct child_watch {
+  uv_poll_t poll;  // first: a uv_poll_t* is a child_watch*
+  napi_env env;
+  napi_ref on_exit;
+  struct module_state *state;
+  int pidfd;
+  int polling;     // the poll handle is open (not closing or closed)
+  int js_gone;     // the JS handle was collected: free once the poll handle is closed
+  int handle_gone; // the poll handle is closed: free once the JS handle is collected
+  struct child_watch *prev, *next;
+} child_watch;
+
+typedef struct module_state {
+  napi_async_context async_context;
+  child_watch *watches;  // every watch whose poll handle is open, for the env's cleanup
+  int closing;           // poll handles closed but whose close callback has not run yet
+  napi_async_cleanup_hook_handle cleanup;  // set while the env is torn down and handles still close
+} module_state;
+
+static int throw_errno(napi_env env, int err, const char *syscall_name) {
+  // The error carries `errno` (negative, as Node's) and `syscall`; native.ts names the code.
+  napi_value message, error, number, name;
+  char text[256];
+  snprintf(text, sizeof text, "%s: %s", syscall_name, strerror(err));
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, NULL, message, &error);
+  napi_create_int32(env, -err, &number);
+  napi_set_named_property(env, error, "errno", number);
+  napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &name);
+  napi_set_named_property(env, error, "syscall", name);
+  napi_throw(env, error);
+  return -1;
+}
+
+static char *string_of(napi_env env, napi_value value) {
+  size_t length;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &length) != napi_ok) return NULL;
+  char *text = malloc(length + 1);
+  if (text == NULL) return NULL;
+  napi_get_value_string_utf8(env, value, text, length + 1, &length);
+  return text;
+}
+
+static void free_strings(char **strings) {
+  if (strings == NULL) return;
+  for (char **s = strings; *s != NULL; s++) free(*s);
+  free(strings);
+}
+
+/** A NULL-terminated copy of a JS array of strings; NULL on a bad value or no memory. */
+static char **strings_of(napi_env env, napi_value array) {
+  uint32_t count;
+  if (napi_get_array_length(env, array, &count) != napi_ok) return NULL;
+  char **strings = calloc(count + 1, sizeof *strings);
+  if (strings == NULL) return NULL;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value item;
+    napi_get_element(env, array, i, &item);
+    strings[i] = string_of(env, item);
+    if (strings[i] == NULL) {
+      free_strings(strings);
+      return NULL;
+    }
+  }
+  return strings;
+}
+
+/** An executable regular file: 0, else the errno execve(2) would give. */
+static int executable(const char *path) {
+  struct stat info;
+  if (stat(path, &info) != 0) return errno;
+  if (!S_ISREG(info.st_mode)) return EACCES;
+  return access(path, X_OK) == 0 ? 0 : errno;
+}
+
+/**
+ * execvp(3)'s search in the child's PATH, done here so that a missing program costs no spawn:
+ * the first executable candidate wins; EACCES is remembered and the search goes on, as glibc's.
+ * Relative candidates are checked against `cwd`, where the child will look for them.
+ */
+static int resolve_program(const char *file, char **envp, const char *cwd, char **resolved) {
+  *resolved = NULL;
+  if (file[0] == '\0') return ENOENT;
+  if (strchr(file, '/') != NULL) {
+    *resolved = strdup(file);
+    return *resolved == NULL ? ENOMEM : 0;
+  }
+  const char *path = DEFAULT_PATH;
+  for (char **e = envp; *e != NULL; e++) {
+    if (strncmp(*e, "PATH=", 5) == 0) path = *e + 5;
+  }
+  int seen_eacces = 0;
+  size_t file_length = strlen(file);
+  for (const char *dir = path;; dir++) {
+    const char *end = strchrnul(dir, ':');
+    size_t dir_length = (size_t)(end - dir);
+    // An empty entry is the working directory.
+    const char *prefix = dir_length == 0 ? "." : dir;
+    size_t prefix_length = dir_length == 0 ? 1 : dir_length;
+    char *candidate = malloc(prefix_length + 1 + file_length + 1);
+    if (candidate == NULL) return ENOMEM;
+    memcpy(candidate, prefix, prefix_length);
+    candidate[prefix_length] = '/';
+    memcpy(candidate + prefix_length + 1, file, file_length + 1);
+    int err;
+    if (candidate[0] != '/' && cwd != NULL) {
+      char *checked = malloc(strlen(cwd) + 1 + strlen(candidate) + 1);
+      if (checked == NULL) {
+        free(candidate);
+        return ENOMEM;
+      }
+      sprintf(checked, "%s/%s", cwd, candidate);
+      err = executable(checked);
+      free(checked);
+    } else {
+      err = executable(candidate);
+    }
+    if (err == 0) {
+      *resolved = candidate;
+      return 0;
+    }
+    free(candidate);
+    switch (err) {
+      case EACCES:
+        seen_eacces = 1;
+        break;
+      case ENOENT:
+      case ENOTDIR:
+      case ESTALE:
+      case ENODEV:
+      case ETIMEDOUT:
+      case ELOOP:
+      case ENAMETOOLONG:
+        break;
+      default:
+        return err;
+    }
+    if (*end == '\0') break;
+    dir = end;
+  }
+  return seen_eacces ? EACCES : ENOENT;
+}
+
+/**
+ * glibc's sigfillset leaves out the two signals its threads use internally (32 and 33), and its
+ * posix_spawn then has the child ignore them, an ignored signal stays ignored across exec, where
+ * libuv's child (and systemd's) has every signal at its default. Their bits are set by hand: the
+ * kernel's layout, bit N - 1 for signal N, which glibc's and musl's sigset_t share.
+ */
+static void with_reserved_signals(sigset_t *set) {
+  unsigned long words[2];
+  memcpy(words, set, sizeof words);
+  if (sizeof(unsigned long) == 8) {
+    words[0] |= 1UL << 31 | 1UL << 32;
+  } else {
+    words[0] |= 1UL << 31;
+    words[1] |= 1UL;
+  }
+  memcpy(set, words, sizeof words);
+}
+
+static void unlink_watch(module_state *state, child_watch *watch) {
+  if (watch->prev != NULL) watch->prev->next = watch->next;
+  else if (state->watches == watch) state->watches = watch->next;
+  if (watch->next != NULL) watch->next->prev = watch->prev;
+  watch->prev = watch->next = NULL;
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+  child_watch *watch = (child_watch *)handle;
+  module_state *state = watch->state;
+  close(watch->pidfd);
+  watch->pidfd = -1;
+  watch->handle_gone = 1;
+  if (watch->js_gone) free(watch);
+  // The env is going away (a worker thread ends): it may unload this code once the last is closed.
+  if (--state->closing == 0 && state->cleanup != NULL) {
+    napi_async_cleanup_hook_handle cleanup = state->cleanup;
+    state->cleanup = NULL;
+    napi_remove_async_cleanup_hook(cleanup);
+  }
+}
+
+static void stop_watch(module_state *state, child_watch *watch) {
+  if (!watch->polling) return;
+  watch->polling = 0;
+  state->closing++;
+  unlink_watch(state, watch);
+  uv_poll_stop(&watch->poll);
+  uv_close((uv_handle_t *)&watch->poll, on_poll_closed);
+}
+
+static void on_js_handle_collected(napi_env env, void *data, void *hint) {
+  (void)hint;
+  child_watch *watch = data;
+  if (watch->on_exit != NULL) {
+    napi_delete_reference(env, watch->on_exit);
+    watch->on_exit = NULL;
+  }
+  watch->js_gone = 1;
+  if (watch->handle_gone) free(watch);
+}
+
+/** The child's pidfd is readable: it has exited. Reap it and tell JS (code, signal number, known). */
+static void on_pidfd_readable(uv_poll_t *poll, int status, int events) {
+  (void)status;
+  (void)events;
+  child_watch *watch = (child_watch *)poll;
+  napi_env env = watch->env;
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+
+  siginfo_t info;
+  memset(&info, 0, sizeof info);
+  int rc = waitid((idtype_t)P_PIDFD, (id_t)watch->pidfd, &info, WEXITED | WNOHANG);
+  if (rc == 0 && info.si_pid == 0) return;  // not yet: woken for nothing
+  stop_watch(state, watch);
+
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value argv[3], callback, receiver, result;
+  if (rc != 0) {
+    // Reaped by someone else: the exit is known to have happened, not how.
+    napi_get_null(env, &argv[0]);
+    napi_create_int32(env, 0, &argv[1]);
+    napi_get_boolean(env, false, &argv[2]);
+  } else if (info.si_code == CLD_EXITED) {
+    napi_create_int32(env, info.si_status, &argv[0]);
+    napi_create_int32(env, 0, &argv[1]);
+    napi_get_boolean(env, true, &argv[2]);
+  } else {
+    napi_get_null(env, &argv[0]);
+    napi_create_int32(env, info.si_status, &argv[1]);
+    napi_get_boolean(env, true, &argv[2]);
+  }
+  callback = NULL;
+  if (watch->on_exit != NULL) {
+    napi_get_reference_value(env, watch->on_exit, &callback);
+    // Dropped now: the callback holds the JS handle, which would otherwise never be collected.
+    napi_delete_reference(env, watch->on_exit);
+    watch->on_exit = NULL;
+  }
+  if (callback != NULL) {
+    napi_get_global(env, &receiver);
+    // make_callback, not call_function: it runs the microtasks the callback queues, as any libuv callback.
+    if (napi_make_callback(env, state->async_context, receiver, callback, 3, argv, &result) == napi_pending_exception) {
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static child_watch *watch_of(napi_env env, napi_value handle) {
+  void *data = NULL;
+  if (napi_get_value_external(env, handle, &data) != napi_ok) return NULL;
+  return data;
+}
+
+/**
+ * spawn(file, argv, envp, cwd | null, fds, onExit) → { pid, handle }.
+ * fds[i] is the parent's descriptor that becomes the child's descriptor i, or -1: /dev/null for
+ * 0–2, closed above. Throws an Error with errno and syscall when the program cannot be started.
+ */
+static napi_value Spawn(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value args[6];
+  napi_get_cb_info(env, info, &argc, args, NULL, NULL);
+  if (argc < 6) {
+    napi_throw_type_error(env, NULL, "spawn(file, argv, envp, cwd, fds, onExit)");
+    return NULL;
+  }
+  module_state *state;
+  napi_get_instance_data(env, (void **)&state);
+
+  char *file = string_of(env, args[0]);
+  char **argv = strings_of(env, args[1]);
+  char **envp = strings_of(env, args[2]);
+  napi_valuetype cwd_type;
+  napi_typeof(env, args[3], &cwd_type);
+  char *cwd = cwd_type == napi_string ? string_of(env, args[3]) : NULL;
+  uint32_t fd_count = 0;
+  napi_get_array_length(env, args[4], &fd_count);
+  int *tmp_fds = calloc(fd_count == 0 ? 1 : fd_count, sizeof *tmp_fds);
+  char *program = NULL;
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  int actions_ready = 0, attr_ready = 0;
+  napi_value out = NULL;
+  pid_t pid = -1;
+  int err = 0;
+  const char *failed = "posix_spawn";
+
+  if (file == NULL || argv == NULL || envp == NULL || (cwd_type == napi_string && cwd == NULL) || tmp_fds == NULL) {
+    err = ENOMEM;
+    failed = "malloc";
+    goto done;
+  }
+  for (uint32_t i = 0; i < fd_count; i++) tmp_fds[i] = -1;
+
+  err = resolve_program(file, envp, cwd, &program);
+  if (err != 0) {
+    failed = "execvp";
+    goto done;
+  }
+
+  posix_spawn_file_actions_init(&actions);
+  actions_ready = 1;
+  if (cwd != NULL && (err = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
+  for (uint32_t i = 0; i < fd_count; i++) {
+    napi_value item;
+    int32_t parent_fd = -1;
+    napi_get_element(env, args[4], i, &item);
+    napi_get_value_int32(env, item, &parent_fd);
+    if (parent_fd >= 0) {
+      // A copy above every target first, so that no dup2 overwrites a source a later one needs;
+      // close-on-exec, so the copies end with the exec.
+      tmp_fds[i] = fcntl(parent_fd, F_DUPFD_CLOEXEC, (int)fd_count);
+      if (tmp_fds[i] < 0) {
+        err = errno;
+        failed = "fcntl";
+        goto done;
+      }
+      err = posix_spawn_file_actions_adddup2(&actions, tmp_fds[i], (int)i);
+    } else if (i <= 2) {
+      err = posix_spawn_file_actions_addopen(&actions, (int)i, "/dev/null", i == 0 ? O_RDONLY : O_RDWR, 0);
+    } else {
+      err = posix_spawn_file_actions_addclose(&actions, (int)i);
+    }
+    if (err != 0) goto done;
+  }
+  // Nothing else reaches the child, even a descriptor pm inherited without close-on-exec.
+  if ((err = posix_spawn_file_actions_addclosefrom_np(&actions, (int)(fd_count < 3 ? 3 : fd_count))) != 0) goto done;
+
+  posix_spawnattr_init(&attr);
+  attr_ready = 1;
+  sigset_t all, none;
+  sigfillset(&all);
+  with_reserved_signals(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  err = posix_spawn(&pid, program, &actions, &attr, argv, envp);
+  if (err != 0) goto done;
+
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  child_watch *watch = pidfd < 0 ? NULL : calloc(1, sizeof *watch);
+  uv_loop_t *loop = NULL;
+  napi_get_uv_event_loop(env, &loop);
+  int poll_err = watch == NULL ? 0 : uv_poll_init(loop, &watch->poll, pidfd);
+  if (watch == NULL || poll_err != 0) {
+    // The child runs but could not be watched (no descriptor left): end it rather than lose it.
+    err = pidfd < 0 ? errno : poll_err < 0 ? -poll_err : ENOMEM;
+    failed = pidfd < 0 ? "pidfd_open" : "uv_poll_init";
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    if (pidfd >= 0) close(pidfd);
+    free(watch);
+    goto done;
+  }
+  watch->env = env;
+  watch->state = state;
+  watch->pidfd = pidfd;
+  watch->polling = 1;
+  napi_create_reference(env, args[5], 1, &watch->on_exit);
+  uv_poll_start(&watch->poll, UV_READABLE, on_pidfd_readable);
+  watch->next = state->watches;
+  if (state->watches != NULL) state->watches->prev = watch;
+  state->watches = watch;
+
+  napi_value pid_value, handle;
+  napi_create_object(env, &out);
+  napi_create_int32(env, pid, &pid_value);
+  napi_set_named_property(env, out, "pid", pid_value);
+  napi_create_external(env, watch, on_js_handle_collected, NULL, &handle);
+  napi_set_named_property(env, out, "handle", handle);
+
+done:
+  if (actions_ready) posix_spawn_file_actions_destroy(&actions);
+  if (attr_ready) posix_spawnattr_destroy(&attr);
+  if (tmp_fds != NULL) {
+    for (uint32_t i = 0; i < fd_count; i++) {
+      if (tmp_fds[i] >= 0) close(tmp_fds[i]);
+    }
+  }
+  free(tmp_fds);
+  free(program);
+  free(cwd);
+  free_strings(envp);
+  free_strings(argv);
+  free(file);
+  if (err != 0) {
+    throw_errno(env, err, failed);
+    return NULL;
+  }
+  return out;
+}
+
+/** ref(handle) / unref(handle): whether the child's watch keeps Node's event loop alive. */
+static napi_value Ref(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value handle;
+  napi_get_cb_info(env, info, &argc, &handle, NULL, NULL);
+  child_watch *watch = argc < 1 ? NULL : watch_of(env, handle);
+  if (watch != NULL && watch->polling) uv_ref((uv_handle_t *)&watch->poll);
+  return NULL;
+}
+
+static napi_value Unref(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value handle;
+  napi_get_cb_info(env, info, &argc, &handle, NULL, NULL);
+  child_watch *watch = argc < 1 ? NULL : watch_of(env, handle);
+  if (watch != NULL && watch->polling) uv_unref((uv_handle_t *)&watch->poll);
+  return NULL;
+}
+
+/** The env is torn down: close every watch, and hold the teardown until their close callbacks ran. */
+static void cleanup(napi_async_cleanup_hook_handle handle, void *data) {
+  module_state *state = data;
+  while (state->watches != NULL) stop_watch(state, state->watches);
+  if (state->closing == 0) {
+    napi_remove_async_cleanup_hook(handle);
+  } else {
+    state->cleanup = handle;
+  }
+}
+
+static void free_state(napi_env env, void *data, void *hint) {
+  (void)hint;
+  module_state *state = data;
+  napi_async_destroy(env, state->async_context);
+  free(state);
+}
+
+NAPI_MODULE_INIT() {
+  // pidfds need Linux 5.3 and waitid(P_PIDFD) 5.4: refuse to load without them, so pm uses
+  // Node's spawn instead of failing at the first start.
+  int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (self < 0) {
+    throw_errno(env, errno, "pidfd_open");
+    return NULL;
+  }
+  siginfo_t info;
+  int rc = waitid((idtype_t)P_PIDFD, (id_t)self, &info, WEXITED | WNOHANG);
+  int wait_err = errno;
+  close(self);
+  if (rc == 0 || wait_err != ECHILD) {
+    throw_errno(env, rc == 0 ? EINVAL : wait_err, "waitid(P_PIDFD)");
+    return NULL;
+  }
+
+  module_state *state = calloc(1, sizeof *state);
+  if (state == NULL) {
+    throw_errno(env, ENOMEM, "malloc");
+    return NULL;
+  }
+  napi_value resource_name;
+  napi_create_string_utf8(env, "pm:child-exit", NAPI_AUTO_LENGTH, &resource_name);
+  napi_async_init(env, NULL, resource_name, &state->async_context);
+  napi_set_instance_data(env, state, free_state, NULL);
+  napi_add_async_cleanup_hook(env, cleanup, state, NULL);
+
+  napi_property_descriptor methods[] = {
+      {"spawn", NULL, Spawn, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, Ref, NULL, NULL, NULL, napi_default, NULL},
+      {"unref", NULL, Unref, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
+  return exports;
+}

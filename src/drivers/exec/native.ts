@@ -1,0 +1,144 @@
+// pm's native spawner (native/spawn.c): posix_spawn and a pidfd per child, instead of libuv's
+// fork, which copies the daemon's page tables and blocks its event loop for longer the larger the
+// daemon is. Built at `npm install` when a C compiler and Node's headers are there
+// (scripts/build-native.mjs); without it pm uses Node's spawn, and says so in the daemon's log.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { constants } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
+import { PmError } from '../../errors.js';
+import type { ExitStatus } from '../driver.js';
+
+/** Where the build puts the addon: the same path from src/ (tsx) and from dist/. */
+export const NATIVE_SPAWNER_PATH = fileURLToPath(new URL('../../../native/build/pm_spawn.node', import.meta.url));
+
+/** PM_SPAWN: auto (the native spawner when built), native (refuse to run without it), node. */
+export type SpawnChoice = 'auto' | 'native' | 'node';
+const CHOICES: readonly SpawnChoice[] = ['auto', 'native', 'node'];
+
+interface Addon {
+  spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: number[], onExit: (code: number | null, signal: number, known: boolean) => void): { pid: number; handle: object };
+  ref(handle: object): void;
+  unref(handle: object): void;
+}
+
+/** A child started by the native spawner: its watch can hold Node's event loop open, or not. */
+export class NativeChild {
+  constructor(
+    readonly pid: number,
+    readonly handle: object,
+    private readonly addon: Addon,
+  ) {}
+
+  ref(): void {
+    this.addon.ref(this.handle);
+  }
+
+  unref(): void {
+    this.addon.unref(this.handle);
+  }
+}
+
+export interface NativeSpawnOptions {
+  file: string;
+  args: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string | undefined;
+  /** The parent's descriptor for each of the child's, or undefined: /dev/null for 0–2, closed above. */
+  fds: readonly (number | undefined)[];
+  onExit: (exit: ExitStatus) => void;
+}
+
+export class NativeSpawner {
+  readonly method = 'posix_spawn';
+  constructor(private readonly addon: Addon) {}
+
+  /** Starts the program; throws an Error with `code` (ENOENT, EACCES, ...) as Node's spawn reports it. */
+  spawn(options: NativeSpawnOptions): NativeChild {
+    const { file, args, env, cwd, fds, onExit } = options;
+    const envp: string[] = [];
+    for (const [key, value] of Object.entries(env)) if (value !== undefined) envp.push(`${key}=${value}`);
+    const argv = [file, ...args];
+    // C strings end at a NUL byte: refuse what Node's spawn refuses, rather than run something else.
+    const withNul = [file, cwd ?? '', ...argv, ...envp].find((text) => text.includes('\0'));
+    if (withNul !== undefined) throw new TypeError(`an argument, the working directory or a variable holds a NUL byte: ${JSON.stringify(withNul)}`);
+    let started;
+    try {
+      started = this.addon.spawn(file, argv, envp, cwd ?? null, fds.map((fd) => fd ?? -1), (code, signal, known) => {
+        onExit({ code, signal: signal === 0 ? null : signalName(signal), at: Date.now(), known });
+      });
+    } catch (err) {
+      throw withErrorCode(err, file);
+    }
+    return new NativeChild(started.pid, started.handle, this.addon);
+  }
+}
+
+/** The spawner PM_SPAWN asks for; throws PmError for an unknown value. */
+export function spawnChoiceOf(env: NodeJS.ProcessEnv): SpawnChoice {
+  const value = env.PM_SPAWN;
+  if (value === undefined || value === '') return 'auto';
+  if ((CHOICES as readonly string[]).includes(value)) return value as SpawnChoice;
+  throw new PmError('E_PM_SPAWN', `PM_SPAWN=${value}: not a way pm knows to start processes`, { hint: 'use auto (the default), native or node' });
+}
+
+let loaded: { spawner: NativeSpawner } | { reason: string } | undefined;
+
+/** The native spawner, loaded once; or why it cannot be used. */
+export function loadNativeSpawner(): { spawner: NativeSpawner } | { reason: string } {
+  loaded ??= load();
+  return loaded;
+}
+
+function load(): { spawner: NativeSpawner } | { reason: string } {
+  if (process.platform !== 'linux') return { reason: 'Linux only' };
+  if (!existsSync(NATIVE_SPAWNER_PATH)) return { reason: `not built (${NATIVE_SPAWNER_PATH} is missing: run npm run build:native, which needs a C compiler)` };
+  try {
+    return { spawner: new NativeSpawner(createRequire(import.meta.url)(NATIVE_SPAWNER_PATH) as Addon) };
+  } catch (err) {
+    return { reason: `cannot be loaded: ${err instanceof Error ? err.message : String(err)}` };
+  }
+}
+
+/** The spawner for a choice: undefined means Node's spawn. PmError when `native` is asked for and cannot be had. */
+export function spawnerFor(choice: SpawnChoice): NativeSpawner | undefined {
+  if (choice === 'node') return undefined;
+  const native = loadNativeSpawner();
+  if ('spawner' in native) return native.spawner;
+  if (choice === 'native') throw new PmError('E_PM_SPAWN', `spawn is native (PM_SPAWN, --spawn), but pm's native spawner ${native.reason}`, { hint: "build it (npm run build:native), or use spawn auto to fall back to Node's spawn" });
+  return undefined;
+}
+
+/** How the exec driver starts processes under a choice, for the daemon's log. */
+export function describeSpawner(choice: SpawnChoice): { spawn: string; reason?: string } {
+  if (choice === 'node') return { spawn: 'node', reason: 'spawn: node was asked for' };
+  const native = loadNativeSpawner();
+  return 'spawner' in native ? { spawn: native.spawner.method } : { spawn: 'node', reason: `the native spawner ${native.reason}` };
+}
+
+const signalNames = namesByNumber<NodeJS.Signals>(constants.signals);
+
+/** Number → name, the first name of each number winning (SIGABRT, not its alias SIGIOT; EAGAIN, not EWOULDBLOCK). */
+function namesByNumber<Name extends string>(table: Record<string, number>): Map<number, Name> {
+  const names = new Map<number, Name>();
+  for (const [name, number] of Object.entries(table)) if (!names.has(number)) names.set(number, name as Name);
+  return names;
+}
+
+const errnoNames = namesByNumber<string>(constants.errno);
+
+function signalName(signal: number): NodeJS.Signals | null {
+  return signalNames.get(signal) ?? null;
+}
+
+/** The addon throws errno as Node does (negative); the code is what describeSpawnError reads. */
+function withErrorCode(err: unknown, file: string): unknown {
+  if (!(err instanceof Error)) return err;
+  const errno = (err as NodeJS.ErrnoException).errno;
+  if (typeof errno !== 'number') return err;
+  // Node's names first, as its spawn reports them; the OS's table for those libuv lacks (ENOEXEC).
+  const libuvName = getSystemErrorName(errno);
+  const code = libuvName.startsWith('Unknown system error') ? (errnoNames.get(-errno) ?? libuvName) : libuvName;
+  return Object.assign(new Error(`spawn ${file} ${code}`, { cause: err }), { code, errno, syscall: (err as NodeJS.ErrnoException).syscall, path: file });
+}

@@ -1,0 +1,180 @@
+// The exec driver's two spawners, posix_spawn (native/spawn.c) and Node's spawn, give a child the
+// same world and report the same exits and errors. Each case runs under both, with real children.
+import assert from 'node:assert/strict';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import type { StartRequest } from '../../src/drivers/driver.js';
+import { ExecDriver, parseProcStat } from '../../src/drivers/exec/index.js';
+import { describeSpawner, loadNativeSpawner, spawnChoiceOf, type SpawnChoice } from '../../src/drivers/exec/native.js';
+import { PmError, StartError } from '../../src/errors.js';
+import { processManifest } from '../support/exec-fixtures.js';
+import { killGroupAfter } from '../support/processes.js';
+import { tempDir } from '../support/tmp.js';
+
+const SPAWNERS: readonly SpawnChoice[] = ['native', 'node'];
+
+/** A driver for the spawner; skips the native case where it could not be built, except under PM_TEST_STRICT=1. */
+function driverFor(t: TestContext, spawn: SpawnChoice): ExecDriver | undefined {
+  const native = loadNativeSpawner();
+  if (spawn === 'native' && 'reason' in native) {
+    if (process.env.PM_TEST_STRICT === '1') assert.fail(`the native spawner ${native.reason}`);
+    t.skip(`the native spawner ${native.reason}`);
+    return undefined;
+  }
+  return new ExecDriver({ spawn });
+}
+
+function request(dir: string, command: [string, ...string[]], env: Record<string, string> = { PATH: '/usr/bin:/bin' }): StartRequest {
+  const log = join(dir, 'child.log');
+  return { name: 'child', manifest: processManifest('child', command, dir), env, logs: { stdout: log, stderr: log } };
+}
+
+async function startError(driver: ExecDriver, req: StartRequest): Promise<StartError> {
+  const err = await driver.start(req).then(
+    () => assert.fail('start should have failed'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof StartError, `a StartError, not ${String(err)}`);
+  return err;
+}
+
+for (const spawn of SPAWNERS) {
+  test(`${spawn}: the child has its own session, /dev/null as stdin, only descriptors 0–2, no signal ignored or blocked, its cwd and env`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    // $$ is the shell itself: what it was given, not what ls opens.
+    const script = 'readlink /proc/$$/fd/0; ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; pwd; echo "$GREETING"';
+    const req = request(dir, ['/bin/sh', '-c', script], { PATH: '/usr/bin:/bin', GREETING: 'hello there' });
+    const handle = await driver.start(req);
+    killGroupAfter(t, handle.pgid);
+    const stat = parseProcStat(await readFile(`/proc/${handle.pid}/stat`, 'utf8').catch(() => ''));
+    if (stat) {
+      assert.equal(stat.session, handle.pid, 'leads its own session');
+      assert.equal(stat.pgrp, handle.pid, 'leads its own process group');
+    }
+    const exit = await driver.waitExit(handle);
+    assert.deepEqual([exit.code, exit.signal, exit.known], [0, null, true]);
+    // libuv closes only what is close-on-exec: a descriptor pm inherited without it reaches the
+    // child too (the test runner's machine may have some). posix_spawn closes everything above 2.
+    const fds = spawn === 'native' ? [0, 1, 2] : [0, 1, 2, ...(await inheritedDescriptors())];
+    assert.equal(await readFile(req.logs.stdout, 'utf8'), ['/dev/null', `${fds.join(' ')} `, dir, 'hello there', ''].join('\n'));
+
+    // The signals: read by the child itself (a shell blocks every signal while it waits for one of its own).
+    const signals = request(dir, ['/bin/grep', '-E', '^Sig(Ign|Blk)', '/proc/self/status']);
+    signals.logs = { stdout: join(dir, 'signals.log'), stderr: join(dir, 'signals.log') };
+    assert.equal((await driver.waitExit(await driver.start(signals))).code, 0);
+    assert.equal(await readFile(signals.logs.stdout, 'utf8'), 'SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
+  });
+
+  test(`${spawn}: exit codes and signals are reported`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    const exited = await driver.start(request(dir, ['/bin/sh', '-c', 'exit 3']));
+    assert.deepEqual(await driver.waitExit(exited).then((e) => [e.code, e.signal, e.known]), [3, null, true]);
+
+    const killed = await driver.start(request(dir, ['/bin/sleep', '60']));
+    killGroupAfter(t, killed.pgid);
+    const seen = new Promise((resolve) => driver.onExit(killed, resolve));
+    process.kill(killed.pid, 'SIGKILL');
+    assert.deepEqual(await seen.then((e) => [(e as { code: unknown }).code, (e as { signal: unknown }).signal]), [null, 'SIGKILL']);
+  });
+
+  test(`${spawn}: the program is looked up in the child's PATH, past entries that are not executable, as execvp does`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    const [locked, good] = [join(dir, 'locked'), join(dir, 'good')];
+    await mkdir(locked);
+    await mkdir(good);
+    await writeFile(join(locked, 'hello'), '#!/bin/sh\necho locked\n', { mode: 0o644 });
+    await writeFile(join(good, 'hello'), '#!/bin/sh\necho good\n', { mode: 0o755 });
+    await chmod(join(good, 'hello'), 0o755);
+
+    const req = request(dir, ['hello'], { PATH: `${join(dir, 'missing')}:${locked}:${good}` });
+    const handle = await driver.start(req);
+    assert.equal((await driver.waitExit(handle)).code, 0);
+    assert.equal(await readFile(req.logs.stdout, 'utf8'), 'good\n');
+
+    const denied = await startError(driver, request(dir, ['hello'], { PATH: locked }));
+    assert.equal(denied.message, 'child: command "hello" cannot be executed: permission denied');
+    const missing = await startError(driver, request(dir, ['hello'], { PATH: join(dir, 'missing') }));
+    assert.equal(missing.message, 'child: command "hello" not found in PATH');
+  });
+
+  test(`${spawn}: a file that is not a program (native), a missing program and a NUL byte are StartErrors, and nothing is left`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    const garbage = join(dir, 'garbage');
+    await writeFile(garbage, Buffer.from([0, 1, 2, 3, 0x7f, 0x45]));
+    await chmod(garbage, 0o755);
+    if (spawn === 'native') {
+      assert.equal((await startError(driver, request(dir, [garbage]))).message, `child: command "${garbage}" is not a program the system can run`);
+    } else {
+      // glibc's execvp, which libuv calls, hands a file the kernel cannot run to /bin/sh.
+      const handle = await driver.start(request(dir, [garbage]));
+      assert.notEqual((await driver.waitExit(handle)).code, 0);
+    }
+    assert.equal((await startError(driver, request(dir, [join(dir, 'nope')]))).message, `child: command "${join(dir, 'nope')}" not found`);
+    assert.match((await startError(driver, request(dir, ['/bin/echo', 'a\0b']))).message, /^child: cannot start "\/bin\/echo": /);
+    assert.deepEqual(await zombiesOfThisProcess(), []);
+  });
+
+  test(`${spawn}: every child that ends is reaped`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    const handles = await Promise.all(Array.from({ length: 20 }, () => driver.start(request(dir, ['/bin/true']))));
+    const exits = await Promise.all(handles.map((h) => driver.waitExit(h)));
+    assert.deepEqual(new Set(exits.map((e) => e.code)), new Set([0]));
+    assert.deepEqual(await zombiesOfThisProcess(), []);
+  });
+}
+
+test('native: the daemon names the spawner it uses', (t) => {
+  const native = loadNativeSpawner();
+  if ('reason' in native) {
+    if (process.env.PM_TEST_STRICT === '1') assert.fail(`the native spawner ${native.reason}`);
+    t.skip(`the native spawner ${native.reason}`);
+    return;
+  }
+  assert.deepEqual(describeSpawner('auto'), { spawn: 'posix_spawn' });
+  assert.deepEqual(describeSpawner('node'), { spawn: 'node', reason: 'spawn: node was asked for' });
+});
+
+test('PM_SPAWN: auto by default, the three names, and anything else refused', () => {
+  assert.equal(spawnChoiceOf({}), 'auto');
+  assert.equal(spawnChoiceOf({ PM_SPAWN: '' }), 'auto');
+  for (const name of ['auto', 'native', 'node']) assert.equal(spawnChoiceOf({ PM_SPAWN: name }), name);
+  assert.throws(
+    () => spawnChoiceOf({ PM_SPAWN: 'fork' }),
+    (err: unknown) => err instanceof PmError && err.code === 'E_PM_SPAWN' && /PM_SPAWN=fork/.test(err.message),
+  );
+});
+
+/** Descriptors above 2 this test process holds without close-on-exec (what it inherited so). */
+async function inheritedDescriptors(): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc/self/fd')) {
+    const fd = Number(entry);
+    if (fd < 3) continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
+    const flags = /^flags:\s+([0-7]+)$/m.exec(info)?.[1];
+    if (flags !== undefined && (parseInt(flags, 8) & 0o2000000) === 0) found.push(fd);
+  }
+  return found.sort((a, b) => a - b);
+}
+
+/** Children of this test process left as zombies: an exit nobody reaped. */
+async function zombiesOfThisProcess(): Promise<number[]> {
+  const zombies: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = parseProcStat(await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => ''));
+    if (stat && stat.ppid === process.pid && stat.state === 'Z') zombies.push(stat.pid);
+  }
+  return zombies;
+}
