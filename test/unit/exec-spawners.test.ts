@@ -1,8 +1,10 @@
 // The exec driver's two spawners, posix_spawn (native/spawn.c) and Node's spawn, give a child the
 // same world and report the same exits and errors. Each case runs under both, with real children.
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
+import { spawn as spawnChild } from 'node:child_process';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import type { StartRequest } from '../../src/drivers/driver.js';
 import { ExecDriver, parseProcStat } from '../../src/drivers/exec/index.js';
@@ -13,6 +15,7 @@ import { killGroupAfter } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
 
 const SPAWNERS: readonly SpawnChoice[] = ['native', 'node'];
+const repo = fileURLToPath(new URL('../..', import.meta.url));
 
 /** A driver for the spawner; skips the native case where it could not be built, except under PM_TEST_STRICT=1. */
 function driverFor(t: TestContext, spawn: SpawnChoice): ExecDriver | undefined {
@@ -44,28 +47,55 @@ for (const spawn of SPAWNERS) {
     const driver = driverFor(t, spawn);
     if (!driver) return;
     const dir = await tempDir(t);
-    // $$ is the shell itself: what it was given, not what ls opens.
-    const script = 'readlink /proc/$$/fd/0; ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; pwd; echo "$GREETING"';
-    const req = request(dir, ['/bin/sh', '-c', script], { PATH: '/usr/bin:/bin', GREETING: 'hello there' });
+    // Read from outside, in /proc, of a program that opens nothing: a shell would show its own
+    // pipes, and it blocks every signal while it waits for one of its children.
+    const req = request(dir, ['/bin/sleep', '60'], { PATH: '/usr/bin:/bin', GREETING: 'hello there' });
     const handle = await driver.start(req);
     killGroupAfter(t, handle.pgid);
-    const stat = parseProcStat(await readFile(`/proc/${handle.pid}/stat`, 'utf8').catch(() => ''));
-    if (stat) {
-      assert.equal(stat.session, handle.pid, 'leads its own session');
-      assert.equal(stat.pgrp, handle.pid, 'leads its own process group');
-    }
-    const exit = await driver.waitExit(handle);
-    assert.deepEqual([exit.code, exit.signal, exit.known], [0, null, true]);
+    const proc = `/proc/${handle.pid}`;
+    const stat = parseProcStat(await readFile(`${proc}/stat`, 'utf8'));
+    assert.equal(stat?.session, handle.pid, 'leads its own session');
+    assert.equal(stat?.pgrp, handle.pid, 'leads its own process group');
+    assert.equal(await readlink(`${proc}/fd/0`), '/dev/null');
+    assert.equal(await readlink(`${proc}/fd/1`), req.logs.stdout);
+    assert.equal(await readlink(`${proc}/cwd`), dir);
+    assert.ok((await readFile(`${proc}/environ`, 'utf8')).split('\0').includes('GREETING=hello there'));
     // libuv closes only what is close-on-exec: a descriptor pm inherited without it reaches the
     // child too (the test runner's machine may have some). posix_spawn closes everything above 2.
-    const fds = spawn === 'native' ? [0, 1, 2] : [0, 1, 2, ...(await inheritedDescriptors())];
-    assert.equal(await readFile(req.logs.stdout, 'utf8'), ['/dev/null', `${fds.join(' ')} `, dir, 'hello there', ''].join('\n'));
+    const fds = (await readdir(`${proc}/fd`)).map(Number).sort((a, b) => a - b);
+    assert.deepEqual(fds, spawn === 'native' ? [0, 1, 2] : [0, 1, 2, ...(await inheritedDescriptors())]);
+    const signals = (await readFile(`${proc}/status`, 'utf8')).split('\n').filter((line) => /^Sig(Ign|Blk):/.test(line));
+    assert.deepEqual(signals, ['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
+  });
 
-    // The signals: read by the child itself (a shell blocks every signal while it waits for one of its own).
-    const signals = request(dir, ['/bin/grep', '-E', '^Sig(Ign|Blk)', '/proc/self/status']);
-    signals.logs = { stdout: join(dir, 'signals.log'), stderr: join(dir, 'signals.log') };
-    assert.equal((await driver.waitExit(await driver.start(signals))).code, 0);
-    assert.equal(await readFile(signals.logs.stdout, 'utf8'), 'SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
+  test(`${spawn}: a descriptor pm inherited without close-on-exec ${spawn === 'native' ? 'reaches no child' : 'reaches its children (libuv closes only close-on-exec ones)'}`, async (t) => {
+    if (!driverFor(t, spawn)) return;
+    const dir = await tempDir(t);
+    const driverModule = join(repo, 'src', 'drivers', 'exec', 'index.ts');
+    const pmScript = join(dir, 'pm.mts');
+    const req = request(dir, ['/bin/sleep', '60']);
+    await writeFile(
+      pmScript,
+      `import { readdirSync, readFileSync } from 'node:fs';
+       import { ExecDriver } from ${JSON.stringify(driverModule)};
+       const inherited = /^flags:\\s+([0-7]+)$/m.exec(readFileSync('/proc/self/fdinfo/200', 'utf8'))?.[1];
+       const handle = await new ExecDriver({ spawn: ${JSON.stringify(spawn)} }).start(${JSON.stringify(req)});
+       console.log(JSON.stringify({ inherited, pgid: handle.pgid, fds: readdirSync('/proc/' + handle.pid + '/fd').map(Number).sort((a, b) => a - b) }));`,
+    );
+    // bash opens descriptor 200 without close-on-exec and execs pm's script: pm inherits it so
+    // (Node marks low inherited descriptors close-on-exec as it starts; dash marks its own).
+    const pm = spawnChild('/bin/bash', ['-c', 'exec 200</dev/null; exec "$@"', 'sh', process.execPath, '--import', 'tsx', pmScript], { cwd: repo, stdio: ['ignore', 'pipe', 'inherit'], timeout: 20_000 });
+    const out = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      pm.stdout?.on('data', (chunk: Buffer) => (text += chunk.toString()));
+      pm.once('error', reject);
+      pm.once('exit', (code) => (code === 0 ? resolve(text) : reject(new Error(`the pm script exited ${code}`))));
+    });
+    const { inherited, pgid, fds } = JSON.parse(out) as { inherited?: string; pgid: number; fds: number[] };
+    killGroupAfter(t, pgid);
+    assert.ok(inherited !== undefined && (parseInt(inherited, 8) & 0o2000000) === 0, `pm holds descriptor 200 without close-on-exec (flags ${inherited})`);
+    if (spawn === 'native') assert.deepEqual(fds, [0, 1, 2]);
+    else assert.ok(fds.includes(200), `descriptor 200 reached the child: ${fds.join(' ')}`);
   });
 
   test(`${spawn}: exit codes and signals are reported`, async (t) => {
