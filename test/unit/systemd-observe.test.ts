@@ -24,6 +24,7 @@ function state(change: Partial<Omit<UnitState, 'execMain'>> & { execMain?: Parti
     inactiveEnterAt: undefined,
     fragmentPath: '/run/systemd/system/pm-a.service',
     needDaemonReload: false,
+    jobQueued: false,
     ...rest,
     execMain: { code: 0, status: 0, startAt: undefined, exitAt: undefined, ...execMain },
   };
@@ -34,6 +35,14 @@ test('running, with MainPID', () => {
   assert.deepEqual(observationOf(state({}), {}, NOW), { state: 'running', pid: 42 }, 'a handle without an InvocationID');
   assert.deepEqual(observationOf(state({ activeState: 'activating', mainPid: undefined }), {}, NOW), { state: 'running', pid: 0 });
   assert.deepEqual(observationOf(state({ activeState: 'deactivating' }), {}, NOW), { state: 'running', pid: 42 });
+});
+
+test('inactive with a job queued (a restart by hand, between its stop and its start) is still running; without one it has exited', () => {
+  const between = state({ activeState: 'inactive', subState: 'dead', mainPid: undefined, jobQueued: true, execMain: { code: 2, status: 15 } });
+  assert.equal(isStopped(between), false);
+  assert.deepEqual(observationOf(between, {}, NOW), { state: 'running', pid: 0 });
+  assert.equal(isStopped({ ...between, jobQueued: false }), true);
+  assert.equal(observationOf({ ...between, jobQueued: false }, {}, NOW).state, 'exited');
 });
 
 test('exited: ExecMainCode 1 → exit code, 2/3 → signal name', () => {

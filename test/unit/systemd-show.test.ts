@@ -7,7 +7,7 @@ import { parseShowOutput, parseTimestamp, SHOW_PROPERTIES, splitBlocks } from '.
 
 /** A block as systemd 252 prints it: keys in D-Bus order, not in -p order. */
 function block(values: Record<string, string>): string {
-  const dbusOrder = ['Id', 'Names', 'ExecMainStartTimestamp', 'ExecMainExitTimestamp', 'ExecMainCode', 'ExecMainStatus', 'MainPID', 'NRestarts', 'Result', 'InvocationID', 'LoadState', 'ActiveState', 'FragmentPath', 'SubState', 'ActiveEnterTimestamp', 'InactiveEnterTimestamp', 'NeedDaemonReload'];
+  const dbusOrder = ['Id', 'Names', 'ExecMainStartTimestamp', 'ExecMainExitTimestamp', 'ExecMainCode', 'ExecMainStatus', 'MainPID', 'NRestarts', 'Result', 'InvocationID', 'LoadState', 'ActiveState', 'FragmentPath', 'SubState', 'ActiveEnterTimestamp', 'InactiveEnterTimestamp', 'Job', 'NeedDaemonReload'];
   assert.deepEqual([...dbusOrder].sort(), [...SHOW_PROPERTIES].sort(), 'the fixture covers every property asked for');
   const defaults: Record<string, string> = {
     Names: values.Id ?? '',
@@ -25,6 +25,7 @@ function block(values: Record<string, string>): string {
     SubState: 'dead',
     ActiveEnterTimestamp: '',
     InactiveEnterTimestamp: '',
+    Job: '',
     NeedDaemonReload: 'no',
   };
   return dbusOrder.map((key) => `${key}=${values[key] ?? defaults[key]}`).join('\n');
@@ -76,6 +77,7 @@ test('blocks are matched by Id and Names, whatever their order', () => {
     inactiveEnterAt: undefined,
     fragmentPath: '/run/systemd/system/pm-a.service',
     needDaemonReload: false,
+    jobQueued: false,
   });
   const b = states.get('pm-b.service');
   assert.ok(b?.found);
@@ -114,4 +116,12 @@ test('unix timestamps', () => {
   assert.equal(parseTimestamp('Fri 2026-11-27 09:18:53.915922 UTC'), Date.parse('2026-11-27T09:18:53Z') + 915.922);
   assert.equal(parseTimestamp('Fri 2026-11-27 06:28:52 CET'), undefined, 'only UTC, as --timestamp=us+utc prints');
   assert.equal(parseTimestamp(undefined), undefined);
+});
+
+test('Job= names a queued job: an empty value, 0 or no line at all is none', () => {
+  const restarting = block({ Id: 'pm-r.service', ActiveState: 'inactive', SubState: 'dead', Job: '1234' });
+  assert.equal((parseShowOutput(restarting, ['pm-r.service']).get('pm-r.service') as { jobQueued: boolean }).jobQueued, true);
+  for (const idle of [block({ Id: 'pm-r.service', Job: '' }), block({ Id: 'pm-r.service', Job: '0' }), block({ Id: 'pm-r.service' }).replace(/^Job=.*\n/m, '')]) {
+    assert.equal((parseShowOutput(idle, ['pm-r.service']).get('pm-r.service') as { jobQueued: boolean }).jobQueued, false);
+  }
 });

@@ -126,7 +126,7 @@ test('show: one call for all units, names deduplicated', async (t) => {
   assert.deepEqual([...states.values()].map((s) => [s.unit, s.found]), [['a.service', false], ['b.service', false]]);
   const calls = await fake.calls();
   assert.equal(calls.length, 1);
-  assert.match(calls[0] ?? '', /^systemctl --system --no-pager --no-ask-password show -p Id,Names,LoadState,.*,NeedDaemonReload --timestamp=us\+utc a\.service b\.service$/);
+  assert.match(calls[0] ?? '', /^systemctl --system --no-pager --no-ask-password show -p Id,Names,LoadState,.*,NeedDaemonReload,Job --timestamp=us\+utc a\.service b\.service$/);
   assert.equal((await systemctl.showUnits([])).size, 0);
   assert.equal((await fake.calls()).length, 1, 'no call for no units');
 });

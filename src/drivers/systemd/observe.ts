@@ -11,9 +11,13 @@ for (const [name, number] of Object.entries(constants.signals)) if (!SIGNAL_NAME
 /** States in which the unit's processes may still run. */
 const LIVE_STATES = new Set(['active', 'reloading', 'activating', 'deactivating', 'refreshing']);
 
-/** True once the run is over: the unit is inactive or failed (Restart=no leaves it there). */
+/**
+ * True once the run is over: the unit is inactive or failed (Restart=no leaves it there) and no job
+ * is queued for it. A `systemctl restart` by hand passes through inactive with its start job
+ * queued: that unit is still running as far as pm is concerned (see systemd-process.ts).
+ */
 export function isStopped(state: ShownUnit): boolean {
-  return !state.found || !LIVE_STATES.has(state.activeState);
+  return !state.found || (!LIVE_STATES.has(state.activeState) && !state.jobQueued);
 }
 
 /**

@@ -23,6 +23,7 @@ export const SHOW_PROPERTIES = [
   'ExecMainExitTimestamp',
   'FragmentPath',
   'NeedDaemonReload',
+  'Job',
 ] as const;
 
 /** systemd's ActiveState values; anything else is kept as a string. */
@@ -66,6 +67,11 @@ export interface UnitState {
   fragmentPath: string | undefined;
   /** The unit file changed on disk since it was loaded: a daemon-reload is due. */
   needDaemonReload: boolean;
+  /**
+   * A job is queued for the unit (Job= names its id): an inactive unit with one is about to start,
+   * as between the stop and the start of a `systemctl restart`.
+   */
+  jobQueued: boolean;
 }
 
 export type ShownUnit = UnitState | MissingUnit;
@@ -160,6 +166,8 @@ function toState(unit: string, block: Map<string, string>): ShownUnit {
     inactiveEnterAt: parseTimestamp(get('InactiveEnterTimestamp')),
     fragmentPath: fragmentPath === '' ? undefined : fragmentPath,
     needDaemonReload: get('NeedDaemonReload') === 'yes',
+    // systemctl prints Job= empty when no job is queued, and may leave the line out: optional.
+    jobQueued: integer(block.get('Job') ?? '') > 0,
   };
 }
 
