@@ -435,22 +435,25 @@ done:
   return out;
 }
 
-/** ref(handle) / unref(handle): whether the child's watch keeps Node's event loop alive. */
-static napi_value Ref(napi_env env, napi_callback_info info) {
+/** The watch of the call's one argument while its poll handle is open, else NULL (the child has exited). */
+static child_watch *open_watch_of(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value handle;
   napi_get_cb_info(env, info, &argc, &handle, NULL, NULL);
   child_watch *watch = argc < 1 ? NULL : watch_of(env, handle);
-  if (watch != NULL && watch->polling) uv_ref((uv_handle_t *)&watch->poll);
+  return watch != NULL && watch->polling ? watch : NULL;
+}
+
+/** ref(handle) / unref(handle): whether the child's watch keeps Node's event loop alive. */
+static napi_value Ref(napi_env env, napi_callback_info info) {
+  child_watch *watch = open_watch_of(env, info);
+  if (watch != NULL) uv_ref((uv_handle_t *)&watch->poll);
   return NULL;
 }
 
 static napi_value Unref(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value handle;
-  napi_get_cb_info(env, info, &argc, &handle, NULL, NULL);
-  child_watch *watch = argc < 1 ? NULL : watch_of(env, handle);
-  if (watch != NULL && watch->polling) uv_unref((uv_handle_t *)&watch->poll);
+  child_watch *watch = open_watch_of(env, info);
+  if (watch != NULL) uv_unref((uv_handle_t *)&watch->poll);
   return NULL;
 }
 
