@@ -2,8 +2,8 @@
 //
 // Why: libuv (1.46, Node 20) starts a child with fork(), which copies the page tables of the whole
 // daemon and leaves every page it later writes to a copy-on-write fault, and then blocks the event
-// loop until the child has exec'd. That grows with the daemon's memory: 1.7 ms per spawn at 50 MiB
-// resident, 8.6 ms at 110 MiB (node bench/spawn-cost.mjs). glibc's posix_spawn uses
+// loop until the child has exec'd. That grows with the daemon's memory: 1.9 ms per spawn at 50 MiB
+// resident, 8.7 ms at 111 MiB (node bench/spawn-cost.mjs 0 60). glibc's posix_spawn uses
 // clone(CLONE_VM | CLONE_VFORK): no copy, about 0.5 ms whatever the daemon's size.
 //
 // libuv only reaps the children it started (waitpid on each of its own PIDs), so a child started
