@@ -92,8 +92,8 @@ export function loadNativeSpawner(): { spawner: NativeSpawner } | { reason: stri
 }
 
 function load(): { spawner: NativeSpawner } | { reason: string } {
-  if (process.platform !== 'linux') return { reason: 'Linux only' };
-  if (!existsSync(NATIVE_SPAWNER_PATH)) return { reason: `not built (${NATIVE_SPAWNER_PATH} is missing: run npm run build:native, which needs a C compiler)` };
+  if (process.platform !== 'linux') return { reason: 'is for Linux only' };
+  if (!existsSync(NATIVE_SPAWNER_PATH)) return { reason: `is not built (${NATIVE_SPAWNER_PATH} is missing: run npm run build:native, which needs a C compiler)` };
   try {
     return { spawner: new NativeSpawner(createRequire(import.meta.url)(NATIVE_SPAWNER_PATH) as Addon) };
   } catch (err) {
