@@ -31,6 +31,9 @@
 #define P_PIDFD 3
 #endif
 
+// fds[i] asking for a new pipe whose read end the child gets (the cgroup gate, native.ts).
+#define PIPE_TO_CHILD (-2)
+
 // The PATH glibc's execvp, which libuv calls, searches when the child's environment has none.
 #define DEFAULT_PATH "/bin:/usr/bin"
 
@@ -295,9 +298,11 @@ static child_watch *watch_of(napi_env env, napi_value handle) {
 }
 
 /**
- * spawn(file, argv, envp, cwd | null, fds, onExit) → { pid, handle }.
- * fds[i] is the parent's descriptor that becomes the child's descriptor i, or -1: /dev/null for
- * 0–2, closed above. Throws an Error with errno and syscall when the program cannot be started.
+ * spawn(file, argv, envp, cwd | null, fds, onExit) → { pid, handle, pipe? }.
+ * fds[i] is the parent's descriptor that becomes the child's descriptor i; -1: /dev/null for 0–2,
+ * closed above; -2 (one at most): the read end of a new pipe, whose write end is returned as
+ * `pipe` (close-on-exec; the caller closes it). Throws an Error with errno and syscall when the
+ * program cannot be started.
  */
 static napi_value Spawn(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -326,6 +331,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_value out = NULL;
   pid_t pid = -1;
   int err = 0;
+  int pipe_write = -1;
   const char *failed = "posix_spawn";
 
   if (file == NULL || argv == NULL || envp == NULL || (cwd_type == napi_string && cwd == NULL) || tmp_fds == NULL) {
@@ -349,7 +355,30 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     int32_t parent_fd = -1;
     napi_get_element(env, args[4], i, &item);
     napi_get_value_int32(env, item, &parent_fd);
-    if (parent_fd >= 0) {
+    if (parent_fd == PIPE_TO_CHILD) {
+      int ends[2];
+      if (pipe_write >= 0) {
+        err = EINVAL;
+        failed = "spawn (more than one pipe)";
+        goto done;
+      }
+      if (pipe2(ends, O_CLOEXEC) != 0) {
+        err = errno;
+        failed = "pipe2";
+        goto done;
+      }
+      // The write end stays here; in the child it is close-on-exec, or overwritten by a target.
+      pipe_write = ends[1];
+      tmp_fds[i] = fcntl(ends[0], F_DUPFD_CLOEXEC, (int)fd_count);
+      int dup_err = errno;
+      close(ends[0]);
+      if (tmp_fds[i] < 0) {
+        err = dup_err;
+        failed = "fcntl";
+        goto done;
+      }
+      err = posix_spawn_file_actions_adddup2(&actions, tmp_fds[i], (int)i);
+    } else if (parent_fd >= 0) {
       // A copy above every target first, so that no dup2 overwrites a source a later one needs;
       // close-on-exec, so the copies end with the exec.
       tmp_fds[i] = fcntl(parent_fd, F_DUPFD_CLOEXEC, (int)fd_count);
@@ -413,6 +442,11 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, out, "pid", pid_value);
   napi_create_external(env, watch, on_js_handle_collected, NULL, &handle);
   napi_set_named_property(env, out, "handle", handle);
+  if (pipe_write >= 0) {
+    napi_value pipe_value;
+    napi_create_int32(env, pipe_write, &pipe_value);
+    napi_set_named_property(env, out, "pipe", pipe_value);
+  }
 
 done:
   if (actions_ready) posix_spawn_file_actions_destroy(&actions);
@@ -429,6 +463,7 @@ done:
   free_strings(argv);
   free(file);
   if (err != 0) {
+    if (pipe_write >= 0) close(pipe_write);
     throw_errno(env, err, failed);
     return NULL;
   }

@@ -50,7 +50,7 @@ export interface PmConfigFile {
    */
   memoryMode: 'lean' | 'fast';
   /**
-   * How exec processes are started: native (posix_spawn, from the addon built at npm install: no copy of the daemon's memory, about 0.5 ms per start), node (Node's spawn: libuv forks the daemon, which takes longer the larger the daemon is, and runs a file the kernel cannot execute with /bin/sh), or auto (native when it was built, else node; the daemon's log says which). Processes with spec.exec.user or group, or cgroup limits, always use node. pm commands other than the daemon read PM_SPAWN. Env PM_SPAWN, flag --spawn.
+   * How exec processes are started: native (posix_spawn, from the addon built at npm install: no copy of the daemon's memory, about 0.5 ms per start), node (Node's spawn: libuv forks the daemon, which takes longer the larger the daemon is, and runs a file the kernel cannot execute with /bin/sh), or auto (native when it was built, else node; the daemon's log says which). Processes with spec.exec.user or group always use node: posix_spawn cannot switch users. pm commands other than the daemon read PM_SPAWN. Env PM_SPAWN, flag --spawn.
    */
   spawn: 'auto' | 'native' | 'node';
   /**

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import type { StartRequest } from '../../src/drivers/driver.js';
+import { RunCgroup, type Cgroups } from '../../src/drivers/exec/cgroup/index.js';
 import { ExecDriver, parseProcStat } from '../../src/drivers/exec/index.js';
 import { describeSpawner, loadNativeSpawner, spawnChoiceOf, type SpawnChoice } from '../../src/drivers/exec/native.js';
 import { PmError, StartError } from '../../src/errors.js';
@@ -96,6 +97,24 @@ for (const spawn of SPAWNERS) {
     assert.ok(inherited !== undefined && (parseInt(inherited, 8) & 0o2000000) === 0, `pm holds descriptor 200 without close-on-exec (flags ${inherited})`);
     if (spawn === 'native') assert.deepEqual(fds, [0, 1, 2]);
     else assert.ok(fds.includes(200), `descriptor 200 reached the child: ${fds.join(' ')}`);
+  });
+
+  test(`${spawn}: a process whose cgroup cannot be joined never runs its program, and its start is a StartError`, async (t) => {
+    if (!driverFor(t, spawn)) return;
+    const dir = await tempDir(t);
+    // Writing the PID into this "cgroup" fails for real (EISDIR). The hierarchy around it is a
+    // stand-in: a test cannot make a real cgroupfs refuse a write on cue.
+    const leaf = join(dir, 'leaf');
+    await mkdir(join(leaf, 'cgroup.procs'), { recursive: true });
+    const cgroups = { sweep: () => Promise.resolve(), create: () => Promise.resolve(new RunCgroup([leaf])) } as unknown as Cgroups;
+    const driver = new ExecDriver({ spawn, cgroups });
+    const ran = join(dir, 'ran');
+    const req = request(dir, ['/usr/bin/touch', ran]);
+    req.manifest = { ...req.manifest, spec: { ...req.manifest.spec, resources: { memory: '64Mi' } } };
+    const err = await startError(driver, req);
+    assert.match(err.message, /^child: cannot put the process in its cgroup \(.*leaf\): .*EISDIR/);
+    assert.equal(await readFile(ran).then(() => 'ran', () => 'never ran'), 'never ran');
+    assert.deepEqual(await zombiesOfThisProcess(), []);
   });
 
   test(`${spawn}: exit codes and signals are reported`, async (t) => {

@@ -16,9 +16,11 @@ export const NATIVE_SPAWNER_PATH = fileURLToPath(new URL('../../../native/build/
 /** PM_SPAWN: auto (the native spawner when built), native (refuse to run without it), node. */
 export type SpawnChoice = 'auto' | 'native' | 'node';
 const CHOICES: readonly SpawnChoice[] = ['auto', 'native', 'node'];
+/** The addon's fds value for "a new pipe, its read end to the child" (PIPE_TO_CHILD in spawn.c). */
+const PIPE_TO_CHILD = -2;
 
 interface Addon {
-  spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: number[], onExit: (code: number | null, signal: number, known: boolean) => void): { pid: number; handle: object };
+  spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: number[], onExit: (code: number | null, signal: number, known: boolean) => void): { pid: number; handle: object; pipe?: number };
   ref(handle: object): void;
   unref(handle: object): void;
 }
@@ -29,6 +31,8 @@ export class NativeChild {
     readonly pid: number,
     readonly handle: object,
     private readonly addon: Addon,
+    /** The write end of the pipe asked for with 'pipe' (pm's to close), if any. */
+    readonly pipe: number | undefined,
   ) {}
 
   ref(): void {
@@ -45,8 +49,11 @@ export interface NativeSpawnOptions {
   args: readonly string[];
   env: NodeJS.ProcessEnv;
   cwd: string | undefined;
-  /** The parent's descriptor for each of the child's, or undefined: /dev/null for 0–2, closed above. */
-  fds: readonly (number | undefined)[];
+  /**
+   * The parent's descriptor for each of the child's; undefined: /dev/null for 0–2, closed above;
+   * 'pipe' (one at most): the read end of a new pipe, whose write end is NativeChild.pipe.
+   */
+  fds: readonly (number | 'pipe' | undefined)[];
   onExit: (exit: ExitStatus) => void;
 }
 
@@ -65,13 +72,13 @@ export class NativeSpawner {
     if (withNul !== undefined) throw new TypeError(`an argument, the working directory or a variable holds a NUL byte: ${JSON.stringify(withNul)}`);
     let started;
     try {
-      started = this.addon.spawn(file, argv, envp, cwd ?? null, fds.map((fd) => fd ?? -1), (code, signal, known) => {
+      started = this.addon.spawn(file, argv, envp, cwd ?? null, fds.map((fd) => (fd === 'pipe' ? PIPE_TO_CHILD : (fd ?? -1))), (code, signal, known) => {
         onExit({ code, signal: signal === 0 ? null : signalName(signal), at: Date.now(), known });
       });
     } catch (err) {
       throw withErrorCode(err, file);
     }
-    return new NativeChild(started.pid, started.handle, this.addon);
+    return new NativeChild(started.pid, started.handle, this.addon, started.pipe);
   }
 }
 

@@ -2,12 +2,12 @@
 // files by descriptor, and every way it can fail turned into a StartError a user can act on.
 import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { spawn, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
-import { behindGate, closeGate, gateFd, openGate } from './cgroup/gate.js';
+import { behindGate, childProcessGate, gateFd, PipeGate, type Gate } from './cgroup/gate.js';
 import type { RunCgroup } from './cgroup/index.js';
 import { openLogFiles } from './logs.js';
 import type { NativeChild, NativeSpawner } from './native.js';
@@ -63,7 +63,7 @@ const NO_CHILD: ChildRef = { ref: () => undefined, unref: () => undefined };
 /**
  * Spawns the request's command; resolves once its program runs, rejects with StartError. With
  * `cgroup`, the process is in it before its program's first instruction (cgroup/gate.ts). With
- * `spawner`, posix_spawn starts it (native.ts), unless it needs a user switch or a cgroup gate.
+ * `spawner`, posix_spawn starts it (native.ts), unless it needs a user switch.
  */
 export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, spawner?: NativeSpawner): Promise<SpawnedChild> {
   const { name, env } = request;
@@ -96,12 +96,12 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   for (let fd = 3; fd < stdio.length; fd++) stdio[fd] ??= 'ignore';
   const childEnv = notifyFd === undefined ? env : { ...env, [READY_FD_ENV]: String(notifyFd) };
 
-  // Not for a user switch or a cgroup gate (a pipe pm writes to): Node's spawn does those.
-  const native = cgroup === undefined && request.uid === undefined && request.gid === undefined ? spawner : undefined;
+  // Not for a user switch, which posix_spawn cannot make: Node's spawn does those.
+  const native = request.uid === undefined && request.gid === undefined ? spawner : undefined;
   const tracker = new SpawnedChild();
   let launched: Launched;
   try {
-    launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio });
+    launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio }, cgroup ? gate : undefined);
   } catch (err) {
     // Bad arguments (a NUL byte, an invalid uid) throw synchronously.
     throw new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
@@ -113,7 +113,7 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   const spawnError = await launched.spawned;
   if (spawnError !== undefined) throw describeSpawnError(request, spawnError);
   const pid = launched.pid!;
-  if (cgroup && launched.process) await joinCgroup(name, launched.process, pid, cgroup, tracker.exited, gate);
+  if (cgroup) await joinCgroup(name, launched.gate, pid, cgroup, tracker.exited);
   tracker.child.unref();
 
   let startTime = launched.startTime ?? (await readProcessIdentity(pid))?.startTime;
@@ -133,27 +133,27 @@ interface Launched {
   startTime: string | undefined;
   /** Resolves with the spawn error, or undefined once the child runs. Never rejects. */
   spawned: Promise<Error | undefined>;
-  /** Node's ChildProcess, for the cgroup gate's pipe. */
-  process?: ChildProcess;
+  /** The cgroup gate's pipe, when the child was spawned behind one. */
+  gate: Gate | undefined;
 }
 
 /** posix_spawn: the program has been exec'd (or failed to be) when it returns. */
 function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { file: string; args: string[]; cwd: string | undefined; env: NodeJS.ProcessEnv; stdio: StdioOptions }): Launched {
-  const fds = (options.stdio as unknown[]).map((entry) => (typeof entry === 'number' ? entry : undefined));
+  const fds = (options.stdio as unknown[]).map((entry) => (entry === 'pipe' ? 'pipe' : typeof entry === 'number' ? entry : undefined));
   let child: NativeChild;
   try {
     child = spawner.spawn({ ...options, fds, onExit: (exit) => tracker.settle(exit) });
   } catch (err) {
     // A program that cannot be run is reported as Node's spawn reports it: an error, not a throw.
-    if (typeof (err as NodeJS.ErrnoException).code === 'string') return { pid: undefined, startTime: undefined, spawned: Promise.resolve(err as Error) };
+    if (typeof (err as NodeJS.ErrnoException).code === 'string') return { pid: undefined, startTime: undefined, spawned: Promise.resolve(err as Error), gate: undefined };
     throw err;
   }
   tracker.child = child;
-  return { pid: child.pid, startTime: readProcStatSync(child.pid)?.startTime, spawned: Promise.resolve(undefined) };
+  return { pid: child.pid, startTime: readProcStatSync(child.pid)?.startTime, spawned: Promise.resolve(undefined), gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe, child.pid) };
 }
 
 /** Node's spawn: libuv forks pm and waits for the exec; 'spawn' or 'error' tells which. */
-function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options: { cwd: string | undefined; env: NodeJS.ProcessEnv; uid: number | undefined; gid: number | undefined; stdio: StdioOptions }): Launched {
+function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options: { cwd: string | undefined; env: NodeJS.ProcessEnv; uid: number | undefined; gid: number | undefined; stdio: StdioOptions }, gate: 3 | 4 | undefined): Launched {
   const child = spawn(file, args, {
     shell: false,
     // Own session and process group: the group can be signalled as a whole, and the process
@@ -181,17 +181,19 @@ function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options
   });
   // After 'spawn', later 'error' events (e.g. a failed kill) must not crash pm.
   child.on('error', () => undefined);
-  return { pid: child.pid, startTime, spawned, process: child };
+  return { pid: child.pid, startTime, spawned, gate: gate === undefined ? undefined : childProcessGate(child, gate) };
 }
 
 /** Puts the gated child in its cgroups and lets it run; else ends it (it never ran the program) and rejects with StartError. */
-async function joinCgroup(name: string, child: ChildProcess, pid: number, cgroup: RunCgroup, exited: Promise<ExitStatus>, gate: 3 | 4): Promise<void> {
+async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgroup: RunCgroup, exited: Promise<ExitStatus>): Promise<void> {
   try {
+    if (!gate) throw new Error('the child has no gate pipe');
     await cgroup.join(pid);
-    await openGate(child, gate);
+    await gate.open();
   } catch (err) {
-    closeGate(child, gate);
-    child.kill('SIGKILL');
+    gate?.close();
+    if (gate) gate.kill();
+    else process.kill(pid, 'SIGKILL');
     await exited;
     throw new StartError(name, `cannot put the process in its cgroup (${cgroup.dirs.join(', ')}): ${errorText(err)}`, 'start it again (another pm may have removed the cgroup meanwhile); if it persists, check that pm may write its cgroups', err);
   }

@@ -5,6 +5,7 @@
 // not write root's cgroup.procs, and cgroup v2 asks the writer to own the common ancestor. If pm
 // dies or fails first, the child reads end-of-file and exits 125: the program never runs unconfined.
 import type { ChildProcess } from 'node:child_process';
+import { close, write } from 'node:fs';
 import type { Socket } from 'node:net';
 
 /** The shell for the gate. */
@@ -46,4 +47,56 @@ export async function openGate(child: ChildProcess, fd: 3 | 4 = 3): Promise<void
 /** Closes the gate for good: the child exits GATE_CLOSED_EXIT without running the program. */
 export function closeGate(child: ChildProcess, fd: 3 | 4 = 3): void {
   (child.stdio[fd] as Socket | null | undefined)?.destroy();
+}
+
+/** What joins a gated child to its cgroups: let it go on, keep it from ever running, or end it. */
+export interface Gate {
+  open(): Promise<void>;
+  close(): void;
+  kill(): void;
+}
+
+/** The gate of a child Node spawned with a 'pipe' at `fd`. */
+export function childProcessGate(child: ChildProcess, fd: 3 | 4): Gate {
+  return { open: () => openGate(child, fd), close: () => closeGate(child, fd), kill: () => child.kill('SIGKILL') };
+}
+
+/** The gate of a child the native spawner started: pm holds the pipe's write end, `writeFd`. */
+export class PipeGate implements Gate {
+  #fd: number;
+
+  constructor(
+    writeFd: number,
+    private readonly pid: number,
+  ) {
+    this.#fd = writeFd;
+  }
+
+  /** Writes "go" (3 bytes: a pipe takes them whole) and closes the write end; rejects when the child is gone (EPIPE). */
+  open(): Promise<void> {
+    const fd = this.#take();
+    if (fd === undefined) return Promise.reject(new Error('the gate is already closed'));
+    return new Promise<void>((resolve, reject) => {
+      write(fd, 'go\n', (writeError) => close(fd, (closeError) => (writeError ?? closeError ? reject(writeError ?? closeError) : resolve())));
+    });
+  }
+
+  close(): void {
+    const fd = this.#take();
+    if (fd !== undefined) close(fd, () => undefined);
+  }
+
+  kill(): void {
+    try {
+      process.kill(this.pid, 'SIGKILL');
+    } catch {
+      // Already gone: its exit is on its way.
+    }
+  }
+
+  #take(): number | undefined {
+    const fd = this.#fd;
+    this.#fd = -1;
+    return fd >= 0 ? fd : undefined;
+  }
 }
