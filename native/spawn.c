@@ -31,6 +31,10 @@
 #define P_PIDFD 3
 #endif
 
+// What native.ts checks before it uses this build: raised with every change of the interface, so an
+// addon built from an older spawn.c (npm run build not run since a pull) is refused, not misused.
+#define PM_SPAWN_VERSION 2
+
 // fds[i] asking for a new pipe whose read end the child gets (the cgroup gate, native.ts).
 #define PIPE_TO_CHILD (-2)
 
@@ -544,5 +548,8 @@ NAPI_MODULE_INIT() {
       {"unref", NULL, Unref, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof methods / sizeof methods[0], methods);
+  napi_value version;
+  napi_create_int32(env, PM_SPAWN_VERSION, &version);
+  napi_set_named_property(env, exports, "version", version);
   return exports;
 }

@@ -14,6 +14,7 @@ import { PmError, StartError } from '../../src/errors.js';
 import { processManifest } from '../support/exec-fixtures.js';
 import { killGroupAfter } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
+import { waitFor } from '../support/wait.js';
 
 const SPAWNERS: readonly SpawnChoice[] = ['native', 'node'];
 const repo = fileURLToPath(new URL('../..', import.meta.url));
@@ -63,8 +64,12 @@ for (const spawn of SPAWNERS) {
     assert.ok((await readFile(`${proc}/environ`, 'utf8')).split('\0').includes('GREETING=hello there'));
     // libuv closes only what is close-on-exec: a descriptor pm inherited without it reaches the
     // child too (the test runner's machine may have some). posix_spawn closes everything above 2.
-    const fds = (await readdir(`${proc}/fd`)).map(Number).sort((a, b) => a - b);
-    assert.deepEqual(fds, spawn === 'native' ? [0, 1, 2] : [0, 1, 2, ...(await inheritedDescriptors())]);
+    const expected = spawn === 'native' ? [0, 1, 2] : [0, 1, 2, ...(await inheritedDescriptors())];
+    // posix_spawn returns once the exec has replaced the child's memory, a moment before the
+    // kernel closes its close-on-exec descriptors: wait for that, then compare.
+    const fdsOf = async (): Promise<number[]> => (await readdir(`${proc}/fd`)).map(Number).sort((a, b) => a - b);
+    await waitFor(async () => (await fdsOf()).every((fd) => expected.includes(fd)), { message: 'the close-on-exec descriptors closed', timeoutMs: 5_000 }).catch(() => undefined);
+    assert.deepEqual(await fdsOf(), expected);
     const signals = (await readFile(`${proc}/status`, 'utf8')).split('\n').filter((line) => /^Sig(Ign|Blk):/.test(line));
     assert.deepEqual(signals, ['SigBlk:\t0000000000000000', 'SigIgn:\t0000000000000000']);
   });
@@ -81,7 +86,10 @@ for (const spawn of SPAWNERS) {
        import { ExecDriver } from ${JSON.stringify(driverModule)};
        const inherited = /^flags:\\s+([0-7]+)$/m.exec(readFileSync('/proc/self/fdinfo/200', 'utf8'))?.[1];
        const handle = await new ExecDriver({ spawn: ${JSON.stringify(spawn)} }).start(${JSON.stringify(req)});
-       console.log(JSON.stringify({ inherited, pgid: handle.pgid, fds: readdirSync('/proc/' + handle.pid + '/fd').map(Number).sort((a, b) => a - b) }));`,
+       // posix_spawn returns a moment before the kernel closes the child's close-on-exec descriptors.
+       const fdsOf = () => readdirSync('/proc/' + handle.pid + '/fd').map(Number).sort((a, b) => a - b);
+       for (const until = Date.now() + 5000; Date.now() < until && fdsOf().some((fd) => fd > 2 && fd !== 200); ) await new Promise((r) => setTimeout(r, 10));
+       console.log(JSON.stringify({ inherited, pgid: handle.pgid, fds: fdsOf() }));`,
     );
     // bash opens descriptor 200 without close-on-exec and execs pm's script: pm inherits it so
     // (Node marks low inherited descriptors close-on-exec as it starts; dash marks its own).

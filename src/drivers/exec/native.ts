@@ -19,7 +19,11 @@ const CHOICES: readonly SpawnChoice[] = ['auto', 'native', 'node'];
 /** The addon's fds value for "a new pipe, its read end to the child" (PIPE_TO_CHILD in spawn.c). */
 const PIPE_TO_CHILD = -2;
 
+/** PM_SPAWN_VERSION in native/spawn.c: the interface this file speaks. */
+const ADDON_VERSION = 2;
+
 interface Addon {
+  version?: number;
   spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: number[], onExit: (code: number | null, signal: number, known: boolean) => void): { pid: number; handle: object; pipe?: number };
   ref(handle: object): void;
   unref(handle: object): void;
@@ -102,7 +106,9 @@ function load(): { spawner: NativeSpawner } | { reason: string } {
   if (process.platform !== 'linux') return { reason: 'is for Linux only' };
   if (!existsSync(NATIVE_SPAWNER_PATH)) return { reason: `is not built (${NATIVE_SPAWNER_PATH} is missing: run npm run build:native, which needs a C compiler)` };
   try {
-    return { spawner: new NativeSpawner(createRequire(import.meta.url)(NATIVE_SPAWNER_PATH) as Addon) };
+    const addon = createRequire(import.meta.url)(NATIVE_SPAWNER_PATH) as Addon;
+    if (addon.version !== ADDON_VERSION) return { reason: `is out of date (built from an older native/spawn.c: version ${addon.version ?? 1}, not ${ADDON_VERSION}; run npm run build:native)` };
+    return { spawner: new NativeSpawner(addon) };
   } catch (err) {
     return { reason: `cannot be loaded: ${err instanceof Error ? err.message : String(err)}` };
   }

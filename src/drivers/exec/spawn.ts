@@ -113,7 +113,7 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   const spawnError = await launched.spawned;
   if (spawnError !== undefined) throw describeSpawnError(request, spawnError);
   const pid = launched.pid!;
-  if (cgroup) await joinCgroup(name, launched.gate, pid, cgroup, tracker.exited);
+  if (cgroup) await joinCgroup(name, launched.gate, pid, cgroup, tracker);
   tracker.child.unref();
 
   let startTime = launched.startTime ?? (await readProcessIdentity(pid))?.startTime;
@@ -125,6 +125,19 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   tracker.startTime = startTime;
   tracker.cgroup = cgroup;
   return tracker;
+}
+
+/**
+ * The child's start time, read at once: it cannot have been reaped yet. Undefined when /proc cannot
+ * be read now (spawnProcess then asks again, asynchronously): nothing may throw between the spawn
+ * and the gate's opening, or a gated child would wait on its pipe for ever.
+ */
+function startTimeNow(pid: number): string | undefined {
+  try {
+    return readProcStatSync(pid)?.startTime;
+  } catch {
+    return undefined;
+  }
 }
 
 interface Launched {
@@ -149,7 +162,7 @@ function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { 
     throw err;
   }
   tracker.child = child;
-  return { pid: child.pid, startTime: readProcStatSync(child.pid)?.startTime, spawned: Promise.resolve(undefined), gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe, child.pid) };
+  return { pid: child.pid, startTime: startTimeNow(child.pid), spawned: Promise.resolve(undefined), gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe, child.pid, tracker) };
 }
 
 /** Node's spawn: libuv forks pm and waits for the exec; 'spawn' or 'error' tells which. */
@@ -162,7 +175,7 @@ function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options
     ...options,
     windowsHide: true,
   });
-  const startTime = child.pid === undefined ? undefined : readProcStatSync(child.pid)?.startTime;
+  const startTime = child.pid === undefined ? undefined : startTimeNow(child.pid);
   tracker.child = child;
   // Listen now: 'spawn', 'error' and even 'exit' may fire while the log files are closed.
   child.once('exit', (code, signal) => tracker.settle({ code, signal, at: Date.now(), known: true }));
@@ -185,16 +198,23 @@ function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options
 }
 
 /** Puts the gated child in its cgroups and lets it run; else ends it (it never ran the program) and rejects with StartError. */
-async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgroup: RunCgroup, exited: Promise<ExitStatus>): Promise<void> {
+async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgroup: RunCgroup, tracker: SpawnedChild): Promise<void> {
   try {
     if (!gate) throw new Error('the child has no gate pipe');
     await cgroup.join(pid);
     await gate.open();
   } catch (err) {
     gate?.close();
-    if (gate) gate.kill();
-    else process.kill(pid, 'SIGKILL');
-    await exited;
+    // Only while it runs: once its exit is seen it has been reaped, and its PID may be another's.
+    if (tracker.exit === undefined) {
+      try {
+        if (gate) gate.kill();
+        else process.kill(pid, 'SIGKILL');
+      } catch {
+        // Gone meanwhile: its exit is on its way.
+      }
+    }
+    await tracker.exited;
     throw new StartError(name, `cannot put the process in its cgroup (${cgroup.dirs.join(', ')}): ${errorText(err)}`, 'start it again (another pm may have removed the cgroup meanwhile); if it persists, check that pm may write its cgroups', err);
   }
 }

@@ -68,6 +68,8 @@ export class PipeGate implements Gate {
   constructor(
     writeFd: number,
     private readonly pid: number,
+    /** The child's exit once seen (the native spawner has then reaped it, and its PID is free). */
+    private readonly child: { readonly exit: unknown },
   ) {
     this.#fd = writeFd;
   }
@@ -87,6 +89,7 @@ export class PipeGate implements Gate {
   }
 
   kill(): void {
+    if (this.child.exit !== undefined) return;
     try {
       process.kill(this.pid, 'SIGKILL');
     } catch {
