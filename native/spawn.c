@@ -250,8 +250,7 @@ static void on_pidfd_readable(uv_poll_t *poll, int status, int events) {
   (void)events;
   child_watch *watch = (child_watch *)poll;
   napi_env env = watch->env;
-  module_state *state;
-  napi_get_instance_data(env, (void **)&state);
+  module_state *state = watch->state;
 
   siginfo_t info;
   memset(&info, 0, sizeof info);
@@ -416,13 +415,14 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   if (err != 0) goto done;
 
   int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  int pidfd_errno = errno;
   child_watch *watch = pidfd < 0 ? NULL : calloc(1, sizeof *watch);
   uv_loop_t *loop = NULL;
   napi_get_uv_event_loop(env, &loop);
   int poll_err = watch == NULL ? 0 : uv_poll_init(loop, &watch->poll, pidfd);
   if (watch == NULL || poll_err != 0) {
     // The child runs but could not be watched (no descriptor left): end it rather than lose it.
-    err = pidfd < 0 ? errno : poll_err < 0 ? -poll_err : ENOMEM;
+    err = pidfd < 0 ? pidfd_errno : poll_err < 0 ? -poll_err : ENOMEM;
     failed = pidfd < 0 ? "pidfd_open" : "uv_poll_init";
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);

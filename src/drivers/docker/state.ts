@@ -5,7 +5,7 @@
 // as "killed by that signal" (code null, signal set), as the exec driver reports a death by signal;
 // anything else is an exit code. The cost: a program that itself calls exit(137) reads as SIGKILL.
 // An OOM kill (State.OOMKilled) is SIGKILL whatever the code says.
-import { constants } from 'node:os';
+import { signalName } from '../../util/signals.js';
 import type Docker from 'dockerode';
 import type { DockerHandle, ExitStatus, Observation } from '../driver.js';
 
@@ -14,17 +14,11 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 type State = Docker.ContainerInspectInfo['State'];
 
-/** Signal names by number, standard signals only (1–31). */
-const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(
-  Object.entries(constants.signals)
-    .filter(([, n]) => n >= 1 && n <= 31)
-    .map(([name, n]) => [n, name as NodeJS.Signals]),
-);
-
 /** ExitStatus from an exit code the engine witnessed, 128+n read as signal n (see above). */
 export function exitFromCode(code: number, at: number, oomKilled = false): ExitStatus {
   if (oomKilled) return { code: null, signal: 'SIGKILL', at, known: true };
-  const signal = code > 128 ? SIGNAL_NAMES.get(code - 128) : undefined;
+  // Standard signals only (1–31): a larger code is the program's own.
+  const signal = code > 128 && code - 128 <= 31 ? signalName(code - 128) : undefined;
   return signal ? { code: null, signal, at, known: true } : { code, signal: null, at, known: true };
 }
 

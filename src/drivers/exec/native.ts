@@ -8,6 +8,7 @@ import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import { PmError } from '../../errors.js';
+import { signalName } from '../../util/signals.js';
 import type { ExitStatus } from '../driver.js';
 
 /** Where the build puts the addon: the same path from src/ (tsx) and from dist/. */
@@ -77,7 +78,7 @@ export class NativeSpawner {
     let started;
     try {
       started = this.addon.spawn(file, argv, envp, cwd ?? null, fds.map((fd) => (fd === 'pipe' ? PIPE_TO_CHILD : (fd ?? -1))), (code, signal, known) => {
-        onExit({ code, signal: signal === 0 ? null : signalName(signal), at: Date.now(), known });
+        onExit({ code, signal: signal === 0 ? null : (signalName(signal) ?? null), at: Date.now(), known });
       });
     } catch (err) {
       throw withErrorCode(err, file);
@@ -130,20 +131,9 @@ export function describeSpawner(choice: SpawnChoice): { spawn: string; reason?: 
   return 'spawner' in native ? { spawn: native.spawner.method } : { spawn: 'node', reason: `the native spawner ${native.reason}` };
 }
 
-const signalNames = namesByNumber<NodeJS.Signals>(constants.signals);
-
-/** Number → name, the first name of each number winning (SIGABRT, not its alias SIGIOT; EAGAIN, not EWOULDBLOCK). */
-function namesByNumber<Name extends string>(table: Record<string, number>): Map<number, Name> {
-  const names = new Map<number, Name>();
-  for (const [name, number] of Object.entries(table)) if (!names.has(number)) names.set(number, name as Name);
-  return names;
-}
-
-const errnoNames = namesByNumber<string>(constants.errno);
-
-function signalName(signal: number): NodeJS.Signals | null {
-  return signalNames.get(signal) ?? null;
-}
+/** errno number → name, the first name of each number winning (EAGAIN, not its alias EWOULDBLOCK). */
+const errnoNames = new Map<number, string>();
+for (const [name, number] of Object.entries(constants.errno)) if (!errnoNames.has(number)) errnoNames.set(number, name);
 
 /** The addon throws errno as Node does (negative); the code is what describeSpawnError reads. */
 function withErrorCode(err: unknown, file: string): unknown {

@@ -162,7 +162,7 @@ function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { 
     throw err;
   }
   tracker.child = child;
-  return { pid: child.pid, startTime: startTimeNow(child.pid), spawned: Promise.resolve(undefined), gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe, child.pid, tracker) };
+  return { pid: child.pid, startTime: startTimeNow(child.pid), spawned: Promise.resolve(undefined), gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe) };
 }
 
 /** Node's spawn: libuv forks pm and waits for the exec; 'spawn' or 'error' tells which. */
@@ -205,11 +205,11 @@ async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgr
     await gate.open();
   } catch (err) {
     gate?.close();
-    // Only while it runs: once its exit is seen it has been reaped, and its PID may be another's.
+    // Only while it runs: both spawners reap the child as they report its exit, and its PID may
+    // be another process's after that.
     if (tracker.exit === undefined) {
       try {
-        if (gate) gate.kill();
-        else process.kill(pid, 'SIGKILL');
+        process.kill(pid, 'SIGKILL');
       } catch {
         // Gone meanwhile: its exit is on its way.
       }

@@ -1,12 +1,8 @@
 // From a unit's state (systemctl show) to the driver contract's Observation and ExitStatus. Pure:
 // the daemon can map one observeMany() answer for all its units without another call.
-import { constants } from 'node:os';
+import { signalName } from '../../util/signals.js';
 import type { ExitStatus, Observation, SystemdHandle } from '../driver.js';
 import { ExecMainCode, type ShownUnit, type UnitState } from './show.js';
-
-/** Number → name; the first name wins for aliases (SIGABRT over SIGIOT, SIGIO over SIGPOLL). */
-const SIGNAL_NAMES = new Map<number, NodeJS.Signals>();
-for (const [name, number] of Object.entries(constants.signals)) if (!SIGNAL_NAMES.has(number)) SIGNAL_NAMES.set(number, name as NodeJS.Signals);
 
 /** States in which the unit's processes may still run. */
 const LIVE_STATES = new Set(['active', 'reloading', 'activating', 'deactivating', 'refreshing']);
@@ -47,7 +43,7 @@ export function exitStatusOf(state: UnitState, now: number): ExitStatus {
   const { code, status } = state.execMain;
   if (code === ExecMainCode.exited) return { code: status, signal: null, at, known: true };
   if (code === ExecMainCode.killed || code === ExecMainCode.dumped) {
-    const signal = SIGNAL_NAMES.get(status);
+    const signal = signalName(status);
     return signal ? { code: null, signal, at, known: true } : { code: null, signal: null, at, known: false };
   }
   return unknownExit(at);

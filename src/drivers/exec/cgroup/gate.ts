@@ -49,28 +49,22 @@ export function closeGate(child: ChildProcess, fd: 3 | 4 = 3): void {
   (child.stdio[fd] as Socket | null | undefined)?.destroy();
 }
 
-/** What joins a gated child to its cgroups: let it go on, keep it from ever running, or end it. */
+/** A gated child's pipe: let the child go on to its program, or close it so it never runs it. */
 export interface Gate {
   open(): Promise<void>;
   close(): void;
-  kill(): void;
 }
 
 /** The gate of a child Node spawned with a 'pipe' at `fd`. */
 export function childProcessGate(child: ChildProcess, fd: 3 | 4): Gate {
-  return { open: () => openGate(child, fd), close: () => closeGate(child, fd), kill: () => child.kill('SIGKILL') };
+  return { open: () => openGate(child, fd), close: () => closeGate(child, fd) };
 }
 
 /** The gate of a child the native spawner started: pm holds the pipe's write end, `writeFd`. */
 export class PipeGate implements Gate {
   #fd: number;
 
-  constructor(
-    writeFd: number,
-    private readonly pid: number,
-    /** The child's exit once seen (the native spawner has then reaped it, and its PID is free). */
-    private readonly child: { readonly exit: unknown },
-  ) {
+  constructor(writeFd: number) {
     this.#fd = writeFd;
   }
 
@@ -86,15 +80,6 @@ export class PipeGate implements Gate {
   close(): void {
     const fd = this.#take();
     if (fd !== undefined) close(fd, () => undefined);
-  }
-
-  kill(): void {
-    if (this.child.exit !== undefined) return;
-    try {
-      process.kill(this.pid, 'SIGKILL');
-    } catch {
-      // Already gone: its exit is on its way.
-    }
   }
 
   #take(): number | undefined {
