@@ -46,6 +46,8 @@ export class Instance {
   #upLongEnough: boolean;
   /** A postStart hook is running: readiness waits for it (as Kubernetes does). */
   #heldBy: string | undefined;
+  /** The start's record is not on disk yet: readiness waits for it (see readyOnceRecorded). */
+  #unrecorded = false;
   #closed = false;
   /** Why the exit watch failed, until the driver answers again. */
   #watchLost: string | undefined;
@@ -88,6 +90,18 @@ export class Instance {
   /** Keeps the instance not ready until release(), whatever its probes say. Call before watch(). */
   hold(reason: string): void {
     this.#heldBy = reason;
+  }
+
+  /**
+   * Keeps the instance not ready until `written` settles: a process reported ready is one a
+   * restarted daemon finds by its record (and counts the run of). Call before watch().
+   */
+  readyOnceRecorded(written: Promise<void>): void {
+    this.#unrecorded = true;
+    void written.finally(() => {
+      this.#unrecorded = false;
+      this.#update();
+    });
   }
 
   release(): void {
@@ -235,7 +249,7 @@ export class Instance {
 
   #update(): void {
     if (this.#closed) return;
-    const ready = this.#heldBy === undefined && this.#watchLost === undefined && this.#startupPassed && this.#readinessPassed && this.#upLongEnough;
+    const ready = this.#heldBy === undefined && !this.#unrecorded && this.#watchLost === undefined && this.#startupPassed && this.#readinessPassed && this.#upLongEnough;
     if (ready === this.#ready) return;
     this.#ready = ready;
     const why = this.#watchLost !== undefined ? `state unknown: ${this.#watchLost}` : 'readiness probe failing';
