@@ -9,6 +9,11 @@
 // libuv only reaps the children it started (waitpid on each of its own PIDs), so a child started
 // here is watched with a pidfd polled on Node's own event loop and reaped with waitid(P_PIDFD).
 //
+// The spawn itself runs in libuv's thread pool (napi async work): posix_spawn's parent waits,
+// suspended, until the child has exec'd, and under load that was 1–2 ms of the event loop per
+// start (--cpu-prof of a daemon starting 100 processes). The call copies its arguments and the
+// descriptors it hands on (so the caller may close its own at once) and returns a promise.
+//
 // What the child gets is what libuv gives it (uv__process_child_init): its own session, every
 // signal at its default disposition and none blocked, the descriptors asked for and no other, the
 // working directory, and the program looked up in the child's own PATH as execvp(3) would.
@@ -33,7 +38,7 @@
 
 // What native.ts checks before it uses this build: raised with every change of the interface, so an
 // addon built from an older spawn.c (npm run build not run since a pull) is refused, not misused.
-#define PM_SPAWN_VERSION 2
+#define PM_SPAWN_VERSION 3
 
 // fds[i] asking for a new pipe whose read end the child gets (the cgroup gate, native.ts).
 #define PIPE_TO_CHILD (-2)
@@ -57,11 +62,32 @@ typedef struct module_state {
   napi_async_context async_context;
   child_watch *watches;  // every watch whose poll handle is open, for the env's cleanup
   int closing;           // poll handles closed but whose close callback has not run yet
+  int spawning;          // spawns queued or running in the thread pool
+  int tearing_down;      // the env is going away: a spawn that completes now ends its child
   napi_async_cleanup_hook_handle cleanup;  // set while the env is torn down and handles still close
 } module_state;
 
-static int throw_errno(napi_env env, int err, const char *syscall_name) {
-  // The error carries `errno` (negative, as Node's) and `syscall`; native.ts names the code.
+/** One spawn, from the call (main thread) through the thread pool and back. */
+typedef struct spawn_request {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref on_exit;
+  module_state *state;
+  char *file, *cwd;
+  char **argv, **envp;
+  uint32_t fd_count;
+  int *tmp_fds;        // the caller's descriptors, copied above every target (close-on-exec)
+  int pipe_write;      // the pipe's end pm keeps, or -1
+  // Set in the thread pool:
+  pid_t pid;
+  int pidfd;
+  int err;
+  const char *failed;
+  char start_time[32]; // field 22 of /proc/PID/stat, read before anyone can reap the child; "" if unread
+} spawn_request;
+
+/** An Error carrying `errno` (negative, as Node's) and `syscall`; native.ts names the code. */
+static napi_value errno_error(napi_env env, int err, const char *syscall_name) {
   napi_value message, error, number, name;
   char text[256];
   snprintf(text, sizeof text, "%s: %s", syscall_name, strerror(err));
@@ -71,8 +97,11 @@ static int throw_errno(napi_env env, int err, const char *syscall_name) {
   napi_set_named_property(env, error, "errno", number);
   napi_create_string_utf8(env, syscall_name, NAPI_AUTO_LENGTH, &name);
   napi_set_named_property(env, error, "syscall", name);
-  napi_throw(env, error);
-  return -1;
+  return error;
+}
+
+static void throw_errno(napi_env env, int err, const char *syscall_name) {
+  napi_throw(env, errno_error(env, err, syscall_name));
 }
 
 static char *string_of(napi_env env, napi_value value) {
@@ -209,6 +238,15 @@ static void unlink_watch(module_state *state, child_watch *watch) {
   watch->prev = watch->next = NULL;
 }
 
+/** The env is torn down and nothing of this module is left open or in flight: let it go on. */
+static void release_cleanup_if_idle(module_state *state) {
+  if (state->closing == 0 && state->spawning == 0 && state->cleanup != NULL) {
+    napi_async_cleanup_hook_handle cleanup = state->cleanup;
+    state->cleanup = NULL;
+    napi_remove_async_cleanup_hook(cleanup);
+  }
+}
+
 static void on_poll_closed(uv_handle_t *handle) {
   child_watch *watch = (child_watch *)handle;
   module_state *state = watch->state;
@@ -217,11 +255,8 @@ static void on_poll_closed(uv_handle_t *handle) {
   watch->handle_gone = 1;
   if (watch->js_gone) free(watch);
   // The env is going away (a worker thread ends): it may unload this code once the last is closed.
-  if (--state->closing == 0 && state->cleanup != NULL) {
-    napi_async_cleanup_hook_handle cleanup = state->cleanup;
-    state->cleanup = NULL;
-    napi_remove_async_cleanup_hook(cleanup);
-  }
+  state->closing--;
+  release_cleanup_if_idle(state);
 }
 
 static void stop_watch(module_state *state, child_watch *watch) {
@@ -300,12 +335,188 @@ static child_watch *watch_of(napi_env env, napi_value handle) {
   return data;
 }
 
+static void free_request(spawn_request *r) {
+  if (r->tmp_fds != NULL) {
+    for (uint32_t i = 0; i < r->fd_count; i++) {
+      if (r->tmp_fds[i] >= 0) close(r->tmp_fds[i]);
+    }
+  }
+  free(r->tmp_fds);
+  free(r->cwd);
+  free_strings(r->envp);
+  free_strings(r->argv);
+  free(r->file);
+  free(r);
+}
+
+/** Field 22 of /proc/PID/stat (the start time in clock ticks since boot), as the exec driver keys a child by it. */
+static void read_start_time(pid_t pid, char *out, size_t size) {
+  out[0] = '\0';
+  char path[64], text[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ssize_t length = read(fd, text, sizeof text - 1);
+  close(fd);
+  if (length <= 0) return;
+  text[length] = '\0';
+  // The command name (field 2) may hold spaces and parentheses: fields are counted after the last ')',
+  // each space beginning the next.
+  char *field = strrchr(text, ')');
+  if (field == NULL) return;
+  int number = 2;
+  for (field++; *field != '\0' && number < 22; field++) {
+    if (*field == ' ') number++;
+  }
+  if (number != 22) return;
+  size_t digits = strspn(field, "0123456789");
+  if (digits == 0 || digits >= size) return;
+  memcpy(out, field, digits);
+  out[digits] = '\0';
+}
+
+/** In the thread pool: look the program up, spawn it, open its pidfd. No N-API here. */
+static void execute_spawn(napi_env env, void *data) {
+  (void)env;
+  spawn_request *r = data;
+  char *program = NULL;
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  int actions_ready = 0, attr_ready = 0;
+  r->failed = "posix_spawn";
+
+  r->err = resolve_program(r->file, r->envp, r->cwd, &program);
+  if (r->err != 0) {
+    r->failed = "execvp";
+    goto done;
+  }
+  posix_spawn_file_actions_init(&actions);
+  actions_ready = 1;
+  if (r->cwd != NULL && (r->err = posix_spawn_file_actions_addchdir_np(&actions, r->cwd)) != 0) goto done;
+  for (uint32_t i = 0; i < r->fd_count; i++) {
+    if (r->tmp_fds[i] >= 0) {
+      r->err = posix_spawn_file_actions_adddup2(&actions, r->tmp_fds[i], (int)i);
+    } else if (i <= 2) {
+      r->err = posix_spawn_file_actions_addopen(&actions, (int)i, "/dev/null", i == 0 ? O_RDONLY : O_RDWR, 0);
+    } else {
+      r->err = posix_spawn_file_actions_addclose(&actions, (int)i);
+    }
+    if (r->err != 0) goto done;
+  }
+  // Nothing else reaches the child, even a descriptor pm inherited without close-on-exec.
+  if ((r->err = posix_spawn_file_actions_addclosefrom_np(&actions, (int)(r->fd_count < 3 ? 3 : r->fd_count))) != 0) goto done;
+
+  posix_spawnattr_init(&attr);
+  attr_ready = 1;
+  sigset_t all, none;
+  sigfillset(&all);
+  with_reserved_signals(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  // Set, not inherited: this thread's mask is libuv's, not the child's business.
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+
+  r->err = posix_spawn(&r->pid, program, &actions, &attr, r->argv, r->envp);
+  if (r->err != 0) goto done;
+  // Nobody reaps it before complete_spawn watches it: its /proc entry is there to read.
+  read_start_time(r->pid, r->start_time, sizeof r->start_time);
+  r->pidfd = (int)syscall(SYS_pidfd_open, r->pid, 0);
+  if (r->pidfd < 0) {
+    // The child runs but could not be watched (no descriptor left): end it rather than lose it.
+    r->err = errno;
+    r->failed = "pidfd_open";
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, NULL, 0);
+  }
+
+done:
+  if (actions_ready) posix_spawn_file_actions_destroy(&actions);
+  if (attr_ready) posix_spawnattr_destroy(&attr);
+  free(program);
+}
+
+/** Back on the event loop: watch the child and resolve, or reject with the errno. */
+static void complete_spawn(napi_env env, napi_status status, void *data) {
+  spawn_request *r = data;
+  module_state *state = r->state;
+  state->spawning--;
+  if (status != napi_ok && r->err == 0) {
+    r->err = ECANCELED;
+    r->failed = "spawn";
+  }
+  child_watch *watch = NULL;
+  if (r->err == 0 && state->tearing_down) {
+    // The env is going away (a worker thread ends): nobody is left to supervise this child.
+    kill(r->pid, SIGKILL);
+    waitpid(r->pid, NULL, 0);
+    close(r->pidfd);
+    r->err = ECANCELED;
+    r->failed = "spawn";
+  } else if (r->err == 0) {
+    watch = calloc(1, sizeof *watch);
+    uv_loop_t *loop = NULL;
+    napi_get_uv_event_loop(env, &loop);
+    int poll_err = watch == NULL ? 0 : uv_poll_init(loop, &watch->poll, r->pidfd);
+    if (watch == NULL || poll_err != 0) {
+      r->err = poll_err < 0 ? -poll_err : ENOMEM;
+      r->failed = "uv_poll_init";
+      kill(r->pid, SIGKILL);
+      waitpid(r->pid, NULL, 0);
+      close(r->pidfd);
+      free(watch);
+      watch = NULL;
+    }
+  }
+
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  if (watch != NULL) {
+    watch->env = env;
+    watch->state = state;
+    watch->pidfd = r->pidfd;
+    watch->polling = 1;
+    watch->on_exit = r->on_exit;
+    r->on_exit = NULL;
+    uv_poll_start(&watch->poll, UV_READABLE, on_pidfd_readable);
+    watch->next = state->watches;
+    if (state->watches != NULL) state->watches->prev = watch;
+    state->watches = watch;
+
+    napi_value out, pid_value, handle, start_time;
+    napi_create_object(env, &out);
+    napi_create_int32(env, r->pid, &pid_value);
+    napi_set_named_property(env, out, "pid", pid_value);
+    napi_create_external(env, watch, on_js_handle_collected, NULL, &handle);
+    napi_set_named_property(env, out, "handle", handle);
+    if (r->start_time[0] != '\0') {
+      napi_create_string_utf8(env, r->start_time, NAPI_AUTO_LENGTH, &start_time);
+      napi_set_named_property(env, out, "startTime", start_time);
+    }
+    if (r->pipe_write >= 0) {
+      napi_value pipe_value;
+      napi_create_int32(env, r->pipe_write, &pipe_value);
+      napi_set_named_property(env, out, "pipe", pipe_value);
+    }
+    napi_resolve_deferred(env, r->deferred, out);
+  } else {
+    if (r->pipe_write >= 0) close(r->pipe_write);
+    napi_reject_deferred(env, r->deferred, errno_error(env, r->err, r->failed));
+  }
+  napi_close_handle_scope(env, scope);
+  if (r->on_exit != NULL) napi_delete_reference(env, r->on_exit);
+  napi_delete_async_work(env, r->work);
+  free_request(r);
+  release_cleanup_if_idle(state);
+}
+
 /**
- * spawn(file, argv, envp, cwd | null, fds, onExit) → { pid, handle, pipe? }.
- * fds[i] is the parent's descriptor that becomes the child's descriptor i; -1: /dev/null for 0–2,
- * closed above; -2 (one at most): the read end of a new pipe, whose write end is returned as
- * `pipe` (close-on-exec; the caller closes it). Throws an Error with errno and syscall when the
- * program cannot be started.
+ * spawn(file, argv, envp, cwd | null, fds, onExit) → Promise<{ pid, handle, startTime?, pipe? }>.
+ * fds[i] is the parent's descriptor that becomes the child's descriptor i (copied before this
+ * returns: the caller may close its own at once); -1: /dev/null for 0–2, closed above; -2 (one at
+ * most): the read end of a new pipe, whose write end is resolved as `pipe` (close-on-exec; the
+ * caller closes it). Rejects with an Error with errno and syscall when the program cannot be
+ * started; throws only on bad arguments.
  */
 static napi_value Spawn(napi_env env, napi_callback_info info) {
   size_t argc = 6;
@@ -318,160 +529,89 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   module_state *state;
   napi_get_instance_data(env, (void **)&state);
 
-  char *file = string_of(env, args[0]);
-  char **argv = strings_of(env, args[1]);
-  char **envp = strings_of(env, args[2]);
+  spawn_request *r = calloc(1, sizeof *r);
+  if (r == NULL) {
+    throw_errno(env, ENOMEM, "malloc");
+    return NULL;
+  }
+  r->state = state;
+  r->pipe_write = -1;
+  r->pidfd = -1;
+  r->file = string_of(env, args[0]);
+  r->argv = strings_of(env, args[1]);
+  r->envp = strings_of(env, args[2]);
   napi_valuetype cwd_type;
   napi_typeof(env, args[3], &cwd_type);
-  char *cwd = cwd_type == napi_string ? string_of(env, args[3]) : NULL;
-  uint32_t fd_count = 0;
-  napi_get_array_length(env, args[4], &fd_count);
-  int *tmp_fds = calloc(fd_count == 0 ? 1 : fd_count, sizeof *tmp_fds);
-  char *program = NULL;
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  int actions_ready = 0, attr_ready = 0;
-  napi_value out = NULL;
-  pid_t pid = -1;
+  r->cwd = cwd_type == napi_string ? string_of(env, args[3]) : NULL;
+  napi_get_array_length(env, args[4], &r->fd_count);
+  r->tmp_fds = calloc(r->fd_count == 0 ? 1 : r->fd_count, sizeof *r->tmp_fds);
   int err = 0;
-  int pipe_write = -1;
-  const char *failed = "posix_spawn";
-
-  if (file == NULL || argv == NULL || envp == NULL || (cwd_type == napi_string && cwd == NULL) || tmp_fds == NULL) {
+  const char *failed = "malloc";
+  if (r->file == NULL || r->argv == NULL || r->envp == NULL || (cwd_type == napi_string && r->cwd == NULL) || r->tmp_fds == NULL) {
     err = ENOMEM;
-    failed = "malloc";
-    goto done;
+    goto fail;
   }
-  for (uint32_t i = 0; i < fd_count; i++) tmp_fds[i] = -1;
-
-  err = resolve_program(file, envp, cwd, &program);
-  if (err != 0) {
-    failed = "execvp";
-    goto done;
-  }
-
-  posix_spawn_file_actions_init(&actions);
-  actions_ready = 1;
-  if (cwd != NULL && (err = posix_spawn_file_actions_addchdir_np(&actions, cwd)) != 0) goto done;
-  for (uint32_t i = 0; i < fd_count; i++) {
+  for (uint32_t i = 0; i < r->fd_count; i++) r->tmp_fds[i] = -1;
+  for (uint32_t i = 0; i < r->fd_count; i++) {
     napi_value item;
     int32_t parent_fd = -1;
     napi_get_element(env, args[4], i, &item);
     napi_get_value_int32(env, item, &parent_fd);
     if (parent_fd == PIPE_TO_CHILD) {
       int ends[2];
-      if (pipe_write >= 0) {
+      if (r->pipe_write >= 0) {
         err = EINVAL;
         failed = "spawn (more than one pipe)";
-        goto done;
+        goto fail;
       }
       if (pipe2(ends, O_CLOEXEC) != 0) {
         err = errno;
         failed = "pipe2";
-        goto done;
+        goto fail;
       }
       // The write end stays here; in the child it is close-on-exec, or overwritten by a target.
-      pipe_write = ends[1];
-      tmp_fds[i] = fcntl(ends[0], F_DUPFD_CLOEXEC, (int)fd_count);
+      r->pipe_write = ends[1];
+      r->tmp_fds[i] = fcntl(ends[0], F_DUPFD_CLOEXEC, (int)r->fd_count);
       int dup_err = errno;
       close(ends[0]);
-      if (tmp_fds[i] < 0) {
+      if (r->tmp_fds[i] < 0) {
         err = dup_err;
         failed = "fcntl";
-        goto done;
+        goto fail;
       }
-      err = posix_spawn_file_actions_adddup2(&actions, tmp_fds[i], (int)i);
     } else if (parent_fd >= 0) {
-      // A copy above every target first, so that no dup2 overwrites a source a later one needs;
-      // close-on-exec, so the copies end with the exec.
-      tmp_fds[i] = fcntl(parent_fd, F_DUPFD_CLOEXEC, (int)fd_count);
-      if (tmp_fds[i] < 0) {
+      // A copy above every target, so that no dup2 overwrites a source a later one needs;
+      // close-on-exec, so the copies end with the exec (and never reach another child).
+      r->tmp_fds[i] = fcntl(parent_fd, F_DUPFD_CLOEXEC, (int)r->fd_count);
+      if (r->tmp_fds[i] < 0) {
         err = errno;
         failed = "fcntl";
-        goto done;
+        goto fail;
       }
-      err = posix_spawn_file_actions_adddup2(&actions, tmp_fds[i], (int)i);
-    } else if (i <= 2) {
-      err = posix_spawn_file_actions_addopen(&actions, (int)i, "/dev/null", i == 0 ? O_RDONLY : O_RDWR, 0);
-    } else {
-      err = posix_spawn_file_actions_addclose(&actions, (int)i);
-    }
-    if (err != 0) goto done;
-  }
-  // Nothing else reaches the child, even a descriptor pm inherited without close-on-exec.
-  if ((err = posix_spawn_file_actions_addclosefrom_np(&actions, (int)(fd_count < 3 ? 3 : fd_count))) != 0) goto done;
-
-  posix_spawnattr_init(&attr);
-  attr_ready = 1;
-  sigset_t all, none;
-  sigfillset(&all);
-  with_reserved_signals(&all);
-  sigemptyset(&none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-
-  err = posix_spawn(&pid, program, &actions, &attr, argv, envp);
-  if (err != 0) goto done;
-
-  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-  int pidfd_errno = errno;
-  child_watch *watch = pidfd < 0 ? NULL : calloc(1, sizeof *watch);
-  uv_loop_t *loop = NULL;
-  napi_get_uv_event_loop(env, &loop);
-  int poll_err = watch == NULL ? 0 : uv_poll_init(loop, &watch->poll, pidfd);
-  if (watch == NULL || poll_err != 0) {
-    // The child runs but could not be watched (no descriptor left): end it rather than lose it.
-    err = pidfd < 0 ? pidfd_errno : poll_err < 0 ? -poll_err : ENOMEM;
-    failed = pidfd < 0 ? "pidfd_open" : "uv_poll_init";
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    if (pidfd >= 0) close(pidfd);
-    free(watch);
-    goto done;
-  }
-  watch->env = env;
-  watch->state = state;
-  watch->pidfd = pidfd;
-  watch->polling = 1;
-  napi_create_reference(env, args[5], 1, &watch->on_exit);
-  uv_poll_start(&watch->poll, UV_READABLE, on_pidfd_readable);
-  watch->next = state->watches;
-  if (state->watches != NULL) state->watches->prev = watch;
-  state->watches = watch;
-
-  napi_value pid_value, handle;
-  napi_create_object(env, &out);
-  napi_create_int32(env, pid, &pid_value);
-  napi_set_named_property(env, out, "pid", pid_value);
-  napi_create_external(env, watch, on_js_handle_collected, NULL, &handle);
-  napi_set_named_property(env, out, "handle", handle);
-  if (pipe_write >= 0) {
-    napi_value pipe_value;
-    napi_create_int32(env, pipe_write, &pipe_value);
-    napi_set_named_property(env, out, "pipe", pipe_value);
-  }
-
-done:
-  if (actions_ready) posix_spawn_file_actions_destroy(&actions);
-  if (attr_ready) posix_spawnattr_destroy(&attr);
-  if (tmp_fds != NULL) {
-    for (uint32_t i = 0; i < fd_count; i++) {
-      if (tmp_fds[i] >= 0) close(tmp_fds[i]);
     }
   }
-  free(tmp_fds);
-  free(program);
-  free(cwd);
-  free_strings(envp);
-  free_strings(argv);
-  free(file);
-  if (err != 0) {
-    if (pipe_write >= 0) close(pipe_write);
-    throw_errno(env, err, failed);
-    return NULL;
+
+  napi_value promise, resource_name;
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_reference(env, args[5], 1, &r->on_exit);
+  napi_create_string_utf8(env, "pm:spawn", NAPI_AUTO_LENGTH, &resource_name);
+  if (napi_create_async_work(env, NULL, resource_name, execute_spawn, complete_spawn, r, &r->work) != napi_ok || napi_queue_async_work(env, r->work) != napi_ok) {
+    // Nothing queued: settle here (the promise is already made) rather than leave it pending.
+    if (r->work != NULL) napi_delete_async_work(env, r->work);
+    napi_delete_reference(env, r->on_exit);
+    if (r->pipe_write >= 0) close(r->pipe_write);
+    napi_reject_deferred(env, r->deferred, errno_error(env, EAGAIN, "napi_queue_async_work"));
+    free_request(r);
+    return promise;
   }
-  return out;
+  state->spawning++;
+  return promise;
+
+fail:
+  if (r->pipe_write >= 0) close(r->pipe_write);
+  free_request(r);
+  throw_errno(env, err, failed);
+  return NULL;
 }
 
 /** The watch of the call's one argument while its poll handle is open, else NULL (the child has exited). */
@@ -499,8 +639,9 @@ static napi_value Unref(napi_env env, napi_callback_info info) {
 /** The env is torn down: close every watch, and hold the teardown until their close callbacks ran. */
 static void cleanup(napi_async_cleanup_hook_handle handle, void *data) {
   module_state *state = data;
+  state->tearing_down = 1;
   while (state->watches != NULL) stop_watch(state, state->watches);
-  if (state->closing == 0) {
+  if (state->closing == 0 && state->spawning == 0) {
     napi_remove_async_cleanup_hook(handle);
   } else {
     state->cleanup = handle;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -66,14 +66,20 @@ test(
     const pid = (await first.waitFor('x', (s) => s.phase === 'Ready', 'x to be Ready')).pid as number;
 
     // Kill the child, and the daemon the moment it has a new child: the replacement is spawned but
-    // (most likely) not yet recorded. A synchronous loop, so nothing else delays the kill.
-    const children = `/proc/${first.pid}/task/${first.pid}/children`;
+    // (most likely) not yet recorded. A synchronous loop, so nothing else delays the kill. Every
+    // thread's children: the native spawner spawns from libuv's thread pool.
+    const tasks = `/proc/${first.pid}/task`;
     process.kill(pid, 'SIGKILL');
     let replacement: number | undefined;
     for (const deadline = Date.now() + 10_000; replacement === undefined && Date.now() < deadline;) {
-      replacement = readFileSync(children, 'utf8')
-        .split(' ')
-        .map(Number)
+      replacement = readdirSync(tasks)
+        .flatMap((task) => {
+          try {
+            return readFileSync(`${tasks}/${task}/children`, 'utf8').split(' ').map(Number);
+          } catch {
+            return []; // a thread that ended meanwhile
+          }
+        })
         .find((child) => child > 0 && child !== pid);
     }
     first.kill('SIGKILL');

@@ -180,6 +180,22 @@ for (const spawn of SPAWNERS) {
     assert.deepEqual(await zombiesOfThisProcess(), []);
   });
 
+  test(`${spawn}: the handle's start time is the kernel's, for a program named with spaces and parentheses`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    // The kernel's command name (field 2 of /proc/PID/stat) is the file's name: ") (x y" puts a
+    // space-separated ")" where a parser counting fields from the first one would go wrong.
+    const program = join(dir, 'a) (x y');
+    await writeFile(program, await readFile('/bin/sleep'));
+    await chmod(program, 0o755);
+    const handle = await driver.start(request(dir, [program, '60']));
+    killGroupAfter(t, handle.pgid);
+    const stat = parseProcStat(await readFile(`/proc/${handle.pid}/stat`, 'utf8'));
+    assert.match(handle.startTime, /^\d+$/);
+    assert.equal(handle.startTime, stat?.startTime);
+  });
+
   test(`${spawn}: every child that ends is reaped`, async (t) => {
     const driver = driverFor(t, spawn);
     if (!driver) return;

@@ -21,11 +21,12 @@ const CHOICES: readonly SpawnChoice[] = ['auto', 'native', 'node'];
 const PIPE_TO_CHILD = -2;
 
 /** PM_SPAWN_VERSION in native/spawn.c: the interface this file speaks. */
-const ADDON_VERSION = 2;
+const ADDON_VERSION = 3;
 
 interface Addon {
   version?: number;
-  spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: number[], onExit: (code: number | null, signal: number, known: boolean) => void): { pid: number; handle: object; pipe?: number };
+  /** Copies what it is given and spawns in libuv's thread pool; throws only on bad arguments. */
+  spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: number[], onExit: (code: number | null, signal: number, known: boolean) => void): Promise<{ pid: number; handle: object; startTime?: string; pipe?: number }>;
   ref(handle: object): void;
   unref(handle: object): void;
 }
@@ -38,6 +39,8 @@ export class NativeChild {
     private readonly addon: Addon,
     /** The write end of the pipe asked for with 'pipe' (pm's to close), if any. */
     readonly pipe: number | undefined,
+    /** Field 22 of /proc/PID/stat, read in the thread pool right after the spawn; undefined if it could not be. */
+    readonly startTime: string | undefined,
   ) {}
 
   ref(): void {
@@ -66,8 +69,13 @@ export class NativeSpawner {
   readonly method = 'posix_spawn';
   constructor(private readonly addon: Addon) {}
 
-  /** Starts the program; throws an Error with `code` (ENOENT, EACCES, ...) as Node's spawn reports it. */
-  spawn(options: NativeSpawnOptions): NativeChild {
+  /**
+   * Starts the program from libuv's thread pool: the event loop goes on while the spawn waits for
+   * the child's exec. The descriptors in `fds` are copied before this returns, so the caller may
+   * close its own at once. Rejects with an Error with `code` (ENOENT, EACCES, ...) as Node's spawn
+   * reports it; throws a TypeError at once for a NUL byte.
+   */
+  spawn(options: NativeSpawnOptions): Promise<NativeChild> {
     const { file, args, env, cwd, fds, onExit } = options;
     const envp: string[] = [];
     for (const [key, value] of Object.entries(env)) if (value !== undefined) envp.push(`${key}=${value}`);
@@ -83,7 +91,10 @@ export class NativeSpawner {
     } catch (err) {
       throw withErrorCode(err, file);
     }
-    return new NativeChild(started.pid, started.handle, this.addon, started.pipe);
+    return started.then(
+      (child) => new NativeChild(child.pid, child.handle, this.addon, child.pipe, child.startTime),
+      (err: unknown) => Promise.reject(withErrorCode(err, file)),
+    );
   }
 }
 

@@ -4,12 +4,11 @@ import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
 import { spawn, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
 import { behindGate, childProcessGate, gateFd, PipeGate, type Gate } from './cgroup/gate.js';
 import type { RunCgroup } from './cgroup/index.js';
-import { openLogFiles } from './logs.js';
+import { closeFds, openFd, openLogFiles } from './logs.js';
 import type { NativeChild, NativeSpawner } from './native.js';
 import { readProcessIdentity, readProcStatSync } from './proc.js';
 
@@ -70,53 +69,54 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   const { command, cwd } = execSpecOf(request.manifest);
   const limited = withLimits(command, limitsOf(request.manifest));
   const notifyFd = request.readyFile === undefined ? undefined : request.manifest.spec.probes.startup?.notify?.fd;
-  const gate = gateFd(notifyFd);
-  const [file, ...args] = cgroup ? behindGate(limited, gate) : limited;
-  if (cwd !== undefined) await checkCwd(name, cwd);
+  const gateDescriptor = gateFd(notifyFd);
+  const [file, ...args] = cgroup ? behindGate(limited, gateDescriptor) : limited;
+  if (cwd !== undefined) checkCwd(name, cwd);
 
-  let fds;
-  try {
-    fds = await openLogFiles(request.logs);
-  } catch (err) {
-    throw new StartError(name, `cannot open log file: ${errorText(err)}`, 'check spec.exec.logs and the permissions of its folder', err);
+  // Both at once: each is a thread-pool round trip, and a first start creates both files.
+  const [logs, notify] = await Promise.allSettled([
+    openLogFiles(request.logs),
+    // Emptied: what the file holds from now on is this run's.
+    notifyFd !== undefined && request.readyFile !== undefined ? openFd(request.readyFile, 'w', 0o600) : Promise.resolve(undefined),
+  ]);
+  const readyFds = notify.status === 'fulfilled' && notify.value !== undefined ? [notify.value] : [];
+  if (logs.status === 'rejected') {
+    closeFds(readyFds);
+    throw new StartError(name, `cannot open log file: ${errorText(logs.reason)}`, 'check spec.exec.logs and the permissions of its folder', logs.reason);
   }
-  let ready: FileHandle | undefined;
-  if (notifyFd !== undefined && request.readyFile !== undefined) {
-    try {
-      // Emptied: what the file holds from now on is this run's.
-      ready = await open(request.readyFile, 'w', 0o600);
-    } catch (err) {
-      await fds.close();
-      throw new StartError(name, `cannot open its notification file ${request.readyFile}: ${errorText(err)}`, 'check that pm can write its state directory', err);
-    }
+  const fds = logs.value;
+  if (notify.status === 'rejected') {
+    fds.close();
+    throw new StartError(name, `cannot open its notification file ${request.readyFile}: ${errorText(notify.reason)}`, 'check that pm can write its state directory', notify.reason);
   }
+  const ready = readyFds[0];
   const stdio: StdioOptions = ['ignore', fds.stdout, fds.stderr];
-  if (ready && notifyFd !== undefined) stdio[notifyFd] = ready.fd;
-  if (cgroup) stdio[gate] = 'pipe';
+  if (ready !== undefined && notifyFd !== undefined) stdio[notifyFd] = ready;
+  if (cgroup) stdio[gateDescriptor] = 'pipe';
   for (let fd = 3; fd < stdio.length; fd++) stdio[fd] ??= 'ignore';
   const childEnv = notifyFd === undefined ? env : { ...env, [READY_FD_ENV]: String(notifyFd) };
 
   // Not for a user switch, which posix_spawn cannot make: Node's spawn does those.
   const native = request.uid === undefined && request.gid === undefined ? spawner : undefined;
   const tracker = new SpawnedChild();
-  let launched: Launched;
+  let launched: Promise<Launched | Error>;
   try {
-    launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio }, cgroup ? gate : undefined);
+    launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio }, cgroup ? gateDescriptor : undefined);
   } catch (err) {
     // Bad arguments (a NUL byte, an invalid uid) throw synchronously.
     throw new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
   } finally {
-    await fds.close();
-    await ready?.close().catch(() => undefined);
+    fds.close();
+    closeFds(readyFds);
   }
 
-  const spawnError = await launched.spawned;
-  if (spawnError !== undefined) throw describeSpawnError(request, spawnError);
-  const pid = launched.pid!;
-  if (cgroup) await joinCgroup(name, launched.gate, pid, cgroup, tracker);
+  const spawned = await launched;
+  if (spawned instanceof Error) throw describeSpawnError(request, spawned);
+  const { pid, gate } = spawned;
+  if (cgroup) await joinCgroup(name, gate, pid, cgroup, tracker);
   tracker.child.unref();
 
-  let startTime = launched.startTime ?? (await readProcessIdentity(pid))?.startTime;
+  let startTime = spawned.startTime ?? (await readProcessIdentity(pid))?.startTime;
   if (startTime === undefined) {
     // Only reachable off Linux, when the child exited before `ps` could see it.
     startTime = 'unknown';
@@ -140,33 +140,33 @@ function startTimeNow(pid: number): string | undefined {
   }
 }
 
+/** A child that runs (or an Error: the spawn failed). */
 interface Launched {
-  pid: number | undefined;
-  /** Read at once, synchronously: the child cannot have been reaped yet, even if it has already exited. */
+  pid: number;
+  /** Read before the child could have been reaped, even if it has already exited; undefined when /proc could not be read. */
   startTime: string | undefined;
-  /** Resolves with the spawn error, or undefined once the child runs. Never rejects. */
-  spawned: Promise<Error | undefined>;
   /** The cgroup gate's pipe, when the child was spawned behind one. */
   gate: Gate | undefined;
 }
 
-/** posix_spawn: the program has been exec'd (or failed to be) when it returns. */
-function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { file: string; args: string[]; cwd: string | undefined; env: NodeJS.ProcessEnv; stdio: StdioOptions }): Launched {
+/**
+ * posix_spawn from the thread pool: resolves once the program has been exec'd, or with the error.
+ * The descriptors in `stdio` are copied before this returns (the caller closes its own at once).
+ */
+function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { file: string; args: string[]; cwd: string | undefined; env: NodeJS.ProcessEnv; stdio: StdioOptions }): Promise<Launched | Error> {
   const fds = (options.stdio as unknown[]).map((entry) => (entry === 'pipe' ? 'pipe' : typeof entry === 'number' ? entry : undefined));
-  let child: NativeChild;
-  try {
-    child = spawner.spawn({ ...options, fds, onExit: (exit) => tracker.settle(exit) });
-  } catch (err) {
+  return spawner.spawn({ ...options, fds, onExit: (exit) => tracker.settle(exit) }).then(
+    (child: NativeChild): Launched => {
+      tracker.child = child;
+      return { pid: child.pid, startTime: child.startTime, gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe) };
+    },
     // A program that cannot be run is reported as Node's spawn reports it: an error, not a throw.
-    if (typeof (err as NodeJS.ErrnoException).code === 'string') return { pid: undefined, startTime: undefined, spawned: Promise.resolve(err as Error), gate: undefined };
-    throw err;
-  }
-  tracker.child = child;
-  return { pid: child.pid, startTime: startTimeNow(child.pid), spawned: Promise.resolve(undefined), gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe) };
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
 }
 
 /** Node's spawn: libuv forks pm and waits for the exec; 'spawn' or 'error' tells which. */
-function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options: { cwd: string | undefined; env: NodeJS.ProcessEnv; uid: number | undefined; gid: number | undefined; stdio: StdioOptions }, gate: 3 | 4 | undefined): Launched {
+function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options: { cwd: string | undefined; env: NodeJS.ProcessEnv; uid: number | undefined; gid: number | undefined; stdio: StdioOptions }, gate: 3 | 4 | undefined): Promise<Launched | Error> {
   const child = spawn(file, args, {
     shell: false,
     // Own session and process group: the group can be signalled as a whole, and the process
@@ -179,11 +179,12 @@ function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options
   tracker.child = child;
   // Listen now: 'spawn', 'error' and even 'exit' may fire while the log files are closed.
   child.once('exit', (code, signal) => tracker.settle({ code, signal, at: Date.now(), known: true }));
-  const spawned = new Promise<Error | undefined>((resolve) => {
+  const childGate = gate === undefined ? undefined : childProcessGate(child, gate);
+  const spawned = new Promise<Launched | Error>((resolve) => {
     // Each removes the other: neither stays on the child for as long as it runs.
     const onSpawn = (): void => {
       child.off('error', onError);
-      resolve(undefined);
+      resolve({ pid: child.pid as number, startTime, gate: childGate });
     };
     const onError = (error: Error): void => {
       child.off('spawn', onSpawn);
@@ -194,7 +195,7 @@ function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options
   });
   // After 'spawn', later 'error' events (e.g. a failed kill) must not crash pm.
   child.on('error', () => undefined);
-  return { pid: child.pid, startTime, spawned, gate: gate === undefined ? undefined : childProcessGate(child, gate) };
+  return spawned;
 }
 
 /** Puts the gated child in its cgroups and lets it run; else ends it (it never ran the program) and rejects with StartError. */
@@ -219,10 +220,14 @@ async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgr
   }
 }
 
-async function checkCwd(name: string, cwd: string): Promise<void> {
+/**
+ * Synchronous, as posix_spawn's chdir and exec are: a cwd on a filesystem that hangs would hold the
+ * daemon there anyway, and a thread-pool round trip is most of a start's latency under load.
+ */
+function checkCwd(name: string, cwd: string): void {
   let info;
   try {
-    info = await stat(cwd);
+    info = statSync(cwd);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
