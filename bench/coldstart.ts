@@ -20,7 +20,7 @@ import { benchArgs } from './args.js';
 import { startBenchRun } from './run.js';
 import { reporterBinary } from './daemon/child.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
-import { cmdline, killHard } from './daemon/proc.js';
+import { cmdline, cpuTimes, killHard } from './daemon/proc.js';
 import { loadAverage, writeBlock } from './daemon/report.js';
 import { analyseRun, clockAnchor, splitPmHandoffs, type RunResult } from './coldstart/analysis.js';
 import { composeSkipped } from './coldstart/managers/compose.js';
@@ -162,13 +162,21 @@ try {
     const run = reports.beginRun();
     await manager.prepare(dir);
     const anchor = clockAnchor();
+    // A manager started at t0 (pm daemon) has no process yet: all its CPU counts.
+    const cpuPid = manager.cpuPid?.();
+    const cpuBefore = cpuPid === undefined ? { processMs: 0, mainThreadMs: 0 } : cpuTimes(cpuPid);
     const t0 = process.hrtime.bigint();
     try {
       await Promise.all([manager.start(), reports.allReady(names, timeoutMs)]);
     } catch (error) {
       throw new Error(`${manager.name}, run ${index + 1}: ${(error as Error).message}\n${await manager.diagnostics()}`, { cause: error });
     }
+    const afterPid = manager.cpuPid?.();
+    const cpuAfter = afterPid === undefined ? undefined : cpuTimes(afterPid);
     const result = analyseRun(manager.key, index, scenario, t0, run);
+    if (cpuBefore !== undefined && cpuAfter !== undefined) {
+      result.managerCpuMs = { processMs: cpuAfter.processMs - cpuBefore.processMs, mainThreadMs: cpuAfter.mainThreadMs - cpuBefore.mainThreadMs };
+    }
     if (manager instanceof PmColdManager && manager.key !== 'pm-apply') splitPmHandoffs(result, scenario, run, (await manager.events()).ready, anchor);
     await manager.teardown();
     await reports.allGone(GONE_TIMEOUT_MS).catch((error: Error) => {

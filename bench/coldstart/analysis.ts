@@ -25,6 +25,8 @@ export interface RunResult {
   pmSeenMs?: number[];
   /** pm daemon only: the dependent's start − the Ready event that opened its gate, ms. */
   pmSpawnMs?: number[];
+  /** CPU the manager's own process had from t0 to t1 (all threads, and its main thread), where measured. */
+  managerCpuMs?: { processMs: number; mainThreadMs: number };
 }
 
 const ms = (from: bigint, to: bigint): number => Number(to - from) / 1e6;

@@ -92,6 +92,17 @@ export function renderReport(input: ReportInput): string {
     lines.push(`| ${m.name} | ${Array.from({ length: scenario.levels }, (_, i) => num(median(rs.map((r) => r.levelSpreadMs[i] as number)))).join(' | ')} |`);
   }
 
+  const measured = managers.filter((m) => of(m).some((r) => r.managerCpuMs !== undefined));
+  if (measured.length > 0) {
+    lines.push('', "**The manager's own CPU per cold start** (t0 → t1, from the scheduler's accounting in /proc/PID/task/*/schedstat; median over the runs; pm's daemon from its spawn where its start-up is counted):", '');
+    lines.push('| manager | all its threads | its main thread |');
+    lines.push('| --- | ---: | ---: |');
+    for (const m of measured) {
+      const cpu = of(m).flatMap((r) => (r.managerCpuMs ? [r.managerCpuMs] : []));
+      lines.push(`| ${m.name} | ${num(median(cpu.map((c) => c.processMs)))} | ${num(median(cpu.map((c) => c.mainThreadMs)))} |`);
+    }
+  }
+
   const split = managers.filter((m) => of(m).some((r) => r.pmSpawnMs !== undefined));
   if (split.length > 0) {
     lines.push('', "**pm's hand-offs split at its own `Ready` events** (the daemon's log, whole ms, mapped onto the bench's clock once per run: ±1 ms), over every edge that opened a gate in every run:", '');

@@ -1,7 +1,7 @@
 // Small process helpers for the benchmark: run a command to completion, look at a PID in /proc,
 // wait for a PID that is not our child to go away.
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -87,6 +87,28 @@ export function residentKiB(pid: number): number | undefined {
   try {
     const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return match ? Number(match[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time a process has had so far, from the scheduler's own accounting (/proc/PID/task/TID/schedstat,
+ * nanoseconds on a CPU): all its threads, and its main thread alone. Undefined once it is gone. A
+ * thread that ended in between drops out of the sum: read it while the threads it had still run.
+ */
+export function cpuTimes(pid: number): { processMs: number; mainThreadMs: number } | undefined {
+  const onCpuMs = (tid: string): number => Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  try {
+    let processMs = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        processMs += onCpuMs(tid);
+      } catch {
+        // That thread ended between the listing and the read.
+      }
+    }
+    return { processMs, mainThreadMs: onCpuMs(String(pid)) };
   } catch {
     return undefined;
   }

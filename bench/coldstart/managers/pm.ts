@@ -212,6 +212,10 @@ export class PmColdManager implements ColdManager {
     return this.#tornDown;
   }
 
+  cpuPid(): number | undefined {
+    return this.#mode === 'apply' ? undefined : this.#daemon?.pid;
+  }
+
   async diagnostics(): Promise<string> {
     if (this.#mode === 'apply') return `pm apply's output ends:\n${tail(await readFile(join(this.#dir, 'apply.log'), 'utf8').catch(() => '(none yet)'))}`;
     if (!this.#daemon) return 'pm daemon not started';

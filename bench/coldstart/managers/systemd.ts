@@ -111,6 +111,10 @@ export class SystemdColdManager implements ColdManager {
     return this.#tornDown;
   }
 
+  cpuPid(): number {
+    return this.#sd.pid;
+  }
+
   async diagnostics(): Promise<string> {
     const result = await this.#sd.exec(['systemctl', 'list-units', '--all', '--no-pager', '--plain', `${this.#prefix}-*`]);
     return (result.stdout.trim() || result.stderr.trim()).split('\n').slice(0, 30).join('\n');

@@ -41,6 +41,8 @@ export interface ColdManager {
   teardown(): Promise<void>;
   /** The end of the manager's log, for a failure message. */
   diagnostics(): Promise<string>;
+  /** The manager's own process, whose CPU time from t0 to t1 is reported; undefined where not measured (or not running yet). */
+  cpuPid?(): number | undefined;
   /** Once, at the very end (units removed). */
   close?(): Promise<void>;
 }
