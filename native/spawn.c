@@ -62,8 +62,7 @@ typedef struct module_state {
   napi_async_context async_context;
   child_watch *watches;  // every watch whose poll handle is open, for the env's cleanup
   int closing;           // poll handles closed but whose close callback has not run yet
-  int spawning;          // spawns queued or running in the thread pool
-  int tearing_down;      // the env is going away: a spawn that completes now ends its child
+  int spawning;          // spawns queued or running in the thread pool (Node finishes them before an env's cleanup)
   napi_async_cleanup_hook_handle cleanup;  // set while the env is torn down and handles still close
 } module_state;
 
@@ -418,6 +417,11 @@ static void execute_spawn(napi_env env, void *data) {
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   r->err = posix_spawn(&r->pid, program, &actions, &attr, r->argv, r->envp);
+  // The child has its copies (or there is no child): ours go now, not on the event loop.
+  for (uint32_t i = 0; i < r->fd_count; i++) {
+    if (r->tmp_fds[i] >= 0) close(r->tmp_fds[i]);
+    r->tmp_fds[i] = -1;
+  }
   if (r->err != 0) goto done;
   // Nobody reaps it before complete_spawn watches it: its /proc entry is there to read.
   read_start_time(r->pid, r->start_time, sizeof r->start_time);
@@ -446,14 +450,7 @@ static void complete_spawn(napi_env env, napi_status status, void *data) {
     r->failed = "spawn";
   }
   child_watch *watch = NULL;
-  if (r->err == 0 && state->tearing_down) {
-    // The env is going away (a worker thread ends): nobody is left to supervise this child.
-    kill(r->pid, SIGKILL);
-    waitpid(r->pid, NULL, 0);
-    close(r->pidfd);
-    r->err = ECANCELED;
-    r->failed = "spawn";
-  } else if (r->err == 0) {
+  if (r->err == 0) {
     watch = calloc(1, sizeof *watch);
     uv_loop_t *loop = NULL;
     napi_get_uv_event_loop(env, &loop);
@@ -639,7 +636,7 @@ static napi_value Unref(napi_env env, napi_callback_info info) {
 /** The env is torn down: close every watch, and hold the teardown until their close callbacks ran. */
 static void cleanup(napi_async_cleanup_hook_handle handle, void *data) {
   module_state *state = data;
-  state->tearing_down = 1;
+  // Watches end; their children run on, unwatched, as any process pm started outlives it.
   while (state->watches != NULL) stop_watch(state, state->watches);
   if (state->closing == 0 && state->spawning == 0) {
     napi_remove_async_cleanup_hook(handle);

@@ -94,14 +94,17 @@ export class Instance {
 
   /**
    * Keeps the instance not ready until `written` settles: a process reported ready is one a
-   * restarted daemon finds by its record (and counts the run of). Call before watch().
+   * restarted daemon finds by its record (and counts the run of). A write that fails (reported by
+   * its writer, a full disk say) lets it be ready all the same: dependents do not wait on the disk.
+   * Call before watch().
    */
   readyOnceRecorded(written: Promise<void>): void {
     this.#unrecorded = true;
-    void written.finally(() => {
+    const settled = (): void => {
       this.#unrecorded = false;
       this.#update();
-    });
+    };
+    written.then(settled, settled);
   }
 
   release(): void {

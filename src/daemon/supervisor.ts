@@ -556,7 +556,9 @@ export class Supervisor {
     }, this.#now());
     this.#instances.set(name, instance);
     if (options.holdReadiness) instance.hold(options.holdReadiness);
-    if (options.recorded) instance.readyOnceRecorded(options.recorded);
+    // Also when an instance is rebuilt (a probe changed) while its start's record is being written.
+    const recorded = options.recorded ?? this.#writes.get(name);
+    if (recorded) instance.readyOnceRecorded(recorded);
     instance.watch();
     return instance;
   }

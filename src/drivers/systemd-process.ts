@@ -155,7 +155,7 @@ class SystemdProcessDriver implements ProcessDriver {
       throw new StartError(request.name, 'spec.systemd.user and group need the system scope: a user manager cannot switch users', 'remove them, or run pm with PM_SYSTEMD_SCOPE=system');
     }
     const searchPath = request.declaredEnv?.PATH ?? request.env.PATH ?? process.env.PATH ?? '';
-    const program = findProgram(command[0] ?? '', workDir, searchPath);
+    const program = await findProgram(command[0] ?? '', workDir, searchPath);
     if (program === undefined) {
       throw new StartError(request.name, `command "${command[0] ?? ''}" is not an executable file found ${command[0]?.includes('/') ? `at ${command[0]}` : `in PATH (${searchPath || 'empty'})`}`, 'give an absolute path in spec.systemd.command, or install the program');
     }

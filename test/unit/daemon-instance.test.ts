@@ -414,6 +414,22 @@ test('hold: not ready until release(), whatever its probes and minReadySeconds s
   assert.deepEqual(reports.all, [{ kind: 'readiness', ready: true, detail: `pid ${instance.handle.pid}` }]);
 });
 
+test('readyOnceRecorded: not ready until the record write settles, landed or failed (reported by its writer)', async (t) => {
+  for (const outcome of ['landed', 'failed'] as const) {
+    const { instance, reports } = await startInstance(t, { script: EXIT_ON_FILE, minReadySeconds: 0 });
+    let settleWrite: () => void = () => undefined;
+    instance.readyOnceRecorded(new Promise<void>((resolve, reject) => (settleWrite = outcome === 'landed' ? resolve : () => reject(new Error('ENOSPC')))));
+    instance.watch();
+    await settle();
+    assert.equal(instance.ready, false, outcome);
+    assert.deepEqual(reports.all, [], outcome);
+
+    settleWrite();
+    await waitFor(() => instance.ready, { message: `ready once the write ${outcome}` });
+    assert.deepEqual(reports.readinessFlips(), [true], outcome);
+  }
+});
+
 test('hold: with a passing readiness probe, still not ready until release()', async (t) => {
   const { instance, reports, requests } = await startInstance(t, {
     script: SERVER,

@@ -4,6 +4,7 @@ import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
 import { spawn, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
 import { behindGate, childProcessGate, gateFd, PipeGate, type Gate } from './cgroup/gate.js';
@@ -71,7 +72,7 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   const notifyFd = request.readyFile === undefined ? undefined : request.manifest.spec.probes.startup?.notify?.fd;
   const gateDescriptor = gateFd(notifyFd);
   const [file, ...args] = cgroup ? behindGate(limited, gateDescriptor) : limited;
-  if (cwd !== undefined) checkCwd(name, cwd);
+  if (cwd !== undefined) await checkCwd(name, cwd);
 
   // Both at once: each is a thread-pool round trip, and a first start creates both files.
   const [logs, notify] = await Promise.allSettled([
@@ -220,14 +221,10 @@ async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgr
   }
 }
 
-/**
- * Synchronous, as posix_spawn's chdir and exec are: a cwd on a filesystem that hangs would hold the
- * daemon there anyway, and a thread-pool round trip is most of a start's latency under load.
- */
-function checkCwd(name: string, cwd: string): void {
+async function checkCwd(name: string, cwd: string): Promise<void> {
   let info;
   try {
-    info = statSync(cwd);
+    info = await stat(cwd);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
