@@ -1,16 +1,20 @@
 // The embedded store: a state directory that needs no server.
-//   processes/<name>.json   one record per managed process (atomic writes)
+//   records.jsonl           the record of every managed process: a line per change, the last line
+//                           for a name wins (see RecordLog); written by the lock holder only
+//   processes/<name>.json   one record per process, as pm wrote them before records.jsonl: read,
+//                           and folded into records.jsonl by the first write
 //   logs/<name>.log         default stdout+stderr of each process
 //   ready/<name>            what a process with a notify startup probe wrote to its descriptor
 //   audit.jsonl             append-only audit log, one JSON object per line
 //   intents.jsonl           append-only: the instance marker of each start, written before the spawn
 //   lock                    held by the pm command that is acting
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { writeFileAtomic, fsyncDir } from './atomic.js';
 import { IntentLog } from './intent-log.js';
 import { Journal } from './journal.js';
+import { RecordLog, RECORDS_FILE, type LegacyRecords } from './record-log.js';
 import { acquireLock, type StateLock } from './lock.js';
 import type { AuditEntry, ProcessRecord, StartIntent } from './records.js';
 import { PmError } from '../errors.js';
@@ -30,6 +34,7 @@ export class FileStore {
   private readonly auditPath: string;
   private readonly intents: IntentLog;
   private readonly auditJournal: Journal;
+  private readonly records: RecordLog;
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -39,13 +44,13 @@ export class FileStore {
     this.auditPath = join(dir, 'audit.jsonl');
     this.intents = new IntentLog(join(dir, 'intents.jsonl'), join(dir, 'intents'));
     this.auditJournal = Journal.at(this.auditPath);
+    this.records = new RecordLog(join(dir, RECORDS_FILE), () => this.legacyRecords());
   }
 
   /** Opens (and creates, mode 0700) the state directory. */
   static async open(dir: string): Promise<FileStore> {
     const store = new FileStore(resolve(dir));
     try {
-      await mkdir(store.processesDir, { recursive: true, mode: 0o700 });
       await mkdir(store.logsDir, { recursive: true, mode: 0o700 });
       await mkdir(store.readyDir, { recursive: true, mode: 0o700 });
     } catch (error) {
@@ -74,26 +79,27 @@ export class FileStore {
     return join(this.readyDir, name);
   }
 
+  /** Every record: those of processes/ (an older pm's) overlaid with records.jsonl. */
   async listRecords(): Promise<Map<string, ProcessRecord>> {
-    const files = (await readdir(this.processesDir)).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
-    // A record deleted between readdir and readFile (`pm get` racing `pm delete`) is simply gone.
-    const records = await Promise.all(files.map((f) => this.readRecordFile(join(this.processesDir, f)).catch(absentIfMissing)));
-    return new Map(records.filter((r) => r !== undefined).map((r) => [r.name, r]));
+    const records = await this.readLegacyRecords();
+    for (const [name, record] of await this.records.read()) {
+      if (record) records.set(name, record);
+      else records.delete(name);
+    }
+    return new Map([...records].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   }
 
   async getRecord(name: string): Promise<ProcessRecord | undefined> {
-    return this.readRecordFile(this.recordPath(name)).catch(absentIfMissing);
+    return (await this.listRecords()).get(name);
   }
 
+  /** Durable when it resolves; writes made meanwhile share one fsync. Only the lock holder writes. */
   async putRecord(record: ProcessRecord): Promise<void> {
-    await writeFileAtomic(this.recordPath(record.name), `${JSON.stringify(record, null, 2)}\n`);
+    await this.records.put(record);
   }
 
   async deleteRecord(name: string): Promise<void> {
-    await unlink(this.recordPath(name)).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
-    await fsyncDir(this.processesDir);
+    await this.records.remove(name);
   }
 
   /**
@@ -143,18 +149,61 @@ export class FileStore {
     this.intents.delete(name);
   }
 
-  private recordPath(name: string): string {
-    // Names are DNS-1123 labels (validated), so they are safe file names.
-    return join(this.processesDir, `${name}.json`);
+  /** The records an older pm kept as processes/NAME.json; a missing folder holds none. */
+  private async readLegacyRecords(): Promise<Map<string, ProcessRecord>> {
+    let files: string[];
+    try {
+      files = (await readdir(this.processesDir)).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw error;
+    }
+    // A record deleted between readdir and readFile (`pm get` racing an older `pm delete`) is simply gone.
+    const records = await Promise.all(files.map((f) => readRecordFile(join(this.processesDir, f)).catch(absentIfMissing)));
+    return new Map(records.filter((r) => r !== undefined).map((r) => [r.name, r]));
   }
 
-  private async readRecordFile(path: string): Promise<ProcessRecord> {
-    const text = await readFile(path, 'utf8');
+  /** The same, synchronously, for RecordLog's compaction, which folds them in and removes them. */
+  private legacyRecords(): LegacyRecords {
+    let files: string[];
     try {
-      return JSON.parse(text) as ProcessRecord;
+      files = readdirSync(this.processesDir).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
     } catch (error) {
-      throw corruptRecord(path, text, error);
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], remove: () => undefined };
+      throw error;
     }
+    const records = files.flatMap((f) => {
+      const path = join(this.processesDir, f);
+      try {
+        return [parseRecord(path, readFileSync(path, 'utf8'))];
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw error;
+      }
+    });
+    return {
+      records,
+      remove: () => {
+        for (const f of files) rmSync(join(this.processesDir, f), { force: true });
+        try {
+          rmdirSync(this.processesDir);
+        } catch {
+          // Something else lives there (a temp file of an older pm killed mid-write): left alone.
+        }
+      },
+    };
+  }
+}
+
+async function readRecordFile(path: string): Promise<ProcessRecord> {
+  return parseRecord(path, await readFile(path, 'utf8'));
+}
+
+function parseRecord(path: string, text: string): ProcessRecord {
+  try {
+    return JSON.parse(text) as ProcessRecord;
+  } catch (error) {
+    throw corruptRecord(path, text, error);
   }
 }
 

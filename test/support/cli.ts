@@ -12,6 +12,7 @@ import type { TestContext } from 'node:test';
 import { stringify } from 'yaml';
 import { readProcessIdentity } from '../../src/drivers/exec/index.js';
 import type { ProcessRecord } from '../../src/store/records.js';
+import { FileStore } from '../../src/store/file-store.js';
 import { waitFor } from './wait.js';
 
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -101,7 +102,7 @@ export interface Sandbox {
   get(): Promise<ProcessStatus[]>;
   /** One entry of get(), failing when pm does not list it. */
   status(name: string): Promise<ProcessStatus>;
-  /** state/processes/NAME.json, parsed. */
+  /** The state directory's record of NAME (records.jsonl), as pm reads it. */
   record(name: string): Promise<ProcessRecord>;
   /** A manifest for a fixture program, as YAML. */
   manifest(spec: ProcessSpec): string;
@@ -172,7 +173,9 @@ export async function createSandbox(t: TestContext): Promise<Sandbox> {
       return found;
     },
     async record(name) {
-      return JSON.parse(await readFile(join(stateDir, 'processes', `${name}.json`), 'utf8')) as ProcessRecord;
+      const record = await (await FileStore.open(stateDir)).getRecord(name);
+      if (!record) throw new Error(`no record of ${name} in ${stateDir}`);
+      return record;
     },
     manifest: (spec) => manifestYaml(spec, pidDir),
   };
@@ -287,15 +290,15 @@ async function cleanup(dir: string, stateDir: string, pidDir: string, background
   ).catch(() => undefined);
 
   // 2. Every process pm recorded: its whole group, if the PID is still the one pm started.
-  const recordFiles = await readdir(join(stateDir, 'processes')).catch(() => [] as string[]);
-  for (const file of recordFiles.filter((f) => f.endsWith('.json'))) {
-    try {
-      const record = JSON.parse(await readFile(join(stateDir, 'processes', file), 'utf8')) as ProcessRecord;
-      const handle = record.handle;
-      if (handle && isExecHandle(handle) && (await isRunningWith(handle.pid, handle.startTime))) killQuietly(-handle.pgid);
-    } catch {
-      // a record being rewritten, or unreadable: the PID registry below still covers its process
-    }
+  let records: ProcessRecord[] = [];
+  try {
+    records = [...(await (await FileStore.open(stateDir)).listRecords()).values()];
+  } catch {
+    // Unreadable (a test's corrupt record): the PID registry below still covers its processes.
+  }
+  for (const record of records) {
+    const handle = record.handle;
+    if (handle && isExecHandle(handle) && (await isRunningWith(handle.pid, handle.startTime))) killQuietly(-handle.pgid);
   }
 
   // 3. Every fixture process that registered itself (grandchildren, instances pm no longer records).

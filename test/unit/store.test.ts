@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, readFile, writeFile, appendFile, symlink, link } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile, appendFile, symlink, link } from 'node:fs/promises';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -21,27 +21,70 @@ const record = (name: string): ProcessRecord => ({
   starts: 0,
 });
 
-test('records round-trip, overwrite atomically and leave no temp files', async (t) => {
+test('records round-trip through records.jsonl, the last line for a name winning, and another reader sees them', async (t) => {
   const store = await FileStore.open(await tempDir(t));
+  await store.putRecord(record('worker'));
   await store.putRecord(record('api'));
   await store.putRecord({ ...record('api'), starts: 2 });
-  await store.putRecord(record('worker'));
   assert.deepEqual([...(await store.listRecords()).keys()], ['api', 'worker']);
   assert.equal((await store.getRecord('api'))?.starts, 2);
-  assert.deepEqual(await readdir(join(store.dir, 'processes')), ['api.json', 'worker.json']);
+  assert.deepEqual((await readdir(store.dir)).filter((f) => f.startsWith('records') || f === 'processes'), ['records.jsonl']);
   await store.deleteRecord('api');
   await store.deleteRecord('api');
   assert.equal(await store.getRecord('api'), undefined);
+  const reader = await FileStore.open(store.dir);
+  assert.deepEqual([...(await reader.listRecords()).values()].map((r) => [r.name, r.starts]), [['worker', 0]]);
+  assert.equal((await readFile(join(store.dir, 'records.jsonl'), 'utf8')).split('\n').length, 6, 'a line per change');
+});
+
+test('records an older pm kept in processes/ are read, and the first write folds them into records.jsonl and removes them', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(join(dir, 'processes'));
+  await writeFile(join(dir, 'processes', 'old.json'), `${JSON.stringify({ ...record('old'), starts: 7 }, null, 2)}\n`);
+  await writeFile(join(dir, 'processes', 'gone.json'), `${JSON.stringify(record('gone'))}\n`);
+  const store = await FileStore.open(dir);
+  assert.deepEqual([...(await store.listRecords()).keys()], ['gone', 'old']);
+  await store.deleteRecord('gone');
+  assert.deepEqual([...(await store.listRecords()).values()].map((r) => [r.name, r.starts]), [['old', 7]]);
+  assert.deepEqual((await readdir(dir)).filter((f) => f === 'processes'), [], 'the old folder is gone');
+  const lines = (await readFile(join(dir, 'records.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { name: string; deleted?: true });
+  assert.deepEqual(lines.map((l) => [l.name, l.deleted ?? false]), [['gone', false], ['old', false], ['gone', true]]);
+});
+
+test('records.jsonl is rewritten once it has grown a megabyte: superseded lines dropped, every record kept', async (t) => {
+  const store = await FileStore.open(await tempDir(t));
+  const path = join(store.dir, 'records.jsonl');
+  const names = ['a', 'b', 'c'];
+  // About 600 writes of 2 KiB, 200 per name, in waves that share their fsyncs.
+  const padded = (name: string, starts: number): ProcessRecord => ({ ...record(name), starts, lastError: 'x'.repeat(2048) });
+  for (let wave = 0; wave < 200; wave += 20) {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => names.map((n) => store.putRecord(padded(n, wave + i + 1)))).flat());
+  }
+  const lines = (await readFile(path, 'utf8')).trim().split('\n');
+  assert.ok(lines.length < 600, `rewritten at least once: ${lines.length} lines`);
+  assert.deepEqual([...(await store.listRecords()).values()].map((r) => [r.name, r.starts]), names.map((n) => [n, 200]));
+  assert.deepEqual((await readdir(store.dir)).filter((f) => f.endsWith('.tmp')), []);
+});
+
+test('a torn line in records.jsonl (a crash mid-append) is skipped, and the next write still lands whole', async (t) => {
+  const store = await FileStore.open(await tempDir(t));
+  await store.putRecord(record('api'));
+  await appendFile(join(store.dir, 'records.jsonl'), '{"name": "api", "starts": 9, "mani');
+  assert.equal((await store.getRecord('api'))?.starts, 0);
+  await store.putRecord({ ...record('worker'), starts: 1 });
+  assert.deepEqual([...(await store.listRecords()).values()].map((r) => [r.name, r.starts]), [['api', 0], ['worker', 1]]);
 });
 
 test('a corrupt record is a clear error naming the file', async (t) => {
   const store = await FileStore.open(await tempDir(t));
+  await mkdir(join(store.dir, 'processes'));
   await writeFile(join(store.dir, 'processes', 'bad.json'), '{"name": ');
   await assert.rejects(store.listRecords(), (error: Error & { code?: string }) => error.code === 'E_STATE_CORRUPT' && error.message.includes('bad.json'));
 });
 
 test('a corrupt record blocks commands and says how to find and stop the process, never to re-apply', async (t) => {
   const store = await FileStore.open(await tempDir(t));
+  await mkdir(join(store.dir, 'processes'));
   const path = join(store.dir, 'processes', 'api.json');
   // Torn after the handle: the PID and group are still readable.
   await writeFile(path, '{"name": "api", "handle": {"driver": "exec", "pid": 4242, "pgid": 4242, "startTime": "9');
@@ -63,9 +106,10 @@ test('a corrupt record blocks commands and says how to find and stop the process
   await assert.rejects(store.listRecords(), (error: PmError) => /ps -eo pid,pgid,lstart,args/.test(error.hint ?? '') && !/PID \d/.test(error.hint ?? ''));
 });
 
-test('a record that disappears between listing and reading is absent, not an error', async (t) => {
+test('an older record that disappears between listing and reading is absent, not an error', async (t) => {
   const store = await FileStore.open(await tempDir(t));
   await store.putRecord(record('api'));
+  await mkdir(join(store.dir, 'processes'));
   // A dangling link is listed by readdir and then not found by readFile: the state of a record
   // deleted by `pm delete` while `pm get` lists the folder.
   await symlink(join(store.dir, 'processes', 'deleted-meanwhile'), join(store.dir, 'processes', 'gone.json'));
@@ -91,7 +135,7 @@ test('concurrent record writes and audit appends all land, whole and in call ord
   await Promise.all(names.flatMap((name) => [store.putRecord({ ...record(name), starts: 1 }), store.appendAudit({ ...entry, process: name })]));
   assert.deepEqual([...(await store.listRecords()).values()].map((r) => [r.name, r.starts]), names.map((n) => [n, 1]));
   assert.deepEqual((await store.readAudit()).map((e) => e.process), names);
-  assert.deepEqual((await readdir(join(store.dir, 'processes'))).filter((f) => f.endsWith('.tmp')), []);
+  assert.deepEqual((await readdir(store.dir)).filter((f) => f.endsWith('.tmp')), []);
 });
 
 test('a folder fsync that fails does not stop later ones', async (t) => {
