@@ -4,6 +4,7 @@ import { readFile, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { ExecDriver, parseProcStat, readBootId, readProcessIdentity } from '../../src/drivers/exec/index.js';
+import { isEnding } from '../../src/drivers/exec/proc.js';
 import { nodeScript, processManifest } from '../support/exec-fixtures.js';
 import { killGroupAfter } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
@@ -16,11 +17,19 @@ function statLine(pid: number, comm: string, fields: Record<number, string>): st
 
 test('parseProcStat reads the fields after the last parenthesis', () => {
   const comm = 'a b) S 1 (c) d';
-  const parsed = parseProcStat(statLine(4242, comm, { 3: 'S', 4: '1', 5: '4242', 6: '4242', 22: '987654' }));
-  assert.deepEqual(parsed, { pid: 4242, comm, state: 'S', ppid: 1, pgrp: 4242, session: 4242, startTime: '987654' });
+  const parsed = parseProcStat(statLine(4242, comm, { 3: 'S', 4: '1', 5: '4242', 6: '4242', 9: '4194560', 22: '987654' }));
+  assert.deepEqual(parsed, { pid: 4242, comm, state: 'S', ppid: 1, pgrp: 4242, session: 4242, flags: 4194560, startTime: '987654' });
   assert.equal(parseProcStat(''), undefined);
   assert.equal(parseProcStat('12 (truncated'), undefined);
   assert.equal(parseProcStat('12 (short) S 1 2'), undefined);
+});
+
+test('isEnding: a zombie, or a task with PF_EXITING set whatever its state letter, and not a live one', () => {
+  const stat = (state: string, flags: number) => parseProcStat(statLine(7, 'x', { 3: state, 9: String(flags), 22: '1' }))!;
+  assert.equal(isEnding(stat('S', 0x400100)), false);
+  assert.equal(isEnding(stat('R', 0x400104)), true, 'PF_EXITING (0x4) while still running');
+  assert.equal(isEnding(stat('Z', 0x400100)), true);
+  assert.equal(isEnding(stat('X', 0)), true);
 });
 
 test('readProcessIdentity: a real process whose name holds spaces and parentheses', async (t) => {

@@ -20,6 +20,8 @@ export interface ProcStat extends ProcessIdentity {
   ppid: number;
   pgrp: number;
   session: number;
+  /** The kernel's task flags (field 9): PF_EXITING (0x4) is set once the task has begun to exit. */
+  flags: number;
 }
 
 const isLinux = process.platform === 'linux';
@@ -48,8 +50,17 @@ export function parseProcStat(text: string): ProcStat | undefined {
     ppid: Number(field(4)),
     pgrp: Number(field(5)),
     session: Number(field(6)),
+    flags: Number(field(9)),
     startTime,
   };
+}
+
+/** The kernel's PF_EXITING task flag: the process is in exit(2) (or a zombie), whatever its state letter says. */
+const PF_EXITING = 0x4;
+
+/** Whether the process has ended or is ending: a zombie, or a task whose exit has begun. */
+export function isEnding(stat: ProcStat): boolean {
+  return !isLiveState(stat.state) || (stat.flags & PF_EXITING) !== 0;
 }
 
 /** A PID pm may ask about: a positive integer above 1 (0, -1 and 1 mean "everyone" to kill(2)). */

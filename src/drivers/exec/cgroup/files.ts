@@ -2,6 +2,7 @@
 import { constants } from 'node:fs';
 import { access, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isEnding, readProcStat } from '../proc.js';
 
 export async function exists(path: string): Promise<boolean> {
   return access(path).then(
@@ -33,8 +34,8 @@ export function writeValue(path: string, value: string): Promise<void> {
   return writeFile(path, value);
 }
 
-/** How long remove() retries a cgroup that is empty but not yet released (a member still exiting). */
-const RELEASE_RETRIES = 20;
+/** How long remove() retries a cgroup that is empty but not yet released (a member still exiting): 1 s. */
+const RELEASE_RETRIES = 40;
 const RELEASE_RETRY_MS = 25;
 
 /**
@@ -50,9 +51,20 @@ export async function removeCgroup(dir: string): Promise<boolean> {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return true;
       if (code !== 'EBUSY' || attempt >= RELEASE_RETRIES) return false;
-      // Busy with members: left for later. Busy while empty: a member is between exit and release.
-      if ((await readPids(`${dir}/cgroup.procs`)).length > 0) return false;
+      // Busy with a live member: left for later. Busy while empty, or with members that are
+      // exiting (still listed until the kernel has released them; seen under load when pm delete
+      // had just stopped the process): wait for the release.
+      if (await hasLiveMember(`${dir}/cgroup.procs`)) return false;
       await sleep(RELEASE_RETRY_MS);
     }
   }
+}
+
+/** Whether a cgroup.procs file lists a process that is neither gone nor exiting. */
+async function hasLiveMember(procs: string): Promise<boolean> {
+  for (const pid of await readPids(procs)) {
+    const stat = await readProcStat(pid);
+    if (stat !== undefined && !isEnding(stat)) return true;
+  }
+  return false;
 }
