@@ -487,16 +487,16 @@ export class Supervisor {
       ...(breaker && { breaker }),
     };
     // In memory at once, so a probe that passes at once sees this record (the trial); on disk in
-    // the background, and the instance is not reported ready before it is there (a restarted daemon
-    // then knows the run, and counts its exit). Not awaited here: the write is a create, a write, two
-    // fsyncs and a rename, 10–20 ms of a worker per start with 100 starting (bench:coldstart); a
+    // the background, and the instance is not reported ready before it is there (#watchInstance: a
+    // restarted daemon then knows the run, and counts its exit). Not awaited here: the write waits
+    // for an fsync, and held a worker 10–20 ms per start with 100 starting (bench:coldstart); a
     // daemon killed before it lands finds the process by the intent written before the spawn.
-    const recorded = this.#put(record);
+    void this.#put(record);
     this.#event(name, 'Started', 'normal', `${describeHandle(handle)}: ${why}${how.trial ? ' (circuit breaker trial)' : ''}`);
     this.#history(name, 'start', { result: 'ok', ...(handle.pid !== undefined && { pid: handle.pid }), reason: why, trial: how.trial });
     const postStart = proc.manifest.spec.hooks.postStart;
     this.#waiting.delete(name);
-    const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), { ...(postStart && { holdReadiness: 'postStart hook' }), recorded });
+    const instance = this.#watchInstance(proc, record, startedAt, identityOf(prepared), postStart ? 'postStart hook' : undefined);
     // Dependents waiting for it to be `started` can go now.
     this.enqueue(this.#dependents.get(name) ?? []);
     // Not awaited either: the journal keeps the order, and flush() waits for it at shutdown.
@@ -542,7 +542,7 @@ export class Supervisor {
     return { requeueAfterMs: Math.max(1, wait) };
   }
 
-  #watchInstance(proc: DesiredProcess, record: ProcessRecord, startedAt: number, identity: InstanceIdentity, options: { holdReadiness?: string; recorded?: Promise<void> } = {}): Instance {
+  #watchInstance(proc: DesiredProcess, record: ProcessRecord, startedAt: number, identity: InstanceIdentity, holdReadiness?: string): Instance {
     const name = proc.name;
     const handle = record.handle;
     if (!handle) throw new Error(`internal: ${name} has no handle to watch`);
@@ -555,10 +555,11 @@ export class Supervisor {
       },
     }, this.#now());
     this.#instances.set(name, instance);
-    if (options.holdReadiness) instance.hold(options.holdReadiness);
-    // Also when an instance is rebuilt (a probe changed) while its start's record is being written.
-    const recorded = options.recorded ?? this.#writes.get(name);
-    if (recorded) instance.readyOnceRecorded(recorded);
+    if (holdReadiness) instance.hold(holdReadiness);
+    // A process is reported ready only once its record is on disk: a start's write, or one still
+    // under way when an instance is rebuilt (a probe changed).
+    const recording = this.#writes.get(name);
+    if (recording) instance.readyOnceRecorded(recording);
     instance.watch();
     return instance;
   }

@@ -9,7 +9,7 @@
 //   intents.jsonl           append-only: the instance marker of each start, written before the spawn
 //   lock                    held by the pm command that is acting
 import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { IntentLog } from './intent-log.js';
@@ -81,7 +81,7 @@ export class FileStore {
 
   /** Every record: those of processes/ (an older pm's) overlaid with records.jsonl. */
   async listRecords(): Promise<Map<string, ProcessRecord>> {
-    const records = await this.readLegacyRecords();
+    const records = new Map(this.legacyRecords().records.map((r) => [r.name, r]));
     for (const [name, record] of await this.records.read()) {
       if (record) records.set(name, record);
       else records.delete(name);
@@ -149,21 +149,11 @@ export class FileStore {
     this.intents.delete(name);
   }
 
-  /** The records an older pm kept as processes/NAME.json; a missing folder holds none. */
-  private async readLegacyRecords(): Promise<Map<string, ProcessRecord>> {
-    let files: string[];
-    try {
-      files = (await readdir(this.processesDir)).filter((f) => f.endsWith('.json') && !f.startsWith('.')).sort();
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
-      throw error;
-    }
-    // A record deleted between readdir and readFile (`pm get` racing an older `pm delete`) is simply gone.
-    const records = await Promise.all(files.map((f) => readRecordFile(join(this.processesDir, f)).catch(absentIfMissing)));
-    return new Map(records.filter((r) => r !== undefined).map((r) => [r.name, r]));
-  }
-
-  /** The same, synchronously, for RecordLog's compaction, which folds them in and removes them. */
+  /**
+   * The records an older pm kept as processes/NAME.json (none when the folder is missing), and how
+   * to remove them once RecordLog has folded them in. Synchronous: the folder exists only until the
+   * first write after an upgrade, and the compaction that folds them in must not yield.
+   */
   private legacyRecords(): LegacyRecords {
     let files: string[];
     try {
@@ -174,6 +164,7 @@ export class FileStore {
     }
     const records = files.flatMap((f) => {
       const path = join(this.processesDir, f);
+      // A record deleted between the listing and the read (`pm get` racing an older `pm delete`) is simply gone.
       try {
         return [parseRecord(path, readFileSync(path, 'utf8'))];
       } catch (error) {
@@ -195,21 +186,12 @@ export class FileStore {
   }
 }
 
-async function readRecordFile(path: string): Promise<ProcessRecord> {
-  return parseRecord(path, await readFile(path, 'utf8'));
-}
-
 function parseRecord(path: string, text: string): ProcessRecord {
   try {
     return JSON.parse(text) as ProcessRecord;
   } catch (error) {
     throw corruptRecord(path, text, error);
   }
-}
-
-function absentIfMissing(error: unknown): undefined {
-  if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-  throw error;
 }
 
 /**

@@ -152,7 +152,7 @@ function lastByte(fd: number, size: number): number | undefined {
 }
 
 /** write(2) may write less than asked (a signal, a full disk on the way): the rest follows, or the error. */
-function writeAllSync(fd: number, text: string): void {
+export function writeAllSync(fd: number, text: string): void {
   const buffer = Buffer.from(text);
   for (let written = 0; written < buffer.length; ) written += writeSync(fd, buffer, written, buffer.length - written);
 }

@@ -11,10 +11,10 @@
 // Only the holder of the state lock writes. Readers (pm get) may read while it appends or rewrites:
 // a rewrite is renamed into place, so a reader sees the old file or the new, and a torn last line
 // (an append in progress, or cut by a crash) is skipped, as is a torn line an append ended later.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Journal } from './journal.js';
+import { Journal, writeAllSync } from './journal.js';
 import type { ProcessRecord } from './records.js';
 
 export const RECORDS_FILE = 'records.jsonl';
@@ -72,7 +72,8 @@ export class RecordLog {
     if (this.#grownBytes === undefined) {
       // The first write folds in what an older pm left in processes/, and sizes what is there.
       this.#grownBytes = sizeOf(this.path);
-      if (this.#legacy().records.length > 0) this.#compact();
+      const legacy = this.#legacy();
+      if (legacy.records.length > 0) this.#compact(legacy);
     }
     const written = this.#journal.append([entry]);
     this.#grownBytes += Buffer.byteLength(JSON.stringify(entry)) + 1;
@@ -87,8 +88,7 @@ export class RecordLog {
    * flight covers the old file, and this one is fsynced before the rename). Rare: each megabyte,
    * at least, of appends.
    */
-  #compact(): void {
-    const legacy = this.#legacy();
+  #compact(legacy = this.#legacy()): void {
     const records = new Map<string, ProcessRecord>(legacy.records.map((r) => [r.name, r]));
     let text = '';
     try {
@@ -104,8 +104,7 @@ export class RecordLog {
     const tmp = `${this.path}.${process.pid}.tmp`;
     const fd = openSync(tmp, 'w', 0o600);
     try {
-      const buffer = Buffer.from(compacted);
-      for (let done = 0; done < buffer.length; ) done += writeSync(fd, buffer, done, buffer.length - done);
+      writeAllSync(fd, compacted);
       fsyncSync(fd);
     } finally {
       closeSync(fd);

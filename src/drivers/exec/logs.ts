@@ -6,7 +6,8 @@
 // of a file pm never wrote to does not wait on the disk, and a FileHandle's close is one more
 // thread-pool round trip on every start (3–5 ms of a start's latency in a daemon starting 100
 // processes, measured with bench:coldstart).
-import { closeSync, mkdir, open } from 'node:fs';
+import { closeSync, open } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export const LOG_FILE_MODE = 0o640;
@@ -57,6 +58,6 @@ async function openForAppend(path: string): Promise<number> {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
   }
-  await new Promise<void>((resolve, reject) => mkdir(dirname(path), { recursive: true }, (error) => (error ? reject(error) : resolve())));
+  await mkdir(dirname(path), { recursive: true });
   return openFd(path, 'a', LOG_FILE_MODE);
 }
