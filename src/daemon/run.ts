@@ -21,6 +21,7 @@ import { EVENTS_SPOOL_FILE, Journal } from '../store/journal.js';
 import { DaemonApiAdapter, type ApiContext } from './api-adapter.js';
 import { DesiredSources } from './desired.js';
 import { Supervisor } from './supervisor.js';
+import { ManifestReadAhead } from './read-ahead.js';
 import { watchManifests, type ManifestWatcher } from './watch.js';
 
 export interface DaemonOptions {
@@ -93,6 +94,8 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       },
     });
     const manifestCache = new ManifestCache();
+    const readAhead = new ManifestReadAhead(manifestCache);
+    cleanups.push(() => readAhead.close());
     const reloadManifests = serialized(async () => {
       try {
         const set = await loadDesiredSet([root], { cwd: options.configOptions.cwd, cache: manifestCache });
@@ -148,6 +151,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       watcher = await watchManifests(root, {
         debounceMs,
         onChange: () => void reloadManifests(),
+        onEvent: (file) => readAhead.add(file),
         onError: (error) => log.warn({ err: error }, `watching ${root}: ${error.message}`),
       });
       // A replaced watcher (SIGHUP) runs until the new one has done its initial scan: no gap.

@@ -133,6 +133,8 @@ export interface WatchManifestsOptions {
   maxWaitMs?: number;
   /** The changed paths in the burst (absolute; the root itself when it was replaced), deduplicated and sorted. */
   onChange: (paths: string[]) => void;
+  /** Each path below the root as its event arrives, before the debounce (for work that can start early). */
+  onEvent?: (path: string) => void;
   /** Watch errors (and a throw from onChange); without it they are dropped, except onChange's, which is rethrown. */
   onError?: (error: Error) => void;
 }
@@ -224,6 +226,7 @@ class SourceWatcher implements ManifestWatcher {
     const relative = path.relative(this.#root, file);
     if (relative !== '' && (isOutside(relative) || relative.split(path.sep).some((part) => part.startsWith('.')))) return;
     this.#debouncer.add(file);
+    this.#options.onEvent?.(file);
   }
 
   #deliver(paths: string[]): void {

@@ -5,7 +5,9 @@
 //
 // Kept per file: a digest of its text and its documents' values (normalized, as the set holds
 // them), no text and no positions, so the cache costs a daemon little memory. Issue positions need
-// the parse, so a reload that finds any issue in the set is done again without the cache.
+// the parse, so a reload that finds any issue in the set is done again without the cache. For the
+// same reason how a file is named in issues (its display) is not part of the key: a file can be
+// noted before any load names it (readAhead, while the watcher's debounce runs).
 import { createHash } from 'node:crypto';
 import type { SourceFile } from './parse.js';
 import type { ProcessManifest } from './types.js';
@@ -20,7 +22,6 @@ interface Entry {
   digest: string;
   dir: string;
   root: number;
-  display: string;
   documents: CachedDocument[];
 }
 
@@ -37,7 +38,7 @@ export class ManifestCache {
   lookup(source: SourceFile): readonly CachedDocument[] | undefined {
     const entry = this.#entries.get(source.path);
     const digest = this.#digest(source);
-    if (!entry || entry.dir !== source.dir || entry.root !== source.root || entry.display !== source.display) return undefined;
+    if (!entry || entry.dir !== source.dir || entry.root !== source.root) return undefined;
     return entry.digest === digest ? entry.documents : undefined;
   }
 
@@ -51,7 +52,7 @@ export class ManifestCache {
     const earlier = new Map<string, ProcessManifest>();
     for (const { manifest } of this.#entries.get(source.path)?.documents ?? []) earlier.set(JSON.stringify(manifest), manifest);
     const kept = documents.map(({ line, manifest }) => ({ line, manifest: earlier.get(JSON.stringify(manifest)) ?? manifest }));
-    this.#entries.set(source.path, { digest: this.#digest(source), dir: source.dir, root: source.root, display: source.display, documents: kept });
+    this.#entries.set(source.path, { digest: this.#digest(source), dir: source.dir, root: source.root, documents: kept });
   }
 
   /** Forgets every file not in `paths` (removed from the set). */

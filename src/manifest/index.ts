@@ -1,12 +1,13 @@
 // Loading a desired set: collect sources → read YAML → schema (with defaults) → set-wide checks →
 // normalize. The set is accepted whole or not at all: any issue anywhere throws a ManifestError
 // carrying every issue found, each at file:line:col with a hint.
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ManifestError, UsageError, type ManifestIssue } from '../errors.js';
 import type { ManifestCache } from './cache.js';
 import { collectSources } from './collect.js';
 import { finishIssues } from './issues.js';
-import { buildDesiredSet } from './normalize.js';
+import { buildDesiredSet, normalizeManifest } from './normalize.js';
 import type { Locator } from './locate.js';
 import { parseSource, type ParsedDocument, type SourceFile } from './parse.js';
 import { isValidManifest } from './schema-check.js';
@@ -131,6 +132,27 @@ export async function validateCollected(collected: Awaited<ReturnType<typeof col
   const set = buildDesiredSet(valid, collected.roots, known);
   for (const { source, documents: docs } of parsedWhole) cache?.remember(source, docs.map((doc) => ({ line: doc.line, manifest: doc.data as ProcessManifest })));
   return set;
+}
+
+/**
+ * Reads, parses and checks one file before the load that will read it, and notes it in the cache
+ * when every document in it is valid on its own: the daemon does this for each manifest its
+ * watcher names while the burst settles, so the reload after the debounce finds the files in the
+ * cache and is left with the set-wide checks. `root` is the index of the -f argument the file lies
+ * under. Whatever is wrong (a missing file, a YAML or schema issue) is left to that load to report.
+ */
+export function readAhead(file: string, root: number, cache: ManifestCache): void {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return;
+  }
+  const source: SourceFile = { display: file, path: file, dir: path.dirname(file), root, text };
+  if (cache.lookup(source)) return;
+  const parsed = parseSource(source);
+  if (parsed.issues.length > 0 || !parsed.documents.every((doc) => isValidManifest(doc.data))) return;
+  cache.remember(source, parsed.documents.map((doc) => ({ line: doc.line, manifest: normalizeManifest(doc.data as ProcessManifest, source.dir) })));
 }
 
 /** The locator of a cached document: never asked, since a set with issues is checked again uncached. */

@@ -351,3 +351,24 @@ async function rewriteUntilSeen(recorder: Recorder, file: string): Promise<void>
     { intervalMs: 300, message: `a callback naming ${file}` },
   );
 }
+
+test('onEvent names each path as its event comes, before the burst settles; hidden and outside paths are not named', async (t) => {
+  const root = await tempDir(t);
+  const events: string[] = [];
+  let eventsAtCallback: string[] | undefined;
+  const recorder = await watchRecorded(t, root, {
+    onEvent: (file) => events.push(file),
+    onChange: (paths) => {
+      eventsAtCallback ??= [...events];
+      recorder.calls.push(paths);
+    },
+  });
+  const [a, b] = [join(root, 'a.yaml'), join(root, 'b.yaml')];
+  writeFileSync(join(root, '.hidden.yaml'), 'x: 1\n');
+  writeFileSync(a, 'a: 1\n');
+  writeFileSync(b, 'b: 1\n');
+  assert.deepEqual(await call(recorder, 0, 'the writes'), [a, b]);
+  // Both were named before the callback, which came a debounce later.
+  assert.deepEqual([...new Set(eventsAtCallback)].sort(), [a, b]);
+  await assertSettled(recorder, root, 1);
+});

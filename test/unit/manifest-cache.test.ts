@@ -7,7 +7,8 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { at, loadIssues, proc } from '../support/manifest-issues.js';
-import { loadDesiredSet, ManifestCache } from '../../src/manifest/index.js';
+import { ManifestReadAhead } from '../../src/daemon/read-ahead.js';
+import { loadDesiredSet, ManifestCache, readAhead } from '../../src/manifest/index.js';
 
 async function folder(t: TestContext, files: Record<string, string>): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pm-cache-'));
@@ -99,5 +100,51 @@ test('an issue inside a cached document is located as without the cache', async 
   const withCache = await loadIssues(['.'], { cwd: dir, cache });
   assert.deepEqual(withCache, await loadIssues(['.'], { cwd: dir }));
   assert.equal(at(withCache[0]), 'b.yaml:9:13');
+  assert.equal(cache.size, 1);
+});
+
+/** What the cache holds for a file of the folder (root 0), or undefined. */
+function cached(cache: ManifestCache, file: string, text: string): readonly unknown[] | undefined {
+  return cache.lookup({ display: file, path: file, dir: path.dirname(file), root: 0, text })?.map((doc) => doc.manifest);
+}
+
+test('a file read ahead is taken from the cache by the load, as it would have read it; a file changed since is read anew', async (t) => {
+  const texts = { 'a.yaml': proc('a', '    cwd: sub\n'), 'b.yaml': proc('b') };
+  const dir = await folder(t, texts);
+  const cache = new ManifestCache();
+  readAhead(path.join(dir, 'a.yaml'), 0, cache);
+  readAhead(path.join(dir, 'b.yaml'), 0, cache);
+  const [aheadA] = cached(cache, path.join(dir, 'a.yaml'), texts['a.yaml']) ?? [];
+  assert.ok(aheadA, 'a.yaml is in the cache before any load');
+  await writeFile(path.join(dir, 'b.yaml'), proc('b', '    cwd: other\n'));
+  const set = await loadDesiredSet(['.'], { cwd: dir, cache });
+  // The object read ahead is the one the set holds: the load did not parse a.yaml again.
+  assert.equal(set.processes.get('a')?.manifest, aheadA);
+  assert.equal(set.processes.get('b')?.manifest.spec.exec?.cwd, path.join(dir, 'other'));
+  // Defaults, resolved paths and source lines: as a load without the cache.
+  assert.deepEqual(set, await loadDesiredSet(['.'], { cwd: dir }));
+});
+
+test('read-ahead notes nothing for a file that is missing, not YAML or not a valid manifest; the load reports it', async (t) => {
+  const dir = await folder(t, { 'a.yaml': proc('a'), 'bad.yaml': proc('bad', '  restartPolicy:\n    policy: sometimes\n'), 'broken.yaml': 'a: [1\n' });
+  const cache = new ManifestCache();
+  for (const name of ['missing.yaml', 'bad.yaml', 'broken.yaml']) readAhead(path.join(dir, name), 0, cache);
+  assert.equal(cache.size, 0);
+  const withCache = await loadIssues(['.'], { cwd: dir, cache });
+  assert.deepEqual(withCache, await loadIssues(['.'], { cwd: dir }));
+  assert.deepEqual(withCache.map(at).sort(), ['bad.yaml:9:13', 'broken.yaml:2:1']);
+});
+
+test('the daemon\'s read-ahead reads manifests named by the watcher on a later turn, skips other files, and reads nothing after close', async (t) => {
+  const dir = await folder(t, { 'a.yaml': proc('a'), 'b.yaml': proc('b'), 'notes.txt': proc('c') });
+  const cache = new ManifestCache();
+  const ahead = new ManifestReadAhead(cache);
+  for (const name of ['a.yaml', 'a.yaml', 'notes.txt']) ahead.add(path.join(dir, name));
+  assert.equal(cache.size, 0, 'nothing is read in the watcher\'s callback');
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(cache.size, 1);
+  ahead.add(path.join(dir, 'b.yaml'));
+  ahead.close();
+  await new Promise((resolve) => setImmediate(resolve));
   assert.equal(cache.size, 1);
 });
