@@ -1,13 +1,14 @@
 // ExecDriver.start: spawning, identity, log files and start errors, against real node children.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { test, type TestContext } from 'node:test';
 import type { ExecHandle, StartRequest } from '../../src/drivers/driver.js';
 import { ExecDriver, parseProcStat, readBootId } from '../../src/drivers/exec/index.js';
+import { findProgram } from '../../src/drivers/exec/preflight.js';
 import { StartError } from '../../src/errors.js';
 import { nodeScript, processManifest } from '../support/exec-fixtures.js';
 import { isAlive, killGroupAfter } from '../support/processes.js';
@@ -172,4 +173,24 @@ test('start: the process keeps running after the pm process that started it has 
   const result = await driver.stop(handle, { signal: 'SIGTERM', gracePeriodMs: 30_000 });
   assert.equal(result.wasRunning, true);
   assert.equal(result.exit?.known, false);
+});
+
+test('check: the program is the first executable file along PATH, though the folders are looked in at once; cwd and program problems are named', async (t) => {
+  const dir = await tempDir(t);
+  const driver = new ExecDriver();
+  const [first, second, plain] = [join(dir, 'first'), join(dir, 'second'), join(dir, 'plain')];
+  for (const folder of [first, second, plain]) await mkdir(folder);
+  for (const folder of [first, second]) await writeFile(join(folder, 'tool'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  // Not executable, and a folder named like the program: neither is a candidate.
+  await writeFile(join(plain, 'tool'), '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+  await mkdir(join(dir, 'folder-tool'));
+  const request = (command: [string, ...string[]], cwd: string, PATH: string): StartRequest => ({ name: 'child', manifest: processManifest('child', command, cwd), env: { PATH }, logs: { stdout: join(dir, 'log'), stderr: join(dir, 'log') } });
+  assert.equal(await findProgram('tool', dir, `${plain}:${second}:${first}`), join(second, 'tool'));
+  assert.equal(await findProgram('tool', dir, `${first}:${second}`), join(first, 'tool'));
+  assert.equal(await findProgram('tool', dir, plain), undefined);
+  await driver.check(request(['tool'], dir, `${plain}:${first}`));
+  await assert.rejects(driver.check(request(['tool'], dir, plain)), (e: unknown) => e instanceof StartError && e.message === 'child: command "tool" not found in PATH');
+  await assert.rejects(driver.check(request(['./folder-tool'], dir, plain)), (e: unknown) => e instanceof StartError && e.message === `child: command "./folder-tool" is not an executable file (looked at ${join(dir, 'folder-tool')})`);
+  // The cwd is reported before the program, though both are wrong.
+  await assert.rejects(driver.check(request(['tool'], join(dir, 'gone'), plain)), (e: unknown) => e instanceof StartError && e.message === `child: cwd ${join(dir, 'gone')} does not exist`);
 });

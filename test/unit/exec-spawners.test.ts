@@ -161,6 +161,21 @@ for (const spawn of SPAWNERS) {
     assert.equal(missing.message, 'child: command "hello" not found in PATH');
   });
 
+  test(`${spawn}: a cwd that is missing or a file fails the spawn itself, with the cwd named`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    // No check runs first (the daemon skips it for a crash restart): the spawn's own error is read.
+    const missing = join(dir, 'missing');
+    const req = request(dir, ['/bin/true']);
+    req.manifest = processManifest('child', ['/bin/true'], missing);
+    assert.equal((await startError(driver, req)).message, `child: cwd ${missing} does not exist`);
+    const file = join(dir, 'file');
+    await writeFile(file, '');
+    req.manifest = processManifest('child', ['/bin/true'], file);
+    assert.equal((await startError(driver, req)).message, `child: cwd ${file} is not a directory`);
+  });
+
   test(`${spawn}: a file that is not a program (native), a missing program and a NUL byte are StartErrors, and nothing is left`, async (t) => {
     const driver = driverFor(t, spawn);
     if (!driver) return;

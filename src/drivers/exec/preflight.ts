@@ -16,57 +16,64 @@ export async function checkStartable(request: StartRequest, cgroups: Cgroups): P
   const { name, env } = request;
   const { command, cwd } = execSpecOf(request.manifest);
   const workDir = cwd ?? process.cwd();
-  const info = await stat(workDir).catch(() => undefined);
+  const limits = limitsOf(request.manifest);
+  const inCgroup = cgroupLimitsOf(limits);
+  const program = command[0];
+  const searchPath = env.PATH ?? process.env.PATH ?? '';
+  // Every look at the filesystem at once: each is a thread-pool round trip, and on a daemon busy
+  // starting a set each round trip waits for its event loop (bench:coldstart). The first problem
+  // in the order below is the one reported.
+  const [info, prlimit, cgroupsOk, shell, found] = await Promise.all([
+    stat(workDir).catch(() => undefined),
+    limits.openFiles === undefined ? true : isExecutableFile(PRLIMIT),
+    inCgroup.length === 0 ? undefined : cgroups.check(name, limits).then(() => undefined, (error: unknown) => error),
+    inCgroup.length === 0 ? true : isExecutableFile(SH),
+    findProgram(program, workDir, searchPath),
+  ]);
   if (!info?.isDirectory()) {
     throw new StartError(name, `cwd ${workDir} ${info ? 'is not a directory' : 'does not exist'}`, 'create the folder or fix spec.exec.cwd');
   }
-  const limits = limitsOf(request.manifest);
-  if (limits.openFiles !== undefined && !(await isExecutableFile(PRLIMIT))) {
+  if (!prlimit) {
     throw new StartError(name, `resources.openFiles needs ${PRLIMIT} (util-linux), which is missing`, 'install util-linux, or remove resources.openFiles');
   }
-  const inCgroup = cgroupLimitsOf(limits);
-  if (inCgroup.length > 0) {
-    await cgroups.check(name, limits);
-    if (!(await isExecutableFile(SH))) {
-      throw new StartError(name, `${inCgroup.map((l) => `resources.${l}`).join(', ')} need ${SH}, which is missing (it puts the process in its cgroup before the program starts)`, `install a shell as ${SH}, or remove the limits`);
-    }
+  if (cgroupsOk !== undefined) throw cgroupsOk;
+  if (!shell) {
+    throw new StartError(name, `${inCgroup.map((l) => `resources.${l}`).join(', ')} need ${SH}, which is missing (it puts the process in its cgroup before the program starts)`, `install a shell as ${SH}, or remove the limits`);
   }
-  const program = command[0];
+  if (found !== undefined) return;
   if (program.includes('/')) {
     const path = isAbsolute(program) ? program : resolve(workDir, program);
-    if (!(await isExecutableFile(path))) {
-      throw new StartError(name, `command "${program}" is not an executable file (looked at ${path})`, 'check the path in spec.exec.command and that the file is executable');
-    }
-    return;
+    throw new StartError(name, `command "${program}" is not an executable file (looked at ${path})`, 'check the path in spec.exec.command and that the file is executable');
   }
-  if (!(await findProgram(program, workDir, env.PATH ?? process.env.PATH ?? ''))) {
-    const searchPath = env.PATH ?? process.env.PATH ?? '';
-    throw new StartError(name, `command "${program}" not found in PATH`, `PATH is ${searchPath || '(empty)'}; give an absolute path in spec.exec.command or set PATH in spec.exec.env`);
-  }
+  throw new StartError(name, `command "${program}" not found in PATH`, `PATH is ${searchPath || '(empty)'}; give an absolute path in spec.exec.command or set PATH in spec.exec.env`);
 }
 
 /**
  * The absolute path of an executable file `program` names: a path (relative to `workDir`), or a name
- * looked up in `searchPath` as execvp would. Undefined when there is none.
+ * looked up in `searchPath` as execvp would (the first folder that has it). Undefined when there is
+ * none. The folders are looked in at once, not one after another.
  */
 export async function findProgram(program: string, workDir: string, searchPath: string): Promise<string | undefined> {
   if (program.includes('/')) {
     const path = isAbsolute(program) ? program : resolve(workDir, program);
     return (await isExecutableFile(path)) ? path : undefined;
   }
-  for (const dir of searchPath.split(delimiter)) {
-    if (dir !== '' && (await isExecutableFile(resolve(workDir, join(dir, program))))) return resolve(workDir, join(dir, program));
-  }
-  return undefined;
+  const candidates = searchPath
+    .split(delimiter)
+    .filter((dir) => dir !== '')
+    .map((dir) => resolve(workDir, join(dir, program)));
+  const executable = await Promise.all(candidates.map(isExecutableFile));
+  return candidates[executable.indexOf(true)];
 }
 
+/** A regular file this process may execute. Both questions at once: one thread-pool round trip, not two. */
 async function isExecutableFile(path: string): Promise<boolean> {
-  try {
-    const info = await stat(path);
-    if (!info.isFile()) return false;
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  const [info, executable] = await Promise.all([
+    stat(path).catch(() => undefined),
+    access(path, constants.X_OK).then(
+      () => true,
+      () => false,
+    ),
+  ]);
+  return executable && info?.isFile() === true;
 }

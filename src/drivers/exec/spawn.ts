@@ -4,7 +4,6 @@ import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
 import { spawn, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
 import { behindGate, childProcessGate, gateFd, PipeGate, type Gate } from './cgroup/gate.js';
@@ -72,7 +71,8 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   const notifyFd = request.readyFile === undefined ? undefined : request.manifest.spec.probes.startup?.notify?.fd;
   const gateDescriptor = gateFd(notifyFd);
   const [file, ...args] = cgroup ? behindGate(limited, gateDescriptor) : limited;
-  if (cwd !== undefined) await checkCwd(name, cwd);
+  // A missing or unusable cwd is not looked for first: the spawn fails, and describeSpawnError
+  // names the cwd (one thread-pool round trip less on every start).
 
   // Both at once: each is a thread-pool round trip, and a first start creates both files.
   const [logs, notify] = await Promise.allSettled([
@@ -104,8 +104,8 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   try {
     launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio }, cgroup ? gateDescriptor : undefined);
   } catch (err) {
-    // Bad arguments (a NUL byte, an invalid uid) throw synchronously.
-    throw new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
+    // Bad arguments (a NUL byte, an invalid uid) throw synchronously, and so does Node's spawn for a cwd that is a file.
+    throw cwdError(request, err) ?? new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
   } finally {
     fds.close();
     closeFds(readyFds);
@@ -221,33 +221,14 @@ async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgr
   }
 }
 
-async function checkCwd(name: string, cwd: string): Promise<void> {
-  let info;
-  try {
-    info = await stat(cwd);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') {
-      throw new StartError(name, `cwd ${cwd} does not exist`, 'create the folder or fix spec.exec.cwd', err);
-    }
-    throw new StartError(name, `cwd ${cwd} cannot be read: ${errorText(err)}`, 'check spec.exec.cwd and its permissions', err);
-  }
-  if (!info.isDirectory()) {
-    throw new StartError(name, `cwd ${cwd} is not a directory`, 'point spec.exec.cwd at a folder');
-  }
-}
-
 /** Turns a spawn 'error' event into a message that names what failed. */
 function describeSpawnError(request: StartRequest, err: unknown): StartError {
   const { name, env } = request;
-  const { command, cwd } = execSpecOf(request.manifest);
+  const { command } = execSpecOf(request.manifest);
   const file = command[0];
   const code = (err as NodeJS.ErrnoException).code;
-  // libuv reports a failed chdir with the same codes as a failed exec: look at the cwd again.
-  const cwdProblem = cwd === undefined ? undefined : cwdStateNow(cwd);
-  if (cwdProblem !== undefined && cwd !== undefined) {
-    return new StartError(name, `cwd ${cwd} ${cwdProblem}`, 'create the folder or fix spec.exec.cwd', err);
-  }
+  const inCwd = cwdError(request, err);
+  if (inCwd) return inCwd;
   switch (code) {
     case 'ENOENT':
       if (file.includes('/')) {
@@ -280,6 +261,13 @@ function describeSpawnError(request: StartRequest, err: unknown): StartError {
     default:
       return new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command', err);
   }
+}
+
+/** A failed spawn's error when the cwd is what is wrong. A failed chdir has the same codes as a failed exec, so the cwd is looked at again. */
+function cwdError(request: StartRequest, err: unknown): StartError | undefined {
+  const { cwd } = execSpecOf(request.manifest);
+  const problem = cwd === undefined ? undefined : cwdStateNow(cwd);
+  return problem === undefined ? undefined : new StartError(request.name, `cwd ${cwd} ${problem}`, 'create the folder or fix spec.exec.cwd', err);
 }
 
 function cwdStateNow(cwd: string): string | undefined {
