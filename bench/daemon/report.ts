@@ -22,7 +22,7 @@ export function describeMachine(): Machine {
   try {
     const git = (...args: string[]): string => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     // What dist/ is built from: src/ and the build config; changes elsewhere do not count.
-    const dirty = git('status', '--porcelain', '--', 'src', 'tsconfig.build.json') !== '';
+    const dirty = git('status', '--porcelain', '--', 'src', 'scripts/build.mjs') !== '';
     commit = `commit ${git('rev-parse', '--short=7', 'HEAD')}${dirty ? ' with uncommitted changes to src/' : ''}`;
   } catch {
     // not a git checkout

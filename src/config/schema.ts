@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { ValidateFunction } from 'ajv';
 import type { PmConfigFile } from './types.generated.js';
 import { validate as generatedValidate } from './validate.generated.js';
+import { packagePath } from '../util/package-root.js';
 
 export type ConfigKey = keyof PmConfigFile;
 
@@ -33,12 +34,12 @@ interface PropertySchema {
   'x-path'?: boolean;
 }
 
-const SCHEMA_URL = new URL('../../schemas/config.schema.json', import.meta.url);
+const SCHEMA_PATH = packagePath('schemas/config.schema.json');
 let schema: { properties: Record<string, PropertySchema> } | undefined;
 let specs: KeySpec[] | undefined;
 
 function readSchema(): NonNullable<typeof schema> {
-  schema ??= JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as NonNullable<typeof schema>;
+  schema ??= JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as NonNullable<typeof schema>;
   return schema;
 }
 

@@ -9,6 +9,7 @@ import { describe } from './hints.js';
 import { parsePointer } from './locate.js';
 import type { ParsedDocument } from './parse.js';
 import type { ProcessManifest } from './types.js';
+import { packagePath } from '../util/package-root.js';
 
 type SchemaNode = Record<string, unknown>;
 
@@ -18,11 +19,11 @@ interface Compiled {
   branches: Map<object, Set<object>>;
 }
 
-const SCHEMA_URL = new URL('../../schemas/process.schema.json', import.meta.url);
+const SCHEMA_PATH = packagePath('schemas/process.schema.json');
 let compiled: Compiled | undefined;
 
 function compile(): Compiled {
-  const schema = JSON.parse(readFileSync(SCHEMA_URL, 'utf8')) as SchemaNode;
+  const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as SchemaNode;
   const ajv = new Ajv({
     allErrors: true,
     useDefaults: true,

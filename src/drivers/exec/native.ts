@@ -5,14 +5,14 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { getSystemErrorName } from 'node:util';
 import { PmError } from '../../errors.js';
+import { packagePath } from '../../util/package-root.js';
 import { signalName } from '../../util/signals.js';
 import type { ExitStatus } from '../driver.js';
 
-/** Where the build puts the addon: the same path from src/ (tsx) and from dist/. */
-export const NATIVE_SPAWNER_PATH = fileURLToPath(new URL('../../../native/build/pm_spawn.node', import.meta.url));
+/** Where the build puts the addon (native/build/ in pm's package). */
+export const NATIVE_SPAWNER_PATH = packagePath('native/build/pm_spawn.node');
 
 /** PM_SPAWN: auto (the native spawner when built), native (refuse to run without it), node. */
 export type SpawnChoice = 'auto' | 'native' | 'node';
