@@ -18,6 +18,7 @@ export class ManifestReadAhead {
   readonly #root: number;
   readonly #pending = new Set<string>();
   #turn: NodeJS.Immediate | undefined;
+  #closed = false;
 
   /** `root`: the index of the -f argument the watched files lie under (the daemon has one). */
   constructor(cache: ManifestCache, root = 0) {
@@ -27,12 +28,13 @@ export class ManifestReadAhead {
 
   /** A path the watcher named: read on a later turn (several events for one save read it once). */
   add(file: string): void {
-    if (!isManifestFileName(path.basename(file))) return;
+    if (this.#closed || !isManifestFileName(path.basename(file))) return;
     this.#pending.add(file);
     this.#turn ??= setImmediate(() => this.#drain());
   }
 
   close(): void {
+    this.#closed = true;
     if (this.#turn) clearImmediate(this.#turn);
     this.#turn = undefined;
     this.#pending.clear();

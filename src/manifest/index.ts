@@ -1,7 +1,7 @@
 // Loading a desired set: collect sources → read YAML → schema (with defaults) → set-wide checks →
 // normalize. The set is accepted whole or not at all: any issue anywhere throws a ManifestError
 // carrying every issue found, each at file:line:col with a hint.
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { ManifestError, UsageError, type ManifestIssue } from '../errors.js';
 import type { ManifestCache } from './cache.js';
@@ -144,7 +144,15 @@ export async function validateCollected(collected: Awaited<ReturnType<typeof col
 export function readAhead(file: string, root: number, cache: ManifestCache): void {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // Not blocking, and only a regular file: a FIFO named *.yaml would otherwise hold the event
+    // loop until something writes to it (the load skips anything but files).
+    const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      if (!fstatSync(fd).isFile()) return;
+      text = readFileSync(fd, 'utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return;
   }

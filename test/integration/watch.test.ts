@@ -352,7 +352,7 @@ async function rewriteUntilSeen(recorder: Recorder, file: string): Promise<void>
   );
 }
 
-test('onEvent names each path as its event comes, before the burst settles; hidden and outside paths are not named', async (t) => {
+test('onEvent names each path as its event comes, before the burst settles; a hidden file is not named', async (t) => {
   const root = await tempDir(t);
   const events: string[] = [];
   let eventsAtCallback: string[] | undefined;

@@ -161,15 +161,17 @@ for (const spawn of SPAWNERS) {
     assert.equal(missing.message, 'child: command "hello" not found in PATH');
   });
 
-  test(`${spawn}: a cwd that is missing or a file fails the spawn itself, with the cwd named`, async (t) => {
+  test(`${spawn}: a cwd that is missing or a file is a StartError naming it; logs under a missing cwd do not make it again`, async (t) => {
     const driver = driverFor(t, spawn);
     if (!driver) return;
     const dir = await tempDir(t);
-    // No check runs first (the daemon skips it for a crash restart): the spawn's own error is read.
-    const missing = join(dir, 'missing');
+    // driver.start alone, as a crash restart of the daemon calls it (no driver.check first).
+    const app = join(dir, 'app');
     const req = request(dir, ['/bin/true']);
-    req.manifest = processManifest('child', ['/bin/true'], missing);
-    assert.equal((await startError(driver, req)).message, `child: cwd ${missing} does not exist`);
+    req.manifest = processManifest('child', ['/bin/true'], app);
+    req.logs = { stdout: join(app, 'log', 'out.log'), stderr: join(app, 'log', 'out.log') };
+    assert.equal((await startError(driver, req)).message, `child: cwd ${app} does not exist`);
+    assert.deepEqual(await readdir(dir), [], 'no folder was made');
     const file = join(dir, 'file');
     await writeFile(file, '');
     req.manifest = processManifest('child', ['/bin/true'], file);

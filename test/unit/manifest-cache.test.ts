@@ -1,7 +1,8 @@
 // The daemon's manifest cache: an unchanged file is not parsed again, a changed one is; issues are
 // reported at the same file:line:col as without the cache; removed files are forgotten.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -125,17 +126,28 @@ test('a file read ahead is taken from the cache by the load, as it would have re
   assert.deepEqual(set, await loadDesiredSet(['.'], { cwd: dir }));
 });
 
-test('read-ahead notes nothing for a file that is missing, not YAML or not a valid manifest; the load reports it', async (t) => {
+test('read-ahead notes nothing for a file that is missing, not YAML, not a valid manifest or not a regular file; the load reports it', async (t) => {
   const dir = await folder(t, { 'a.yaml': proc('a'), 'bad.yaml': proc('bad', '  restartPolicy:\n    policy: sometimes\n'), 'broken.yaml': 'a: [1\n' });
   const cache = new ManifestCache();
   for (const name of ['missing.yaml', 'bad.yaml', 'broken.yaml']) readAhead(path.join(dir, name), 0, cache);
   assert.equal(cache.size, 0);
+  // A FIFO and a device named like manifests are not read (the load skips them too): the first
+  // would block the thread, the second never end. In a child, so that a regression fails this test
+  // by its timeout instead of hanging the run.
+  execFileSync('mkfifo', [path.join(dir, 'pipe.yaml')]);
+  await symlink('/dev/zero', path.join(dir, 'zero.yaml'));
+  const script = `import { ManifestCache, readAhead } from ${JSON.stringify(new URL('../../src/manifest/index.ts', import.meta.url).href)};
+const cache = new ManifestCache();
+for (const name of ['pipe.yaml', 'zero.yaml']) readAhead(${JSON.stringify(dir)} + '/' + name, 0, cache);
+process.stdout.write(String(cache.size));`;
+  const size = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'inherit'] });
+  assert.equal(size, '0');
   const withCache = await loadIssues(['.'], { cwd: dir, cache });
   assert.deepEqual(withCache, await loadIssues(['.'], { cwd: dir }));
   assert.deepEqual(withCache.map(at).sort(), ['bad.yaml:9:13', 'broken.yaml:2:1']);
 });
 
-test('the daemon\'s read-ahead reads manifests named by the watcher on a later turn, skips other files, and reads nothing after close', async (t) => {
+test('the daemon\'s read-ahead reads manifests named by the watcher on a later turn, skips other files, and reads nothing after close, added before or after', async (t) => {
   const dir = await folder(t, { 'a.yaml': proc('a'), 'b.yaml': proc('b'), 'notes.txt': proc('c') });
   const cache = new ManifestCache();
   const ahead = new ManifestReadAhead(cache);
@@ -145,6 +157,7 @@ test('the daemon\'s read-ahead reads manifests named by the watcher on a later t
   assert.equal(cache.size, 1);
   ahead.add(path.join(dir, 'b.yaml'));
   ahead.close();
+  ahead.add(path.join(dir, 'b.yaml'));
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(cache.size, 1);
 });

@@ -4,6 +4,7 @@ import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
 import { spawn, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
 import { behindGate, childProcessGate, gateFd, PipeGate, type Gate } from './cgroup/gate.js';
@@ -71,8 +72,9 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   const notifyFd = request.readyFile === undefined ? undefined : request.manifest.spec.probes.startup?.notify?.fd;
   const gateDescriptor = gateFd(notifyFd);
   const [file, ...args] = cgroup ? behindGate(limited, gateDescriptor) : limited;
-  // A missing or unusable cwd is not looked for first: the spawn fails, and describeSpawnError
-  // names the cwd (one thread-pool round trip less on every start).
+  // Before the log files: their folders are made when missing, and a log under a cwd that is gone
+  // would make the cwd again, for the process to start in an empty folder.
+  if (cwd !== undefined) await checkCwd(name, cwd);
 
   // Both at once: each is a thread-pool round trip, and a first start creates both files.
   const [logs, notify] = await Promise.allSettled([
@@ -218,6 +220,22 @@ async function joinCgroup(name: string, gate: Gate | undefined, pid: number, cgr
     }
     await tracker.exited;
     throw new StartError(name, `cannot put the process in its cgroup (${cgroup.dirs.join(', ')}): ${errorText(err)}`, 'start it again (another pm may have removed the cgroup meanwhile); if it persists, check that pm may write its cgroups', err);
+  }
+}
+
+async function checkCwd(name: string, cwd: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(cwd);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw new StartError(name, `cwd ${cwd} does not exist`, 'create the folder or fix spec.exec.cwd', err);
+    }
+    throw new StartError(name, `cwd ${cwd} cannot be read: ${errorText(err)}`, 'check spec.exec.cwd and its permissions', err);
+  }
+  if (!info.isDirectory()) {
+    throw new StartError(name, `cwd ${cwd} is not a directory`, 'point spec.exec.cwd at a folder');
   }
 }
 
