@@ -46,7 +46,9 @@ export class ManifestCache {
    * Notes a file that parsed without issues and whose documents all passed the schema, after they
    * were normalized. A document equal to one the file held before keeps the earlier object: that is
    * the one the daemon kept (an unchanged process keeps its manifest), so an edit elsewhere in the
-   * file, even to a comment, does not leave two copies of it in memory.
+   * file, even to a comment, does not leave two copies of it in memory. Not always: an object noted
+   * by readAhead for a version of the file no load took (a comment edited again within the
+   * debounce) was never the daemon's, and the set holds the load's copy until the next load.
    */
   remember(source: SourceFile, documents: readonly CachedDocument[]): void {
     const earlier = new Map<string, ProcessManifest>();

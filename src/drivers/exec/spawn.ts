@@ -106,7 +106,8 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   try {
     launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio }, cgroup ? gateDescriptor : undefined);
   } catch (err) {
-    // Bad arguments (a NUL byte, an invalid uid) throw synchronously, and so does Node's spawn for a cwd that is a file.
+    // Bad arguments (a NUL byte, an invalid uid) throw synchronously, and so does Node's spawn for
+    // a cwd that became a file since checkCwd looked.
     throw cwdError(request, err) ?? new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
   } finally {
     fds.close();
