@@ -10,7 +10,9 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { median } from './coldstart/analysis.js';
 import { PM_NODE_FLAGS } from './daemon/managers/pm.js';
+import { formatMs } from './daemon/stats.js';
 import { startBenchRun } from './run.js';
 
 const DEFAULT_CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -63,14 +65,6 @@ function timeOnce(cli: string, args: string[], until: string | undefined): Promi
   });
 }
 
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-}
-
-const ms = (value: number): string => `${value.toFixed(0)} ms`;
-
 const run = await startBenchRun('startup');
 try {
   const times = CASES.map(() => clis.map((): number[] => []));
@@ -87,13 +81,13 @@ try {
   const lines = [
     `${run.command} — ${runs} runs of each, alternated; ${run.machine.cores} × ${run.machine.cpu}, ${run.machine.os}, Node ${run.machine.node}, ${run.machine.commit}; load at start ${run.loadAtStart}`,
     '',
-    `| command | ${clis.map((cli) => `${cli}: median (min–max)`).join(' | ')}${clis.length > 1 ? ' | median ÷ first |' : ''}`,
-    `| --- | ${clis.map(() => '---:').join(' | ')}${clis.length > 1 ? ' | ---: |' : ''}`,
+    `| command | ${clis.map((cli) => `${cli}: median (min–max)`).join(' | ')}${clis.length > 1 ? ' | median ÷ first' : ''} |`,
+    `| --- | ${clis.map(() => '---:').join(' | ')}${clis.length > 1 ? ' | ---:' : ''} |`,
   ];
   for (const [c, testCase] of CASES.entries()) {
     const cells = clis.map((_, k) => {
       const t = times[c]?.[k] ?? [];
-      return `${ms(median(t))} (${ms(Math.min(...t))}–${ms(Math.max(...t))})`;
+      return `${formatMs(median(t))} (${formatMs(Math.min(...t))}–${formatMs(Math.max(...t))})`;
     });
     const first = median(times[c]?.[0] ?? []);
     const ratios = clis.length > 1 ? ` | ${clis.slice(1).map((_, k) => (median(times[c]?.[k + 1] ?? []) / first).toFixed(2)).join(', ')}` : '';
