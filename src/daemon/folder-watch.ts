@@ -8,8 +8,8 @@
 // named twice or a spurious one costs a re-read, and a missed one costs correctness. Symlinked
 // directories are followed, each real directory watched once (a loop is walked once), as
 // collectSources reads them.
-import { watch as fsWatch, type Dirent, type FSWatcher } from 'node:fs';
-import { lstat, readdir, realpath, stat } from 'node:fs/promises';
+import { lstatSync, watch as fsWatch, type Dirent, type FSWatcher, type Stats } from 'node:fs';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isManifestFileName } from '../manifest/collect.js';
 
@@ -112,8 +112,7 @@ export class FolderTree {
     const full = path.join(dir, name);
     this.#links.get(full)?.close();
     this.#links.delete(full);
-    const info = await lstat(full).catch(() => undefined);
-    if (this.#closed) return;
+    const info = lstatOrUndefined(full);
     const manifests = this.#dirs.get(dir)?.manifests;
     if (info === undefined) return void manifests?.delete(name);
     if (info.isDirectory() || (info.isSymbolicLink() && (await stat(full).catch(() => undefined))?.isDirectory() === true)) return this.#addDir(full, true);
@@ -180,4 +179,17 @@ export class FolderTree {
 function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+/**
+ * Synchronous: one entry of a folder the daemon watches, on each rename event. Through the thread
+ * pool, each lstat cost the event loop more than the call itself, and a burst of renames (a
+ * `git checkout`, a folder copied in) is when the loop has least to spare.
+ */
+function lstatOrUndefined(file: string): Stats | undefined {
+  try {
+    return lstatSync(file, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
