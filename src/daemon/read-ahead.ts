@@ -33,11 +33,19 @@ export class ManifestReadAhead {
     this.#turn ??= setImmediate(() => this.#drain());
   }
 
-  close(): void {
-    this.#closed = true;
+  /**
+   * Forgets the files not read yet: the reload that begins now reads every file itself, so what is
+   * still queued would be parsed twice, and on the event loop while that reload's starts go out.
+   */
+  dropPending(): void {
     if (this.#turn) clearImmediate(this.#turn);
     this.#turn = undefined;
     this.#pending.clear();
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.dropPending();
   }
 
   #drain(): void {

@@ -150,7 +150,10 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       const previous = watcher;
       watcher = await watchManifests(root, {
         debounceMs,
-        onChange: () => void reloadManifests(),
+        onChange: () => {
+          readAhead.dropPending();
+          void reloadManifests();
+        },
         onEvent: (file) => readAhead.add(file),
         onError: (error) => log.warn({ err: error }, `watching ${root}: ${error.message}`),
       });
