@@ -3,9 +3,11 @@
 // the same generated set in its own terms (pm: dependsOn + readiness probe; supervisord: priorities;
 // PM2: file order, wait_ready; systemd: Type=notify with Requires=/After=) and starts it from
 // nothing. t0: the bench asks; t1: the last process reports ready. Managers alternate run by run.
+// pm and systemd are also each given the set while they run (pm-warm: manifests renamed into the
+// watched folder; systemd-reload: unit files renamed in, daemon-reload, start): the same job.
 //
 // Usage: npm run build && npm run bench:coldstart -- [--runs 10] [--quick] [--processes 100]
-//          [--levels 5] [--ready-ms 100] [--seed 1] [--managers pm,pm-warm,...] [--pm-probe notify]
+//          [--levels 5] [--ready-ms 100] [--seed 1] [--managers pm,pm-warm,systemd,...] [--pm-probe notify]
 //          [--probe-period 0.05] [--pm2-lanes 1] [--timeout-ms 60000] [--settle-ms 300]
 //          [--write] [--raw FILE] [--pm-cli PATH]
 // Needs a C compiler; supervisord (installed as root when missing), PM2 (installed into
@@ -114,7 +116,8 @@ try {
     supervisord: () => SupervisordColdManager.create(setup),
     pm2: () => Pm2ColdManager.create(setup, 'ready', lanes),
     'pm2-order': () => Pm2ColdManager.create(setup, 'order', undefined),
-    systemd: () => SystemdColdManager.create(setup, (label, run) => cleanup.add(label, run)),
+    systemd: () => SystemdColdManager.create(setup, 'loaded', (label, run) => cleanup.add(label, run)),
+    'systemd-reload': () => SystemdColdManager.create(setup, 'reload', (label, run) => cleanup.add(label, run)),
     compose: () => composeSkipped(),
   };
   for (const key of MANAGER_KEYS.filter((k) => keys.includes(k))) {
@@ -181,7 +184,7 @@ try {
     await manager.teardown();
     await reports.allGone(GONE_TIMEOUT_MS).catch((error: Error) => {
       // systemd's children have pids of its namespace: ending the namespace ends them.
-      if (manager.key !== 'systemd') killChildren(reports.livePids(), child.path);
+      if (!(manager instanceof SystemdColdManager)) killChildren(reports.livePids(), child.path);
       throw new Error(`${manager.name}, run ${index + 1}, after its teardown: ${error.message}`);
     });
     await rm(dir, { recursive: true, force: true });

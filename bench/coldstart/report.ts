@@ -34,8 +34,12 @@ export function renderReport(input: ReportInput): string {
   const bound = criticalPathMs(scenario);
   const edges = scenario.processes.reduce((n, p) => n + p.dependsOn.length, 0);
   const of = (m: ColdManager): RunResult[] => results.filter((r) => r.manager === m.key);
-  const pm = managers.find((m) => m.key === 'pm');
-  const pmMedian = pm && of(pm).length > 0 ? summarize(of(pm).map((r) => r.totalMs)).median : undefined;
+  const medianOf = (key: ColdManager['key']): number | undefined => {
+    const m = managers.find((candidate) => candidate.key === key);
+    return m && of(m).length > 0 ? summarize(of(m).map((r) => r.totalMs)).median : undefined;
+  };
+  const pmMedian = medianOf('pm');
+  const warmMedian = medianOf('pm-warm');
   const lines: string[] = [];
   const stamp = input.startedAt.toISOString().slice(0, 16).replace('T', ' ');
   lines.push(`### Run of ${stamp} UTC${input.smoke ? ' — smoke run, not a measurement' : ''}`, '');
@@ -51,12 +55,12 @@ export function renderReport(input: ReportInput): string {
   );
   lines.push(`- t1: the last process's "ready"; an **order violation** is a process that started before all its dependencies were ready; runs alternate between managers, the first one rotating`);
   lines.push('');
-  lines.push('| manager | runs | median | p99 | min–max | median ÷ bound | pm ÷ this | order violations (per run) | t0 → first start | dependency ready → dependent start (median, p90) |');
-  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| manager | runs | median | p99 | min–max | median ÷ bound | pm ÷ this | pm, set added ÷ this | order violations (per run) | t0 → first start | dependency ready → dependent start (median, p90) |');
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const m of managers) {
     const rs = of(m);
     if (rs.length === 0) {
-      lines.push(`| ${m.name} | 0 | – | – | – | – | – | – | – | – |`);
+      lines.push(`| ${m.name} | 0 | – | – | – | – | – | – | – | – | – |`);
       continue;
     }
     const s = summarize(rs.map((r) => r.totalMs));
@@ -64,12 +68,13 @@ export function renderReport(input: ReportInput): string {
     const violations = rs.map((r) => r.violations);
     const vText = violations.every((v) => v === 0) ? '0' : `${median(violations)} median (${Math.min(...violations)}–${Math.max(...violations)})`;
     const ratio = m.key === 'pm' || pmMedian === undefined ? '–' : x(pmMedian, s.median);
+    const warmRatio = m.key === 'pm-warm' || warmMedian === undefined ? '–' : x(warmMedian, s.median);
     lines.push(
-      `| ${m.name} | ${s.runs} | ${formatMs(s.median)} | ${formatMs(s.p99)} | ${formatMs(s.min).replace(' ms', '')}–${formatMs(s.max)} | ${x(s.median, bound)} | ${ratio} | ${vText} | ${num(median(rs.map((r) => r.firstStartMs)))} | ${num(median(handoffs))}, ${num(percentile(handoffs, 90))} |`,
+      `| ${m.name} | ${s.runs} | ${formatMs(s.median)} | ${formatMs(s.p99)} | ${formatMs(s.min).replace(' ms', '')}–${formatMs(s.max)} | ${x(s.median, bound)} | ${ratio} | ${warmRatio} | ${vText} | ${num(median(rs.map((r) => r.firstStartMs)))} | ${num(median(handoffs))}, ${num(percentile(handoffs, 90))} |`,
     );
   }
   lines.push('');
-  lines.push(`p99 is the nearest-rank 99th percentile: with 100 runs or fewer, the slowest run. "pm ÷ this": pm daemon's median over this manager's. A negative hand-off is a process started before its last dependency was ready.`);
+  lines.push(`p99 is the nearest-rank 99th percentile: with 100 runs or fewer, the slowest run. "pm ÷ this": pm daemon's median over this manager's; "pm, set added ÷ this": the same for pm's daemon given the set while it runs. A negative hand-off is a process started before its last dependency was ready.`);
   const restarts = results.filter((r) => r.restarted > 0);
   if (restarts.length > 0) lines.push('', `Runs where a manager started a process twice: ${restarts.map((r) => `${r.manager} run ${r.index + 1} (${r.restarted})`).join(', ')}.`);
   for (const s of input.skipped) lines.push('', `**${s.name}: skipped** — ${s.skipped}`);
