@@ -33,19 +33,11 @@ export class ManifestReadAhead {
     this.#turn ??= setImmediate(() => this.#drain());
   }
 
-  /**
-   * Forgets the files not read yet: the reload that begins now reads every file itself, so what is
-   * still queued would be parsed twice, and on the event loop while that reload's starts go out.
-   */
-  dropPending(): void {
+  close(): void {
+    this.#closed = true;
     if (this.#turn) clearImmediate(this.#turn);
     this.#turn = undefined;
     this.#pending.clear();
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.dropPending();
   }
 
   #drain(): void {

@@ -150,10 +150,7 @@ export async function runDaemon(options: DaemonOptions): Promise<void> {
       const previous = watcher;
       watcher = await watchManifests(root, {
         debounceMs,
-        onChange: () => {
-          readAhead.dropPending();
-          void reloadManifests();
-        },
+        onChange: () => void reloadManifests(),
         onEvent: (file) => readAhead.add(file),
         onError: (error) => log.warn({ err: error }, `watching ${root}: ${error.message}`),
       });

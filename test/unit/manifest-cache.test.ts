@@ -161,17 +161,3 @@ test('the daemon\'s read-ahead reads manifests named by the watcher on a later t
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(cache.size, 1);
 });
-
-test('the read-ahead drops what it has not read when a reload begins, and reads files named after that', async (t) => {
-  const dir = await folder(t, { 'a.yaml': proc('a'), 'b.yaml': proc('b') });
-  const cache = new ManifestCache();
-  const ahead = new ManifestReadAhead(cache);
-  t.after(() => ahead.close());
-  ahead.add(path.join(dir, 'a.yaml'));
-  ahead.dropPending();
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(cache.size, 0, 'the reload reads a.yaml itself: the read-ahead must not parse it a second time');
-  ahead.add(path.join(dir, 'b.yaml'));
-  await new Promise((resolve) => setImmediate(resolve));
-  assert.equal(cache.size, 1);
-});
