@@ -12,7 +12,9 @@
 //          [--write] [--raw FILE] [--pm-cli PATH]
 // Needs a C compiler; supervisord (installed as root when missing), PM2 (installed into
 // bench/.peers) and systemd (root, systemd 252, util-linux) as bench/daemon.ts and bench/systemd.ts
-// need them. Every manager and child is stopped after each run, on failure and on Ctrl-C.
+// need them; for Compose, the Docker Engine and busybox-static as the tests need them, and Debian's
+// docker-compose (installed as root when neither it nor the plugin is there; run by default up to
+// 30 processes only). Every manager and child is stopped after each run, on failure and on Ctrl-C.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +27,7 @@ import { DEFAULT_CLI } from './daemon/managers/pm.js';
 import { cmdline, cpuTimes, killHard } from './daemon/proc.js';
 import { loadAverage, writeBlock } from './daemon/report.js';
 import { analyseRun, clockAnchor, splitPmHandoffs, type RunResult } from './coldstart/analysis.js';
-import { composeSkipped } from './coldstart/managers/compose.js';
+import { ComposeColdManager } from './coldstart/managers/compose.js';
 import { PmColdManager, type PmProbe } from './coldstart/managers/pm.js';
 import { Pm2ColdManager } from './coldstart/managers/pm2.js';
 import { SupervisordColdManager } from './coldstart/managers/supervisord.js';
@@ -50,10 +52,11 @@ const { values } = parseArgs({
     levels: { type: 'string', default: '5' },
     'ready-ms': { type: 'string', default: '100' },
     seed: { type: 'string', default: '1' },
-    managers: { type: 'string', default: MANAGER_KEYS.join(',') },
+    managers: { type: 'string' },
     'pm-probe': { type: 'string', default: 'notify' },
     'probe-period': { type: 'string', default: '0.05' },
     'pm2-lanes': { type: 'string', default: '1' },
+    'compose-health-interval': { type: 'string', default: '1' },
     'timeout-ms': { type: 'string', default: '60000' },
     'settle-ms': { type: 'string', default: '300' },
     write: { type: 'boolean', default: false },
@@ -65,7 +68,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log(
-    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe notify|startup|tcp|exec (notify)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")]`,
+    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe notify|startup|tcp|exec (notify)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--compose-health-interval S (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")]`,
   );
   process.exit(0);
 }
@@ -75,11 +78,13 @@ const levels = positiveInt(values.levels, '--levels');
 if (count % levels !== 0) usage(`--processes ${count} must split evenly into --levels ${levels}`);
 const readyMs = nonNegativeInt(values['ready-ms'], '--ready-ms');
 const seed = nonNegativeInt(values.seed, '--seed');
-const keys = values.managers.split(',').map((k) => k.trim());
+const keys = (values.managers ?? MANAGER_KEYS.join(',')).split(',').map((k) => k.trim());
 for (const key of keys) if (!(MANAGER_KEYS as readonly string[]).includes(key)) usage(`--managers: unknown manager "${key}"; known: ${MANAGER_KEYS.join(', ')}`);
 const probe = values['pm-probe'];
 if (probe !== 'tcp' && probe !== 'startup' && probe !== 'exec' && probe !== 'notify') usage(`--pm-probe must be tcp, startup, exec or notify, got "${probe}"`);
 const period = Number(values['probe-period']);
+const composeInterval = Number(values['compose-health-interval']);
+if (!(composeInterval >= 0.001)) usage(`--compose-health-interval must be at least 0.001 s (Docker's minimum), got ${values['compose-health-interval']}`);
 if (!(period > 0)) usage(`--probe-period must be a number of seconds > 0, got "${values['probe-period']}"`);
 const lanes = positiveInt(values['pm2-lanes'], '--pm2-lanes');
 const timeoutMs = positiveInt(values['timeout-ms'], '--timeout-ms');
@@ -118,7 +123,7 @@ try {
     'pm2-order': () => Pm2ColdManager.create(setup, 'order', undefined),
     systemd: () => SystemdColdManager.create(setup, 'loaded', (label, run) => cleanup.add(label, run)),
     'systemd-reload': () => SystemdColdManager.create(setup, 'reload', (label, run) => cleanup.add(label, run)),
-    compose: () => composeSkipped(),
+    compose: () => ComposeColdManager.create(setup, { childStatic: child.linkage === 'static', periodSeconds: composeInterval, named: values.managers !== undefined, timeoutMs }, (label, run) => cleanup.add(label, run)),
   };
   for (const key of MANAGER_KEYS.filter((k) => keys.includes(k))) {
     const made = await factories[key]();
@@ -183,8 +188,8 @@ try {
     if (manager instanceof PmColdManager && manager.key !== 'pm-apply') splitPmHandoffs(result, scenario, run, (await manager.events()).ready, anchor);
     await manager.teardown();
     await reports.allGone(GONE_TIMEOUT_MS).catch((error: Error) => {
-      // systemd's children have pids of its namespace: ending the namespace ends them.
-      if (!(manager instanceof SystemdColdManager)) killChildren(reports.livePids(), child.path);
+      // systemd's and Compose's are ended by their own teardown (a pid namespace, the engine).
+      if (!(manager instanceof SystemdColdManager || manager instanceof ComposeColdManager)) killChildren(reports.livePids(), child.path);
       throw new Error(`${manager.name}, run ${index + 1}, after its teardown: ${error.message}`);
     });
     await rm(dir, { recursive: true, force: true });

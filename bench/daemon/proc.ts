@@ -133,6 +133,24 @@ export function killHard(pid: number): void {
   }
 }
 
+/**
+ * Installs Debian's `pkg` for a peer that is missing (as root only), with one `apt-get update` and
+ * a second try when the first install fails. Returns undefined once installed, else why not.
+ */
+export async function aptInstall(pkg: string, log: (line: string) => void): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return `${pkg} is not installed and the bench is not root (apt-get install -y ${pkg}, then run again)`;
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = ['apt-get', 'install', '-y', '--no-install-recommends', pkg];
+  log(`installing ${pkg}: ${install.join(' ')}`);
+  let result = await runCommand(install, { env, timeoutMs: 600_000 });
+  if (result.code !== 0) {
+    log('apt-get install failed; apt-get update, then once more');
+    await runCommand(['apt-get', 'update'], { env, timeoutMs: 600_000 });
+    result = await runCommand(install, { env, timeoutMs: 600_000 });
+  }
+  return result.code === 0 ? undefined : `${install.join(' ')} failed:\n${tail(result.output, 5)}`;
+}
+
 export function tail(text: string, lines = 20): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }

@@ -58,7 +58,8 @@ export class SystemdColdManager implements ColdManager {
         ? 'nsenter -t SYSTEMD_PID -m -p -- systemctl start cs-ID.target (stopped with systemctl stop of the target and every unit)'
         : 'the unit files renamed into /run/systemd/system, then nsenter -t SYSTEMD_PID -m -p -- systemctl daemon-reload, then the same with systemctl start cr-ID.target (stopped with systemctl stop of the target and every unit, the files removed and daemon-reload, untimed)';
     const example = setup.scenario.processes.find((p) => p.level === 1) ?? (setup.scenario.processes[0] as ColdProcess);
-    this.sample = { language: 'ini', text: `# ${this.#unit(example.name).replace(this.#prefix, 'cs-ID')}\n${this.#unitText(example, ['CHILD', 'SOCKET', example.name, String(setup.scenario.readyMs), '--notify']).replaceAll(this.#prefix, 'cs-ID')}` };
+    const shownPrefix = `${this.#prefix.slice(0, 2)}-ID`;
+    this.sample = { language: 'ini', text: `# ${this.#unit(example.name).replace(this.#prefix, shownPrefix)}\n${this.#unitText(example, ['CHILD', 'SOCKET', example.name, String(setup.scenario.readyMs), '--notify']).replaceAll(this.#prefix, shownPrefix)}` };
   }
 
   /** Boots the namespace and installs the units; skipped, saying why, where systemd cannot boot. */
@@ -143,8 +144,14 @@ export class SystemdColdManager implements ColdManager {
 
   teardown(): Promise<void> {
     this.#tornDown ??= (async () => {
-      await this.#sd.execOk(['systemctl', 'stop', this.#target, ...this.#units], STOP_TIMEOUT_MS);
-      if (this.#mode === 'loaded') return;
+      if (this.#mode === 'loaded') {
+        await this.#sd.execOk(['systemctl', 'stop', this.#target, ...this.#units], STOP_TIMEOUT_MS);
+        return;
+      }
+      // Units systemd never loaded (no run yet, or a start that failed before daemon-reload) make
+      // `systemctl stop` exit 5; the files still go, and systemd reloads without them.
+      const stopped = await this.#sd.exec(['systemctl', 'stop', this.#target, ...this.#units], STOP_TIMEOUT_MS);
+      if (stopped.code !== 0 && stopped.code !== 5) throw new Error(`systemctl stop (in the namespace) exited with ${stopped.code}: ${stopped.stderr.trim()}`);
       // The next run gives systemd the set anew: it must not know the units before its t0.
       await this.#removeUnitFiles();
       await this.#sd.execOk(['systemctl', 'daemon-reload'], STOP_TIMEOUT_MS);

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Manager, ManagerContext, ProcessSpec, Skipped } from '../manager.js';
-import { Background, isAlive, mustRun, onPath, runCommand, tail } from '../proc.js';
+import { aptInstall, Background, isAlive, mustRun, onPath, runCommand, tail } from '../proc.js';
 
 const STOP_TIMEOUT_MS = 20_000;
 /** Where Debian's own supervisord service would write its pid, were the package's postinst to start it. */
@@ -21,17 +21,9 @@ async function ensureInstalled(log: (line: string) => void): Promise<{ superviso
   };
   const present = found();
   if (present) return present;
-  if (process.getuid?.() !== 0) return { skipped: 'supervisord is not installed and the bench is not root (apt-get install -y supervisor, then run again)' };
   const systemDaemonBefore = existsSync(SYSTEM_PIDFILE);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  log('installing supervisord: apt-get install -y supervisor');
-  let result = await runCommand(['apt-get', 'install', '-y', 'supervisor'], { env, timeoutMs: 600_000 });
-  if (result.code !== 0) {
-    log('apt-get install failed; apt-get update, then once more');
-    await runCommand(['apt-get', 'update'], { env, timeoutMs: 600_000 });
-    result = await runCommand(['apt-get', 'install', '-y', 'supervisor'], { env, timeoutMs: 600_000 });
-  }
-  if (result.code !== 0) return { skipped: `apt-get install -y supervisor failed:\n${tail(result.output, 5)}` };
+  const failed = await aptInstall('supervisor', log);
+  if (failed !== undefined) return { skipped: failed };
   const installed = found();
   if (!installed) return { skipped: 'apt-get installed supervisor but supervisord is not on PATH' };
   // The package may start Debian's own service (where policy-rc.d allows it): not ours to keep running.
