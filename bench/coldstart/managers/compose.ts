@@ -57,7 +57,7 @@ export class ComposeColdManager implements ColdManager {
     const shown = compose.join(' ');
     this.command = `${shown} -p PROJECT -f TMP/compose.yaml up -d (stopped with ${shown} down -t 0)`;
     this.timed = `t0: \`${shown} -p PROJECT -f FILE up -d\` is spawned (its start-up is counted); the Docker Engine is running and the image is local`;
-    this.settings = `one service per process in the local busybox image (${image}), the static child bind-mounted, network_mode none, pid host (so the children report host pids); depends_on with condition service_healthy on each dependency; a healthcheck \`test -f /ready\` every ${periodSeconds} s (the child creates /ready once ready), retries ${this.#retries()}; Compose orders the starts itself`;
+    this.settings = `one service per process in the local busybox image (${image}), the static child bind-mounted, network_mode none, pid host (so the children report host pids); depends_on with condition service_healthy on each dependency; a healthcheck \`busybox test -f /ready\` every ${periodSeconds} s (the child creates /ready once ready), retries ${this.#retries()}; Compose orders the starts itself`;
     const example = setup.scenario.processes.find((p) => p.level === 1) ?? (setup.scenario.processes[0] as ColdProcess);
     const service = this.#service(example);
     service.volumes = ['CHILD:/child:ro', 'SOCKET_DIR:/sock'];
@@ -158,7 +158,8 @@ export class ComposeColdManager implements ColdManager {
     await runCommand(['docker', 'network', 'rm', `${this.#project}_default`], { timeoutMs: 30_000 }).catch(() => undefined);
   }
 
-  #run(args: readonly string[], timeoutMs: number): ReturnType<typeof runCommand> {
+  /** Async, so that a call before prepare rejects rather than throws (diagnostics must only resolve). */
+  async #run(args: readonly string[], timeoutMs: number): ReturnType<typeof runCommand> {
     if (this.#file === '') throw new Error('internal: Compose run before prepare');
     return runCommand([...this.#compose, '-p', this.#project, '-f', this.#file, ...args], { timeoutMs });
   }

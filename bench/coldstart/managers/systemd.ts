@@ -33,8 +33,6 @@ export class SystemdColdManager implements ColdManager {
   readonly #prefix: string;
   /** The units installed (shared with the cleanup that sweeps their cgroups). */
   readonly #units: string[];
-  /** The reload mode's files for this run: staged before t0, renamed into the unit folder at t0. */
-  #staged: Array<{ from: string; to: string }> = [];
   #tornDown: Promise<void> | undefined;
   #closed: Promise<void> | undefined;
 
@@ -115,11 +113,15 @@ export class SystemdColdManager implements ColdManager {
     await this.#sd.execOk(['systemctl', 'daemon-reload']);
   }
 
-  /** Every unit file and the target, written into `dir`; returns their names. */
-  async #writeUnits(dir: string): Promise<string[]> {
+  /** Every unit file and the target, written into `dir`. */
+  async #writeUnits(dir: string): Promise<void> {
     const { scenario } = this.#setup;
     await Promise.all(scenario.processes.map((p) => writeFile(join(dir, this.#unit(p.name)), this.#unitText(p, childArgv(this.#setup, p.name, ['--notify'])))));
     await writeFile(join(dir, this.#target), ['[Unit]', 'Description=pm bench coldstart: every process', 'DefaultDependencies=no', 'StartLimitIntervalSec=0', `Wants=${this.#units.join(' ')}`, ''].join('\n'));
+  }
+
+  /** The names of the files #writeUnits writes. */
+  #files(): string[] {
     return [...this.#units, this.#target];
   }
 
@@ -129,14 +131,14 @@ export class SystemdColdManager implements ColdManager {
     if (this.#mode === 'loaded') return;
     const staging = this.#sd.hostPath(STAGING_DIR);
     await mkdir(staging, { recursive: true });
-    const files = await this.#writeUnits(staging);
-    this.#staged = files.map((file) => ({ from: join(staging, file), to: join(this.#sd.unitDir, file) }));
+    await this.#writeUnits(staging);
   }
 
   async start(): Promise<void> {
     if (this.#mode === 'reload') {
       // Each file appears whole, as pm-warm's manifests do; then systemd is told to read them.
-      for (const { from, to } of this.#staged) await rename(from, to);
+      const staging = this.#sd.hostPath(STAGING_DIR);
+      for (const file of this.#files()) await rename(join(staging, file), join(this.#sd.unitDir, file));
       await this.#sd.execOk(['systemctl', 'daemon-reload'], STOP_TIMEOUT_MS);
     }
     await this.#sd.execOk(['systemctl', 'start', this.#target], STOP_TIMEOUT_MS);
@@ -160,7 +162,7 @@ export class SystemdColdManager implements ColdManager {
   }
 
   #removeUnitFiles(): Promise<unknown> {
-    return Promise.all([...this.#units, this.#target].map((unit) => rm(join(this.#sd.unitDir, unit), { force: true })));
+    return Promise.all(this.#files().map((file) => rm(join(this.#sd.unitDir, file), { force: true })));
   }
 
   cpuPid(): number {
