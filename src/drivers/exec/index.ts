@@ -42,6 +42,8 @@ export interface ExecDriverOptions {
 export class ExecDriver implements Driver {
   /** Children this pm process spawned, by `pid:startTime`. */
   readonly #children = new Map<string, SpawnedChild>();
+  /** Stops in flight, by run and options (see stop). */
+  readonly #stopping = new Map<string, Promise<StopResult>>();
   readonly #cgroups: Cgroups;
   readonly #spawner: NativeSpawner | undefined;
 
@@ -91,7 +93,21 @@ export class ExecDriver implements Driver {
     return { state: 'exited', exit: unknownExit() };
   }
 
-  async stop(handle: ExecHandle, options: StopOptions): Promise<StopResult> {
+  /**
+   * Two stops of one run at once (a shutdown and a restart, say) share one outcome: the second
+   * would otherwise find the process gone that the first just ended, and report it was not running.
+   * Only with the same options: a stop with a shorter grace period must not wait for a longer one.
+   */
+  stop(handle: ExecHandle, options: StopOptions): Promise<StopResult> {
+    const key = `${handle.pid}:${handle.startTime}:${options.signal}:${options.gracePeriodMs}`;
+    const inFlight = this.#stopping.get(key);
+    if (inFlight) return inFlight;
+    const stopping = this.#stopAndRelease(handle, options).finally(() => this.#stopping.delete(key));
+    this.#stopping.set(key, stopping);
+    return stopping;
+  }
+
+  async #stopAndRelease(handle: ExecHandle, options: StopOptions): Promise<StopResult> {
     const own = this.#own(handle);
     // Read while the leader may still be in it: a pm elsewhere (another cgroup) may have made it.
     const leaderCgroup = own?.cgroup ?? (handle.instance !== undefined && isPlausiblePid(handle.pid) ? await this.#cgroups.ofProcess(handle.pid, handle.instance) : undefined);
