@@ -1,6 +1,7 @@
 // The exec driver's two spawners, posix_spawn (native/spawn.c) and Node's spawn, give a child the
 // same world and report the same exits and errors. Each case runs under both, with real children.
 import assert from 'node:assert/strict';
+import { constants } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { spawn as spawnChild } from 'node:child_process';
 import { join } from 'node:path';
@@ -9,7 +10,7 @@ import { test, type TestContext } from 'node:test';
 import type { StartRequest } from '../../src/drivers/driver.js';
 import { RunCgroup, type Cgroups } from '../../src/drivers/exec/cgroup/index.js';
 import { ExecDriver, parseProcStat } from '../../src/drivers/exec/index.js';
-import { describeSpawner, loadNativeSpawner, spawnChoiceOf, type SpawnChoice } from '../../src/drivers/exec/native.js';
+import { describeSpawner, isOpenFailure, loadNativeSpawner, spawnChoiceOf, type SpawnChoice } from '../../src/drivers/exec/native.js';
 import { PmError, StartError } from '../../src/errors.js';
 import { processManifest } from '../support/exec-fixtures.js';
 import { killGroupAfter } from '../support/processes.js';
@@ -197,6 +198,28 @@ for (const spawn of SPAWNERS) {
     assert.deepEqual(await zombiesOfThisProcess(), []);
   });
 
+  test(`${spawn}: a log or notification file that cannot be opened is a StartError naming it, and nothing runs`, async (t) => {
+    const driver = driverFor(t, spawn);
+    if (!driver) return;
+    const dir = await tempDir(t);
+    // Failures root cannot bypass: a folder where the log file should be, a notify file in a folder that is gone.
+    const ran = join(dir, 'ran');
+    const logIsFolder = request(dir, ['/usr/bin/touch', ran]);
+    const folder = join(dir, 'a-folder');
+    await mkdir(folder);
+    logIsFolder.logs = { stdout: folder, stderr: folder };
+    assert.match((await startError(driver, logIsFolder)).message, /^child: cannot open log file: EISDIR/);
+
+    const readyFile = join(dir, 'gone', 'ready');
+    const notifyGone = { ...request(dir, ['/usr/bin/touch', ran]), readyFile };
+    const base = notifyGone.manifest;
+    notifyGone.manifest = { ...base, spec: { ...base.spec, probes: { startup: { notify: { fd: 3 }, initialDelaySeconds: 0, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 } } } };
+    const err = await startError(driver, notifyGone);
+    assert.equal(err.message.startsWith(`child: cannot open its notification file ${readyFile}: ENOENT`), true, err.message);
+    assert.equal(await readFile(ran).then(() => 'ran', () => 'never ran'), 'never ran');
+    assert.deepEqual(await zombiesOfThisProcess(), []);
+  });
+
   test(`${spawn}: the handle's start time is the kernel's, for a program named with spaces and parentheses`, async (t) => {
     const driver = driverFor(t, spawn);
     if (!driver) return;
@@ -223,6 +246,48 @@ for (const spawn of SPAWNERS) {
     assert.deepEqual(await zombiesOfThisProcess(), []);
   });
 }
+
+test('native: files to open are opened in the thread pool, one path asked twice is one shared description, and a failed open starts nothing', async (t) => {
+  const native = loadNativeSpawner();
+  if ('reason' in native) {
+    if (process.env.PM_TEST_STRICT === '1') assert.fail(`the native spawner ${native.reason}`);
+    return t.skip(`the native spawner ${native.reason}`);
+  }
+  const dir = await tempDir(t);
+  const [log, ready, ran] = [join(dir, 'out.log'), join(dir, 'ready'), join(dir, 'ran')];
+  await writeFile(log, 'earlier\n');
+  await writeFile(ready, 'from an earlier run\n');
+  const append = { path: log, flags: constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT, mode: 0o640 };
+  const emptied = { path: ready, flags: constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, mode: 0o600 };
+  let onExit: () => void = () => undefined;
+  const exited = new Promise<void>((resolve) => (onExit = resolve));
+  const child = await native.spawner.spawn({
+    file: '/bin/sh',
+    args: ['-c', 'echo out; echo err >&2; echo READY=1 >&3; exec sleep 60'],
+    env: { PATH: '/usr/bin:/bin' },
+    cwd: undefined,
+    fds: [undefined, append, append, emptied],
+    onExit: () => onExit(),
+  });
+  t.after(async () => {
+    process.kill(child.pid, 'SIGKILL');
+    await exited;
+  });
+  await waitFor(async () => (await readFile(ready, 'utf8')) === 'READY=1\n', { message: 'the child to write to descriptor 3' });
+  assert.equal(await readFile(log, 'utf8'), 'earlier\nout\nerr\n');
+  // One open file description: the write to 2 moved the offset 1 reads too (two opens would each keep their own).
+  const pos = async (fd: number): Promise<string | undefined> => /^pos:\s+(\d+)$/m.exec(await readFile(`/proc/${child.pid}/fdinfo/${fd}`, 'utf8'))?.[1];
+  assert.equal(await pos(1), await pos(2));
+
+  const missing = join(dir, 'gone', 'out.log');
+  const failed = await native.spawner.spawn({ file: '/usr/bin/touch', args: [ran], env: {}, cwd: undefined, fds: [undefined, { ...append, path: missing }, append], onExit: () => undefined }).then(
+    () => assert.fail('the spawn should have failed'),
+    (err: unknown) => err as NodeJS.ErrnoException & { fd?: number },
+  );
+  assert.deepEqual([failed.code, failed.syscall, failed.path, failed.fd], ['ENOENT', 'open', missing, 1]);
+  assert.equal(isOpenFailure(failed), true);
+  assert.equal(await readFile(ran).then(() => 'ran', () => 'never ran'), 'never ran');
+});
 
 test('native: the daemon names the spawner it uses', (t) => {
   const native = loadNativeSpawner();

@@ -1,5 +1,7 @@
 // Log files are opened by pm and handed to the child as file descriptors, so the child's output
-// goes straight to disk and never flows through pm's event loop.
+// goes straight to disk and never flows through pm's event loop. The native spawner opens them in
+// its own thread, with the spawn (spawn.ts); these are for Node's spawn, and for saying what went
+// wrong when the native spawner could not open one.
 //
 // Opened through the thread pool (a log path may be on a slow filesystem, which must not stall the
 // daemon) but as bare descriptors, closed synchronously once the child has its copies: close(2)

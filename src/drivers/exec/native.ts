@@ -21,12 +21,19 @@ const CHOICES: readonly SpawnChoice[] = ['auto', 'native', 'node'];
 const PIPE_TO_CHILD = -2;
 
 /** PM_SPAWN_VERSION in native/spawn.c: the interface this file speaks. */
-const ADDON_VERSION = 3;
+const ADDON_VERSION = 4;
+
+/** A file the spawner opens for the child in the thread pool, just before the spawn (open(2)'s flags and mode). */
+export interface FileToOpen {
+  path: string;
+  flags: number;
+  mode: number;
+}
 
 interface Addon {
   version?: number;
-  /** Copies what it is given and spawns in libuv's thread pool; throws only on bad arguments. */
-  spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: number[], onExit: (code: number | null, signal: number, known: boolean) => void): Promise<{ pid: number; handle: object; startTime?: string; pipe?: number }>;
+  /** Copies what it is given, opens the files asked for and spawns in libuv's thread pool; throws only on bad arguments. */
+  spawn(file: string, argv: string[], envp: string[], cwd: string | null, fds: Array<number | FileToOpen>, onExit: (code: number | null, signal: number, known: boolean) => void): Promise<{ pid: number; handle: object; startTime?: string; pipe?: number }>;
   ref(handle: object): void;
   unref(handle: object): void;
 }
@@ -59,9 +66,11 @@ export interface NativeSpawnOptions {
   cwd: string | undefined;
   /**
    * The parent's descriptor for each of the child's; undefined: /dev/null for 0–2, closed above;
-   * 'pipe' (one at most): the read end of a new pipe, whose write end is NativeChild.pipe.
+   * 'pipe' (one at most): the read end of a new pipe, whose write end is NativeChild.pipe;
+   * a FileToOpen: that file, opened in the thread pool (one path asked for twice with the same
+   * flags is opened once, and both descriptors share it).
    */
-  fds: readonly (number | 'pipe' | undefined)[];
+  fds: readonly (number | 'pipe' | FileToOpen | undefined)[];
   onExit: (exit: ExitStatus) => void;
 }
 
@@ -73,7 +82,8 @@ export class NativeSpawner {
    * Starts the program from libuv's thread pool: the event loop goes on while the spawn waits for
    * the child's exec. The descriptors in `fds` are copied before this returns, so the caller may
    * close its own at once. Rejects with an Error with `code` (ENOENT, EACCES, ...) as Node's spawn
-   * reports it; throws a TypeError at once for a NUL byte.
+   * reports it, or with an OpenFailure when a file in `fds` could not be opened (nothing was
+   * started); throws a TypeError at once for a NUL byte.
    */
   spawn(options: NativeSpawnOptions): Promise<NativeChild> {
     const { file, args, env, cwd, fds, onExit } = options;
@@ -81,7 +91,8 @@ export class NativeSpawner {
     for (const [key, value] of Object.entries(env)) if (value !== undefined) envp.push(`${key}=${value}`);
     const argv = [file, ...args];
     // C strings end at a NUL byte: refuse what Node's spawn refuses, rather than run something else.
-    const withNul = [file, cwd ?? '', ...argv, ...envp].find((text) => text.includes('\0'));
+    const opened = fds.flatMap((fd) => (typeof fd === 'object' ? [fd.path] : []));
+    const withNul = [file, cwd ?? '', ...argv, ...envp, ...opened].find((text) => text.includes('\0'));
     if (withNul !== undefined) throw new TypeError(`an argument, the working directory or a variable holds a NUL byte: ${JSON.stringify(withNul)}`);
     let started;
     try {
@@ -154,5 +165,14 @@ function withErrorCode(err: unknown, file: string): unknown {
   // Node's names first, as its spawn reports them; the OS's table for those libuv lacks (ENOEXEC).
   const libuvName = getSystemErrorName(errno);
   const code = libuvName.startsWith('Unknown system error') ? (errnoNames.get(-errno) ?? libuvName) : libuvName;
-  return Object.assign(new Error(`spawn ${file} ${code}`, { cause: err }), { code, errno, syscall: (err as NodeJS.ErrnoException).syscall, path: file });
+  const { syscall, path } = err as NodeJS.ErrnoException;
+  if (syscall === 'open' && path !== undefined) {
+    return Object.assign(new Error(`open ${path} ${code}`, { cause: err }), { code, errno, syscall, path, fd: (err as { fd?: number }).fd });
+  }
+  return Object.assign(new Error(`spawn ${file} ${code}`, { cause: err }), { code, errno, syscall, path: file });
+}
+
+/** The spawner could not open a file it was asked to (a FileToOpen): nothing was started. */
+export function isOpenFailure(err: unknown): err is NodeJS.ErrnoException & { path: string } {
+  return err instanceof Error && (err as NodeJS.ErrnoException).syscall === 'open' && typeof (err as NodeJS.ErrnoException).path === 'string';
 }

@@ -2,19 +2,25 @@
 // files by descriptor, and every way it can fail turned into a StartError a user can act on.
 import { limitsOf, type ResourceLimits } from '../../manifest/resources.js';
 import { execSpecOf } from '../../manifest/runtime.js';
-import { spawn, type StdioOptions } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { StartError } from '../../errors.js';
 import type { ExitStatus, StartRequest } from '../driver.js';
 import { behindGate, childProcessGate, gateFd, PipeGate, type Gate } from './cgroup/gate.js';
 import type { RunCgroup } from './cgroup/index.js';
-import { closeFds, openFd, openLogFiles } from './logs.js';
-import type { NativeChild, NativeSpawner } from './native.js';
+import { closeFds, LOG_FILE_MODE, openFd, openLogFiles } from './logs.js';
+import { isOpenFailure, type FileToOpen, type NativeChild, type NativeSpawner } from './native.js';
 import { readProcessIdentity, readProcStatSync } from './proc.js';
 
 /** Names the notify descriptor in the process's environment (dinit's pipevar, for programs told the number at run time). */
 export const READY_FD_ENV = 'PM_READY_FD';
+
+const READY_FILE_MODE = 0o600;
+/** open(2) flags of a log file (Node's 'a'). */
+const APPEND = constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT;
+/** open(2) flags of the notify file (Node's 'w'): emptied, so what it holds from then on is this run's. */
+const EMPTIED = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC;
 
 /** What holds Node's event loop open while pm waits for a child: a ChildProcess or a NativeChild. */
 export interface ChildRef {
@@ -76,51 +82,30 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   // would make the cwd again, for the process to start in an empty folder.
   if (cwd !== undefined) await checkCwd(name, cwd);
 
-  // Both at once: each is a thread-pool round trip, and a first start creates both files.
-  const [logs, notify] = await Promise.allSettled([
-    openLogFiles(request.logs),
-    // Emptied: what the file holds from now on is this run's.
-    notifyFd !== undefined && request.readyFile !== undefined ? openFd(request.readyFile, 'w', 0o600) : Promise.resolve(undefined),
-  ]);
-  const readyFds = notify.status === 'fulfilled' && notify.value !== undefined ? [notify.value] : [];
-  if (logs.status === 'rejected') {
-    closeFds(readyFds);
-    throw new StartError(name, `cannot open log file: ${errorText(logs.reason)}`, 'check spec.exec.logs and the permissions of its folder', logs.reason);
-  }
-  const fds = logs.value;
-  if (notify.status === 'rejected') {
-    fds.close();
-    throw new StartError(name, `cannot open its notification file ${request.readyFile}: ${errorText(notify.reason)}`, 'check that pm can write its state directory', notify.reason);
-  }
-  const ready = readyFds[0];
-  const stdio: StdioOptions = ['ignore', fds.stdout, fds.stderr];
-  if (ready !== undefined && notifyFd !== undefined) stdio[notifyFd] = ready;
-  if (cgroup) stdio[gateDescriptor] = 'pipe';
-  for (let fd = 3; fd < stdio.length; fd++) stdio[fd] ??= 'ignore';
-  const childEnv = notifyFd === undefined ? env : { ...env, [READY_FD_ENV]: String(notifyFd) };
-
+  const files: ChildFiles = { logs: request.logs, ready: notifyFd === undefined ? undefined : request.readyFile, notifyFd, gate: cgroup ? gateDescriptor : undefined };
+  const target: LaunchTarget = { file, args, cwd, env: notifyFd === undefined ? env : { ...env, [READY_FD_ENV]: String(notifyFd) } };
   // Not for a user switch, which posix_spawn cannot make: Node's spawn does those.
   const native = request.uid === undefined && request.gid === undefined ? spawner : undefined;
   const tracker = new SpawnedChild();
-  let launched: Promise<Launched | Error>;
-  try {
-    launched = native ? nativeLaunch(native, tracker, { file, args, cwd, env: childEnv, stdio }) : nodeLaunch(tracker, file, args, { cwd, env: childEnv, uid: request.uid, gid: request.gid, stdio }, cgroup ? gateDescriptor : undefined);
-  } catch (err) {
-    // Bad arguments (a NUL byte, an invalid uid) throw synchronously, and so does Node's spawn for
-    // a cwd that became a file since checkCwd looked.
-    throw cwdError(request, err) ?? new StartError(name, `cannot start "${file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
-  } finally {
-    fds.close();
-    closeFds(readyFds);
+  let launched: Launched | Error | undefined;
+  if (native) {
+    // The spawner opens the files in its own thread, with the spawn: one thread-pool round trip
+    // per start, not three. When it cannot open one, nothing started, and pm opens them itself
+    // below, which makes a missing log folder or says what is wrong.
+    const log = (path: string): FileToOpen => ({ path, flags: APPEND, mode: LOG_FILE_MODE });
+    const ready: FileToOpen | undefined = files.ready === undefined ? undefined : { path: files.ready, flags: EMPTIED, mode: READY_FILE_MODE };
+    const opening = childFds(files, log(files.logs.stdout), log(files.logs.stderr), ready);
+    launched = await launching(request, target, () => nativeLaunch(native, tracker, target, opening));
+    if (isOpenFailure(launched)) launched = undefined;
   }
+  launched ??= await launchWithOpenedFiles(request, tracker, target, files, native);
 
-  const spawned = await launched;
-  if (spawned instanceof Error) throw describeSpawnError(request, spawned);
-  const { pid, gate } = spawned;
+  if (launched instanceof Error) throw describeSpawnError(request, launched);
+  const { pid, gate } = launched;
   if (cgroup) await joinCgroup(name, gate, pid, cgroup, tracker);
   tracker.child.unref();
 
-  let startTime = spawned.startTime ?? (await readProcessIdentity(pid))?.startTime;
+  let startTime = launched.startTime ?? (await readProcessIdentity(pid))?.startTime;
   if (startTime === undefined) {
     // Only reachable off Linux, when the child exited before `ps` could see it.
     startTime = 'unknown';
@@ -153,13 +138,86 @@ interface Launched {
   gate: Gate | undefined;
 }
 
+/** The program to start, its arguments, working directory and environment. */
+interface LaunchTarget {
+  file: string;
+  args: string[];
+  cwd: string | undefined;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The files a child gets as descriptors, and where. */
+interface ChildFiles {
+  logs: { stdout: string; stderr: string };
+  /** The notify file, when the process has a notify startup probe. */
+  ready: string | undefined;
+  notifyFd: number | undefined;
+  /** The cgroup gate's descriptor (a pipe), when the child starts behind one. */
+  gate: 3 | 4 | undefined;
+}
+
+/** One descriptor of the child: a file, the gate's pipe, or nothing (/dev/null for 0–2, closed above). */
+type ChildFd<F> = F | 'pipe' | undefined;
+
+/** The child's descriptors: none on 0, its logs on 1 and 2, the notify file on notifyFd, the gate's pipe, nothing between. */
+function childFds<F>(files: ChildFiles, stdout: F, stderr: F, ready: F | undefined): ChildFd<F>[] {
+  const fds: ChildFd<F>[] = [undefined, stdout, stderr];
+  if (ready !== undefined && files.notifyFd !== undefined) fds[files.notifyFd] = ready;
+  if (files.gate !== undefined) fds[files.gate] = 'pipe';
+  // Without holes: every descriptor up to the last is named, if only as nothing.
+  return Array.from(fds);
+}
+
+/**
+ * Opens the log and notify files here (making a missing log folder), then spawns with their
+ * descriptors, which are closed as soon as the spawner has its copies.
+ */
+async function launchWithOpenedFiles(request: StartRequest, tracker: SpawnedChild, target: LaunchTarget, files: ChildFiles, native: NativeSpawner | undefined): Promise<Launched | Error> {
+  const { name } = request;
+  // Both at once: each is a thread-pool round trip, and a first start creates both files.
+  const [logs, notify] = await Promise.allSettled([
+    openLogFiles(files.logs),
+    // Emptied: what the file holds from now on is this run's.
+    files.ready === undefined ? Promise.resolve(undefined) : openFd(files.ready, 'w', READY_FILE_MODE),
+  ]);
+  const readyFds = notify.status === 'fulfilled' && notify.value !== undefined ? [notify.value] : [];
+  if (logs.status === 'rejected') {
+    closeFds(readyFds);
+    throw new StartError(name, `cannot open log file: ${errorText(logs.reason)}`, 'check spec.exec.logs and the permissions of its folder', logs.reason);
+  }
+  const logFds = logs.value;
+  if (notify.status === 'rejected') {
+    logFds.close();
+    throw new StartError(name, `cannot open its notification file ${files.ready}: ${errorText(notify.reason)}`, 'check that pm can write its state directory', notify.reason);
+  }
+  const fds = childFds(files, logFds.stdout, logFds.stderr, readyFds[0]);
+  try {
+    return launching(request, target, () => (native ? nativeLaunch(native, tracker, target, fds) : nodeLaunch(tracker, target, fds, request, files.gate)));
+  } finally {
+    logFds.close();
+    closeFds(readyFds);
+  }
+}
+
+/**
+ * Starts a launch. Bad arguments (a NUL byte, an invalid uid) throw synchronously, and so does
+ * Node's spawn for a cwd that became a file since checkCwd looked: those become a StartError.
+ */
+function launching(request: StartRequest, target: LaunchTarget, launch: () => Promise<Launched | Error>): Promise<Launched | Error> {
+  try {
+    return launch();
+  } catch (err) {
+    throw cwdError(request, err) ?? new StartError(request.name, `cannot start "${target.file}": ${errorText(err)}`, 'check spec.exec.command, user and group', err);
+  }
+}
+
 /**
  * posix_spawn from the thread pool: resolves once the program has been exec'd, or with the error.
- * The descriptors in `stdio` are copied before this returns (the caller closes its own at once).
+ * Descriptors in `fds` are copied before this returns (the caller closes its own at once); files
+ * to open are opened in the thread pool, just before the spawn.
  */
-function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { file: string; args: string[]; cwd: string | undefined; env: NodeJS.ProcessEnv; stdio: StdioOptions }): Promise<Launched | Error> {
-  const fds = (options.stdio as unknown[]).map((entry) => (entry === 'pipe' ? 'pipe' : typeof entry === 'number' ? entry : undefined));
-  return spawner.spawn({ ...options, fds, onExit: (exit) => tracker.settle(exit) }).then(
+function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, target: LaunchTarget, fds: readonly ChildFd<number | FileToOpen>[]): Promise<Launched | Error> {
+  return spawner.spawn({ ...target, fds, onExit: (exit) => tracker.settle(exit) }).then(
     (child: NativeChild): Launched => {
       tracker.child = child;
       return { pid: child.pid, startTime: child.startTime, gate: child.pipe === undefined ? undefined : new PipeGate(child.pipe) };
@@ -170,13 +228,17 @@ function nativeLaunch(spawner: NativeSpawner, tracker: SpawnedChild, options: { 
 }
 
 /** Node's spawn: libuv forks pm and waits for the exec; 'spawn' or 'error' tells which. */
-function nodeLaunch(tracker: SpawnedChild, file: string, args: string[], options: { cwd: string | undefined; env: NodeJS.ProcessEnv; uid: number | undefined; gid: number | undefined; stdio: StdioOptions }, gate: 3 | 4 | undefined): Promise<Launched | Error> {
-  const child = spawn(file, args, {
+function nodeLaunch(tracker: SpawnedChild, target: LaunchTarget, fds: readonly ChildFd<number>[], ids: { uid?: number; gid?: number }, gate: 3 | 4 | undefined): Promise<Launched | Error> {
+  const child = spawn(target.file, target.args, {
     shell: false,
     // Own session and process group: the group can be signalled as a whole, and the process
     // outlives the pm command that started it.
     detached: true,
-    ...options,
+    cwd: target.cwd,
+    env: target.env,
+    uid: ids.uid,
+    gid: ids.gid,
+    stdio: fds.map((fd) => fd ?? 'ignore'),
     windowsHide: true,
   });
   const startTime = child.pid === undefined ? undefined : startTimeNow(child.pid);
