@@ -9,7 +9,7 @@
 // Usage: npm run build && npm run bench:coldstart -- [--runs 10] [--quick] [--processes 100]
 //          [--levels 5] [--ready-ms 100] [--seed 1] [--managers pm,pm-warm,systemd,...] [--pm-probe notify]
 //          [--probe-period 0.05] [--pm2-lanes 1] [--timeout-ms 60000] [--settle-ms 300]
-//          [--write] [--raw FILE] [--pm-cli PATH]
+//          [--write] [--raw FILE] [--pm-cli PATH] [--pm-baseline-cli PATH] [--pm-baseline-daemon-args FLAGS]
 // Needs a C compiler; supervisord (installed as root when missing), PM2 (installed into
 // bench/.peers) and systemd (root, systemd 252, util-linux) as bench/daemon.ts and bench/systemd.ts
 // need them; for Compose, the Docker Engine and busybox-static as the tests need them, and Debian's
@@ -62,13 +62,15 @@ const { values } = parseArgs({
     write: { type: 'boolean', default: false },
     raw: { type: 'string' },
     'pm-cli': { type: 'string' },
+    'pm-baseline-cli': { type: 'string' },
+    'pm-baseline-daemon-args': { type: 'string' },
     'pm-daemon-args': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (values.help) {
   console.log(
-    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe notify|startup|tcp|exec (notify)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--compose-health-interval S (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")]`,
+    `usage: npm run bench:coldstart -- [--runs N (10; quick 3)] [--quick (3 runs of 30 processes)] [--processes N (100; quick 30)] [--levels L (5)] [--ready-ms MS (100)] [--seed N (1)] [--managers ${MANAGER_KEYS.join(',')}] [--pm-probe notify|startup|tcp|exec (notify)] [--probe-period S (0.05)] [--pm2-lanes N (1)] [--compose-health-interval S (1)] [--timeout-ms MS per run (60000)] [--settle-ms MS (300)] [--write] [--raw FILE] [--pm-cli PATH (dist/cli/main.js)] [--pm-baseline-cli PATH (another build of pm, e.g. a worktree's dist/cli/main.js, run as pm-warm is, alternated with the others)] [--pm-baseline-daemon-args="FLAGS" (that baseline's daemon flags; alone, the same build with other flags)] [--pm-daemon-args="FLAGS" (none; e.g. --pm-daemon-args="--memory-mode fast")]`,
   );
   process.exit(0);
 }
@@ -78,8 +80,14 @@ const levels = positiveInt(values.levels, '--levels');
 if (count % levels !== 0) usage(`--processes ${count} must split evenly into --levels ${levels}`);
 const readyMs = nonNegativeInt(values['ready-ms'], '--ready-ms');
 const seed = nonNegativeInt(values.seed, '--seed');
-const keys = (values.managers ?? MANAGER_KEYS.join(',')).split(',').map((k) => k.trim());
+const baselineCli = values['pm-baseline-cli'] === undefined ? undefined : resolve(values['pm-baseline-cli']);
+const baselineArgs = values['pm-baseline-daemon-args'] === undefined ? undefined : daemonArgs(values['pm-baseline-daemon-args']);
+const baseline = baselineCli !== undefined || baselineArgs !== undefined;
+// pm-baseline runs when --pm-baseline-cli or --pm-baseline-daemon-args asks for it, and only then.
+if (!baseline && values.managers?.split(',').some((k) => k.trim() === 'pm-baseline')) usage('--managers pm-baseline needs --pm-baseline-cli PATH or --pm-baseline-daemon-args FLAGS: what to compare with');
+const keys = (values.managers ?? MANAGER_KEYS.join(',')).split(',').map((k) => k.trim()).filter((k) => k !== 'pm-baseline');
 for (const key of keys) if (!(MANAGER_KEYS as readonly string[]).includes(key)) usage(`--managers: unknown manager "${key}"; known: ${MANAGER_KEYS.join(', ')}`);
+if (baseline) keys.push('pm-baseline');
 const probe = values['pm-probe'];
 if (probe !== 'tcp' && probe !== 'startup' && probe !== 'exec' && probe !== 'notify') usage(`--pm-probe must be tcp, startup, exec or notify, got "${probe}"`);
 const period = Number(values['probe-period']);
@@ -117,6 +125,7 @@ try {
   const factories: Record<ManagerKey, () => Promise<ColdManager | Skipped>> = {
     pm: () => PmColdManager.create(setup, 'daemon', pmOptions),
     'pm-warm': () => PmColdManager.create(setup, 'warm', pmOptions),
+    'pm-baseline': () => PmColdManager.create(setup, 'warm', { ...pmOptions, cli: baselineCli ?? pmCli, cliShown: baselineCli ?? pmOptions.cliShown, daemonArgs: baselineArgs ?? pmDaemonArgs, baseline: true }),
     'pm-apply': () => PmColdManager.create(setup, 'apply', pmOptions),
     supervisord: () => SupervisordColdManager.create(setup),
     pm2: () => Pm2ColdManager.create(setup, 'ready', lanes),

@@ -5,6 +5,9 @@
 //           the first rename), as systemd is given its units while it runs;
 //   apply:  `pm apply -f DIR` with no daemon (t0: the command is spawned; it starts every process in
 //           dependency order and waits until all are ready).
+// A baseline (--pm-baseline-cli, another build; --pm-baseline-daemon-args, other daemon flags) runs
+// as warm does, alternated with the others in the same run: a change is compared with what it
+// changes under the same load, not across runs.
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +41,8 @@ export interface PmOptions {
   periodSeconds: number;
   /** Added to `pm daemon`'s command line (--pm-daemon-args). */
   daemonArgs: readonly string[];
+  /** This is the baseline (--pm-baseline-cli, --pm-baseline-daemon-args), run as warm is. */
+  baseline?: boolean;
 }
 
 const STOP_TIMEOUT_MS = 30_000;
@@ -101,7 +106,7 @@ export interface PmEvents {
 }
 
 export class PmColdManager implements ColdManager {
-  readonly key: 'pm' | 'pm-warm' | 'pm-apply';
+  readonly key: 'pm' | 'pm-warm' | 'pm-baseline' | 'pm-apply';
   readonly name: string;
   readonly version: string;
   readonly settings: string;
@@ -123,8 +128,9 @@ export class PmColdManager implements ColdManager {
     this.#mode = mode;
     this.#options = options;
     this.version = version;
-    this.key = mode === 'daemon' ? 'pm' : mode === 'warm' ? 'pm-warm' : 'pm-apply';
+    this.key = mode === 'daemon' ? 'pm' : mode === 'apply' ? 'pm-apply' : options.baseline ? 'pm-baseline' : 'pm-warm';
     this.name = { daemon: `pm ${version} daemon`, warm: `pm ${version} daemon, set added while running`, apply: `pm ${version} apply (no daemon)` }[mode];
+    if (options.baseline) this.name = `baseline (${options.cliShown}${options.daemonArgs.length > 0 ? ` ${options.daemonArgs.join(' ')}` : ''}): ${this.name}`;
     this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); ${options.daemonArgs.length > 0 ? `daemon flags ${options.daemonArgs.join(' ')}; ` : ''}daemon and apply defaults otherwise (parallel 8, log level info, daemon memoryMode lean)`;
     const daemon = `node ${PM_NODE_FLAGS.join(' ')} ${options.cliShown} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop${options.daemonArgs.map((a) => ` ${a}`).join('')}`;
     this.command = {

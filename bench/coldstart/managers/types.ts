@@ -2,7 +2,7 @@
 // then, run after run, start the whole set cold and tear it down again.
 import type { Scenario } from '../scenario.js';
 
-export const MANAGER_KEYS = ['pm', 'pm-warm', 'pm-apply', 'supervisord', 'pm2', 'pm2-order', 'systemd', 'systemd-reload', 'compose'] as const;
+export const MANAGER_KEYS = ['pm', 'pm-warm', 'pm-baseline', 'pm-apply', 'supervisord', 'pm2', 'pm2-order', 'systemd', 'systemd-reload', 'compose'] as const;
 export type ManagerKey = (typeof MANAGER_KEYS)[number];
 
 /** Everything a manager needs to configure the children (the same program for all). */
