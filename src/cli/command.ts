@@ -116,9 +116,9 @@ export function pruneScopeOptions(values: Values, paths: readonly string[]): { p
   return { prune, selector };
 }
 
-/** `--parallel N`: a whole number of at least 1 (default 8). */
+/** `--parallel N`: a whole number of at least 1 (default 32). */
 export function parallelOption(values: Values): number {
-  const text = stringOption(values, 'parallel') ?? '8';
+  const text = stringOption(values, 'parallel') ?? '32';
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`--parallel: "${text}" is not a whole number of at least 1`);
   return n;

@@ -14,7 +14,7 @@ export interface PmConfigFile {
    */
   manifests: string;
   /**
-   * How many actions an apply runs at once (a whole number, at least 1). Env PM_PARALLEL, flag --parallel.
+   * How many processes the daemon reconciles at once, and how many actions of a wave pm apply, delete and restart run at once (a whole number, at least 1). Env PM_PARALLEL, flag --parallel.
    */
   parallel: number;
   /**

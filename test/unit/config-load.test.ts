@@ -30,7 +30,7 @@ test('one key through all four layers: each higher layer wins and is reported', 
   await writeFile(file, 'logLevel: warn\nparallel: 2\n');
 
   const defaults = await loadConfig(opts());
-  assert.equal(defaults.config.parallel, 8);
+  assert.equal(defaults.config.parallel, 32);
   assert.deepEqual(defaults.sources.parallel, { source: 'default', detail: 'schema' });
   assert.equal(defaults.file, undefined);
 

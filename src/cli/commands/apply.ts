@@ -53,7 +53,7 @@ export const applyCommand: Command = {
     ['--prune', 'delete managed processes these paths no longer declare'],
     ['-l, --selector K=V', 'with --prune: only prune processes with these labels'],
     ['--timeout DURATION', 'how long to wait for convergence (default 5m)'],
-    ['--parallel N', 'most actions of a wave at once (default 8)'],
+    ['--parallel N', 'most actions of a wave at once (default 32)'],
   ],
   async run(values, _positionals, cli) {
     const paths = listOption(values, 'filename');

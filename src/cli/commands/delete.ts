@@ -22,7 +22,7 @@ export const deleteCommand: Command = {
   optionHelp: [
     ['-f, --filename PATH', 'delete what these manifests declare (repeatable)'],
     ['--ignore-not-found', 'do not fail for names pm does not manage'],
-    ['--parallel N', 'most stops of a wave at once (default 8)'],
+    ['--parallel N', 'most stops of a wave at once (default 32)'],
   ],
   async run(values, positionals, cli) {
     const paths = listOption(values, 'filename');

@@ -26,7 +26,7 @@ export const restartCommand: Command = {
   optionHelp: [
     ['--later', 'only record the request; the next pm apply restarts it'],
     ['--timeout DURATION', 'how long to wait for the restarted processes to be ready (default 5m)'],
-    ['--parallel N', 'most actions of a wave at once (default 8)'],
+    ['--parallel N', 'most actions of a wave at once (default 32)'],
   ],
   async run(values, positionals, cli) {
     if (positionals.length === 0) throw new UsageError('pm restart needs the NAME of a process', 'e.g. pm restart api; pm get lists them');
