@@ -15,13 +15,14 @@
 // need them; for Compose, the Docker Engine and busybox-static as the tests need them, and Debian's
 // docker-compose (installed as root when neither it nor the plugin is there; run by default up to
 // 30 processes only). Every manager and child is stopped after each run, on failure and on Ctrl-C.
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { benchArgs } from './args.js';
 import { startBenchRun } from './run.js';
+import { scratchFilesystem } from './scratch-fs.js';
 import { reporterBinary } from './daemon/child.js';
 import { DEFAULT_CLI } from './daemon/managers/pm.js';
 import { cmdline, cpuTimes, killHard } from './daemon/proc.js';
@@ -103,6 +104,7 @@ const repo = fileURLToPath(new URL('..', import.meta.url));
 const smoke = runs < 10 || count !== 100 || levels !== 5 || readyMs !== 100;
 
 const { progress, command, startedAt, loadAtStart, machine, cleanup, root, fail, exit } = await startBenchRun('coldstart');
+const scratch = { folder: root, ...scratchFilesystem(root) };
 
 
 let exitCode = 0;
@@ -163,7 +165,7 @@ try {
     }
   }
 
-  const report = renderReport({ startedAt, command, machine, loadAtStart, loadAtEnd: loadAverage(), smoke, scenario, child, managers, skipped, results, wallSeconds: (Date.now() - startedAt.getTime()) / 1000 });
+  const report = renderReport({ startedAt, command, machine, scratch, loadAtStart, loadAtEnd: loadAverage(), smoke, scenario, child, managers, skipped, results, wallSeconds: (Date.now() - startedAt.getTime()) / 1000 });
   console.log(`\n${report}\n`);
   if (values.raw !== undefined) {
     await writeFile(values.raw, results.map((r) => `${JSON.stringify(r)}\n`).join(''));
@@ -174,6 +176,8 @@ try {
   /** One cold start: prepare (untimed), t0, ask, wait for every ready report, tear down, check that every child is gone. */
   async function coldStart(manager: ColdManager, index: number, reports: ColdReports, names: readonly string[]): Promise<RunResult> {
     if (reports.liveCount > 0) throw new Error(`${reports.liveCount} children of an earlier run are still alive`);
+    // Kept until the end (the temp folder goes then): removing a run's files at once would slow
+    // the creates of the runs after it on ext4 without a journal (bench/scratch-fs.ts).
     const dir = join(root, 'runs', `${manager.key}-${index + 1}`);
     await mkdir(dir, { recursive: true });
     const run = reports.beginRun();
@@ -201,7 +205,6 @@ try {
       if (!(manager instanceof SystemdColdManager || manager instanceof ComposeColdManager)) killChildren(reports.livePids(), child.path);
       throw new Error(`${manager.name}, run ${index + 1}, after its teardown: ${error.message}`);
     });
-    await rm(dir, { recursive: true, force: true });
     progress(
       `run ${index + 1}/${runs} ${manager.name}: ${result.totalMs.toFixed(0)} ms to all ready (first start ${result.firstStartMs.toFixed(0)} ms; ${result.violations} order violations${result.restarted > 0 ? `; ${result.restarted} started twice` : ''})`,
     );
