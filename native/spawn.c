@@ -394,21 +394,22 @@ static void read_start_time(pid_t pid, char *out, size_t size) {
 static int open_files(spawn_request *r) {
   for (uint32_t i = 0; i < r->fd_count; i++) {
     if (r->open_paths[i] == NULL) continue;
-    int fd = -1;
-    for (uint32_t j = 0; j < i; j++) {
+    int fd = -1, shared = 0;
+    for (uint32_t j = 0; j < i && !shared; j++) {
       if (r->open_paths[j] != NULL && r->open_flags[j] == r->open_flags[i] && strcmp(r->open_paths[j], r->open_paths[i]) == 0) {
+        // The same description, never a second open: lines to either keep their order.
+        shared = 1;
         fd = fcntl(r->tmp_fds[j], F_DUPFD_CLOEXEC, (int)r->fd_count);
-        break;
       }
     }
-    if (fd < 0) {
+    if (!shared) {
       int opened = open(r->open_paths[i], r->open_flags[i] | O_CLOEXEC, (mode_t)r->open_modes[i]);
-      if (opened < 0) {
-        r->failed_fd = (int)i;
-        return errno;
+      fd = opened < 0 || opened >= (int)r->fd_count ? opened : fcntl(opened, F_DUPFD_CLOEXEC, (int)r->fd_count);
+      if (fd != opened) {
+        int saved = errno;
+        close(opened);
+        errno = saved;
       }
-      fd = opened >= (int)r->fd_count ? opened : fcntl(opened, F_DUPFD_CLOEXEC, (int)r->fd_count);
-      if (fd != opened) close(opened);
     }
     if (fd < 0) {
       r->failed_fd = (int)i;
@@ -605,6 +606,10 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
   napi_get_array_length(env, args[4], &r->fd_count);
   size_t slots = r->fd_count == 0 ? 1 : r->fd_count;
   r->tmp_fds = calloc(slots, sizeof *r->tmp_fds);
+  // -1 at once: free_request closes every slot that is not, and 0 is a descriptor (pm's stdin).
+  if (r->tmp_fds != NULL) {
+    for (size_t i = 0; i < slots; i++) r->tmp_fds[i] = -1;
+  }
   r->open_paths = calloc(slots, sizeof *r->open_paths);
   r->open_flags = calloc(slots, sizeof *r->open_flags);
   r->open_modes = calloc(slots, sizeof *r->open_modes);
@@ -614,7 +619,6 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
     err = ENOMEM;
     goto fail;
   }
-  for (uint32_t i = 0; i < r->fd_count; i++) r->tmp_fds[i] = -1;
   for (uint32_t i = 0; i < r->fd_count; i++) {
     napi_value item;
     napi_valuetype item_type;
@@ -628,6 +632,7 @@ static napi_value Spawn(napi_env env, napi_callback_info info) {
       napi_get_named_property(env, item, "mode", &mode);
       r->open_paths[i] = string_of(env, path);
       if (r->open_paths[i] == NULL || napi_get_value_int32(env, flags, &r->open_flags[i]) != napi_ok || napi_get_value_int32(env, mode, &r->open_modes[i]) != napi_ok) {
+        if (r->pipe_write >= 0) close(r->pipe_write);
         free_request(r);
         napi_throw_type_error(env, NULL, "spawn: a file to open is { path: string, flags: number, mode: number }");
         return NULL;

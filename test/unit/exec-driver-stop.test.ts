@@ -196,6 +196,7 @@ test('stop: safe to call twice, and concurrently', async (t) => {
 
   const [a, b] = await Promise.all([driver.stop(handle, LONG_GRACE), driver.stop(handle, LONG_GRACE)]);
   assert.equal(a.wasRunning && b.wasRunning, true);
+  assert.deepEqual(b, a, 'one stop, one outcome');
   const again = await driver.stop(handle, LONG_GRACE);
   assert.equal(again.wasRunning, false);
   assert.equal(again.forced, false);

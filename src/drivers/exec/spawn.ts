@@ -88,10 +88,11 @@ export async function spawnProcess(request: StartRequest, cgroup?: RunCgroup, sp
   const native = request.uid === undefined && request.gid === undefined ? spawner : undefined;
   const tracker = new SpawnedChild();
   let launched: Launched | Error | undefined;
-  if (native) {
+  // A NUL byte in a path is refused by the spawner as a bad argument; opened here, it is named as the log file's fault.
+  if (native && ![files.logs.stdout, files.logs.stderr, files.ready ?? ''].some((path) => path.includes('\0'))) {
     // The spawner opens the files in its own thread, with the spawn: one thread-pool round trip
-    // per start, not three. When it cannot open one, nothing started, and pm opens them itself
-    // below, which makes a missing log folder or says what is wrong.
+    // for the files and the spawn, not three. When it cannot open one, nothing started, and pm
+    // opens them itself below, which makes a missing log folder or says what is wrong.
     const log = (path: string): FileToOpen => ({ path, flags: APPEND, mode: LOG_FILE_MODE });
     const ready: FileToOpen | undefined = files.ready === undefined ? undefined : { path: files.ready, flags: EMPTIED, mode: READY_FILE_MODE };
     const opening = childFds(files, log(files.logs.stdout), log(files.logs.stderr), ready);
