@@ -131,7 +131,7 @@ export class PmColdManager implements ColdManager {
     this.key = mode === 'daemon' ? 'pm' : mode === 'apply' ? 'pm-apply' : options.baseline ? 'pm-baseline' : 'pm-warm';
     this.name = { daemon: `pm ${version} daemon`, warm: `pm ${version} daemon, set added while running`, apply: `pm ${version} apply (no daemon)` }[mode];
     if (options.baseline) this.name = `baseline (${options.cliShown}${options.daemonArgs.length > 0 ? ` ${options.daemonArgs.join(' ')}` : ''}): ${this.name}`;
-    this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); ${options.daemonArgs.length > 0 ? `daemon flags ${options.daemonArgs.join(' ')}; ` : ''}daemon and apply defaults otherwise (parallel 32, log level info, daemon memoryMode lean)`;
+    this.settings = `one manifest per process: \`dependsOn: [{name, condition: ready}]\` for each dependency; ${describeProbe(options.probe, options.periodSeconds)}; minReadySeconds 0 (its default, 1 s, would add a second per level); ${options.daemonArgs.length > 0 ? `daemon flags ${options.daemonArgs.join(' ')}; ` : ''}daemon and apply defaults otherwise (parallel ${options.baseline ? "the build's default (32 since commit 6a98d60, 8 before)" : '32'}, log level info, daemon memoryMode lean)`;
     const daemon = `node ${PM_NODE_FLAGS.join(' ')} ${options.cliShown} daemon -f DIR --state-dir TMP --listen 127.0.0.1:0 --shutdown stop${options.daemonArgs.map((a) => ` ${a}`).join('')}`;
     this.command = {
       daemon: daemon,

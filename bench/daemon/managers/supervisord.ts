@@ -9,6 +9,11 @@ import type { Manager, ManagerContext, ProcessSpec, Skipped } from '../manager.j
 import { aptInstall, Background, isAlive, mustRun, onPath, runCommand, tail } from '../proc.js';
 
 const STOP_TIMEOUT_MS = 20_000;
+/**
+ * Added per program: supervisord stops its programs in turns of its 1-second loop, and 100 took
+ * longer than 20 s once (bench:footprint, 2026-11-28 03:19 UTC); 10 took 4.2 s.
+ */
+const STOP_MS_PER_PROGRAM = 1_000;
 /** Where Debian's own supervisord service would write its pid, were the package's postinst to start it. */
 const SYSTEM_PIDFILE = '/var/run/supervisord.pid';
 
@@ -72,6 +77,7 @@ export class SupervisordManager implements Manager {
   readonly #paths: { supervisord: string; supervisorctl: string };
   #daemon: Background | undefined;
   #stopped: Promise<void> | undefined;
+  #programs = 0;
 
   private constructor(context: ManagerContext, paths: { supervisord: string; supervisorctl: string }, version: string) {
     this.#dir = context.dir;
@@ -92,6 +98,7 @@ export class SupervisordManager implements Manager {
 
   async start(processes: ProcessSpec[]): Promise<void> {
     await writeFile(this.#config, supervisordConfig(processes, this.#dir));
+    this.#programs = processes.length;
     this.#daemon = await Background.start([this.#paths.supervisord, '-n', '-c', this.#config], { cwd: this.#dir, logFile: join(this.#dir, 'stdout.log') });
   }
 
@@ -109,8 +116,9 @@ export class SupervisordManager implements Manager {
       const daemon = this.#daemon;
       if (!daemon?.running) return;
       // supervisorctl shutdown stops every program (stopsignal TERM, stopwaitsecs 10) and exits.
-      await runCommand([this.#paths.supervisorctl, '-c', this.#config, 'shutdown'], { timeoutMs: STOP_TIMEOUT_MS }).catch(() => undefined);
-      if (!(await daemon.stop('SIGTERM', STOP_TIMEOUT_MS))) throw new Error(`supervisord (pid ${daemon.pid}) did not stop; killed`);
+      const timeoutMs = STOP_TIMEOUT_MS + STOP_MS_PER_PROGRAM * this.#programs;
+      await runCommand([this.#paths.supervisorctl, '-c', this.#config, 'shutdown'], { timeoutMs }).catch(() => undefined);
+      if (!(await daemon.stop('SIGTERM', timeoutMs))) throw new Error(`supervisord (pid ${daemon.pid}) did not stop within ${timeoutMs} ms; killed`);
       if (isAlive(daemon.pid)) throw new Error(`supervisord (pid ${daemon.pid}) is still alive`);
     })();
     return this.#stopped;
