@@ -1,8 +1,9 @@
 // What file system a bench's scratch folder is on, for its report: the managers that create files
 // as they start processes (pm's logs and notify files, supervisord's and PM2's logs) are measured
-// on it too. ext4 without a journal is named as such: there, creating a file takes longer for about
-// a minute after many files were deleted (the kernel's recently_deleted check in find_inode_bit,
-// made only when the file system has no journal): up to 0.3 ms per file here, against 0.02.
+// on it too. ext4 without a journal is named as such: there, inode allocation skips inodes freed in
+// the last 60 s (360 s while their inode table block is unwritten; recently_deleted in
+// fs/ext4/ialloc.c, checked only without a journal), so creates are slower for minutes after
+// deletions nearby (node bench/file-create.mjs measures it).
 import { execFileSync } from 'node:child_process';
 import { readdirSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';

@@ -49,7 +49,7 @@ export function renderReport(input: ReportInput): string {
   lines.push(`- machine: ${input.machine.cores} × ${input.machine.cpu}; ${input.machine.os}, ${input.machine.kernel}; Node ${input.machine.node}`);
   lines.push(`- load average (1, 5, 15 min): ${input.loadAtStart} at the start, ${input.loadAtEnd} at the end`);
   lines.push(
-    `- scratch folder (each run's configuration, pm's state directory and every manager's log files): ${input.scratch.folder}, on ${input.scratch.description}; every run's folder is kept until the end of the bench${input.scratch.slowAfterDeletes ? ". On ext4 without a journal, creating a file is slower for about a minute after many deletions (up to 0.3 ms a file here, against 0.02): pm, supervisord and PM2 create log files as they start processes, systemd does not, so runs soon after another bench's cleanup are slower for those three" : ''}`,
+    `- scratch folder (each run's configuration, pm's state directory and every manager's log files): ${input.scratch.folder}, on ${input.scratch.description}; every run's folder is kept until the end of the bench${input.scratch.slowAfterDeletes ? ". On ext4 without a journal, creating files is slower for minutes after deletions nearby (`node bench/file-create.mjs`): pm, supervisord and PM2 create log files as they start processes, systemd does not, so runs soon after another bench's cleanup are slower for those three" : ''}`,
   );
   lines.push(
     `- scenario: ${scenario.processes.length} processes in ${scenario.levels} levels of ${scenario.width}; each above level 0 depends on 2–3 of the level below (${edges} edges, seed ${scenario.seed}, listed at the end); every process is ready ${scenario.readyMs} ms after it starts`,
